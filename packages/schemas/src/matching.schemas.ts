@@ -1,0 +1,82 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { Base64Image, CommonConfigProps, Envelope, ItemError, RelativePath, Score, schemaId } from './common.schemas.js';
+
+export const MAX_MATCH_NEIGHBORS = 200;
+
+export const MatchedItem = Type.Object({
+  relative_path: Type.String(),
+  score: Score,
+  inliers: Type.Integer({ minimum: 0 }),
+});
+export type MatchedItem = Static<typeof MatchedItem>;
+
+export const MatchRequest = Type.Object(
+  {
+    candidate: Type.Optional(RelativePath),
+    candidate_base64: Type.Optional(Base64Image),
+    neighbors: Type.Array(RelativePath, { minItems: 0, maxItems: MAX_MATCH_NEIGHBORS }),
+    threshold: Type.Optional(Score),
+  },
+  {
+    $id: schemaId('matching/match-request'),
+    additionalProperties: false,
+    oneOf: [{ required: ['candidate'] }, { required: ['candidate_base64'] }],
+  },
+);
+export type MatchRequest = Static<typeof MatchRequest>;
+
+export const MatchResponse = Envelope(
+  'matching/match-response',
+  Type.Object({
+    duplicated: Type.Array(MatchedItem),
+    /** Every neighbour that was verified, with its score, duplicated or not. */
+    checked: Type.Array(MatchedItem),
+    /** Neighbours that could not be verified (missing file, bad image), per item. */
+    errors: Type.Array(Type.Intersect([Type.Object({ relative_path: Type.String() }), ItemError])),
+  }),
+);
+export type MatchResponse = Static<typeof MatchResponse>;
+
+export const CompareRequest = Type.Object(
+  {
+    candidate: Type.Optional(RelativePath),
+    candidate_base64: Type.Optional(Base64Image),
+    target: Type.Optional(RelativePath),
+    target_base64: Type.Optional(Base64Image),
+  },
+  {
+    $id: schemaId('matching/compare-request'),
+    additionalProperties: false,
+    allOf: [
+      { oneOf: [{ required: ['candidate'] }, { required: ['candidate_base64'] }] },
+      { oneOf: [{ required: ['target'] }, { required: ['target_base64'] }] },
+    ],
+  },
+);
+export type CompareRequest = Static<typeof CompareRequest>;
+
+export const CompareResponse = Envelope(
+  'matching/compare-response',
+  Type.Object({ score: Score, inliers: Type.Integer({ minimum: 0 }), duplicated: Type.Boolean() }),
+);
+export type CompareResponse = Static<typeof CompareResponse>;
+
+export const MatchingConfig = Type.Object(
+  {
+    ...CommonConfigProps,
+    SERVER_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8300 }),
+    SOURCE_DIR: Type.String({ default: './images', description: 'Root for `candidate` paths.' }),
+    TARGET_DIR: Type.String({ default: './images', description: 'Root for `neighbors` paths.' }),
+    THRESHOLD: Type.Number({ minimum: 0, maximum: 1, default: 0.5 }),
+    WIDTH: Type.Integer({ minimum: 128, maximum: 4096, default: 512 }),
+    HEIGHT: Type.Integer({ minimum: 128, maximum: 4096, default: 512 }),
+    NB_WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: 2 }),
+    MAX_KEYPOINTS: Type.Integer({ minimum: 16, maximum: 20000, default: 1000 }),
+    CACHE_ENTRIES: Type.Integer({ minimum: 0, default: 5000 }),
+    QUEUE_LIMIT: Type.Integer({ minimum: 1, default: 1024 }),
+    MAX_IMAGE_BYTES: Type.Integer({ minimum: 1, default: 20 * 1024 * 1024 }),
+    MAX_PIXELS: Type.Integer({ minimum: 1, default: 50_000_000 }),
+  },
+  { $id: schemaId('config/instance-matching'), additionalProperties: true },
+);
+export type MatchingConfig = Static<typeof MatchingConfig>;

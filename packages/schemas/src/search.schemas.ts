@@ -1,0 +1,127 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { CommonConfigProps, Envelope, Metadata, RelativePath, Score, schemaId } from './common.schemas.js';
+
+export const MAX_NEIGHBORS = 1000;
+export const MAX_DIMENSION = 4096;
+export const MAX_UPSERT_ITEMS = 1000;
+export const MAX_DELETE_ITEMS = 10000;
+
+const Vector = Type.Array(Type.Number(), { minItems: 1, maxItems: MAX_DIMENSION });
+
+export const SearchRequest = Type.Object(
+  {
+    nb_neighbors: Type.Integer({ minimum: 1, maximum: MAX_NEIGHBORS }),
+    vec_features: Vector,
+    min_score: Type.Optional(Score),
+    ef: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000 })),
+  },
+  { $id: schemaId('search/search-request'), additionalProperties: false },
+);
+export type SearchRequest = Static<typeof SearchRequest>;
+
+export const Neighbor = Type.Object({
+  relative_path: Type.String(),
+  score: Score,
+  metadata: Type.Optional(Metadata),
+});
+export type Neighbor = Static<typeof Neighbor>;
+
+export const SearchResponse = Envelope('search/search-response', Type.Object({ neighbors: Type.Array(Neighbor) }));
+export type SearchResponse = Static<typeof SearchResponse>;
+
+export const VectorItem = Type.Object(
+  { relative_path: RelativePath, vec_features: Vector, metadata: Type.Optional(Metadata) },
+  { additionalProperties: false },
+);
+export type VectorItem = Static<typeof VectorItem>;
+
+export const UpsertRequest = Type.Object(
+  { items: Type.Array(VectorItem, { minItems: 1, maxItems: MAX_UPSERT_ITEMS }) },
+  { $id: schemaId('search/upsert-request'), additionalProperties: false },
+);
+export type UpsertRequest = Static<typeof UpsertRequest>;
+export const UpsertResponse = Envelope(
+  'search/upsert-response',
+  Type.Object({ inserted: Type.Integer(), replaced: Type.Integer(), count: Type.Integer() }),
+);
+export type UpsertResponse = Static<typeof UpsertResponse>;
+
+export const DeleteRequest = Type.Object(
+  { relative_paths: Type.Array(RelativePath, { minItems: 1, maxItems: MAX_DELETE_ITEMS }) },
+  { $id: schemaId('search/delete-request'), additionalProperties: false },
+);
+export type DeleteRequest = Static<typeof DeleteRequest>;
+export const DeleteResponse = Envelope(
+  'search/delete-response',
+  Type.Object({ deleted: Type.Integer(), not_found: Type.Array(Type.String()), count: Type.Integer() }),
+);
+export type DeleteResponse = Static<typeof DeleteResponse>;
+
+export const ListQuery = Type.Object(
+  {
+    offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+    include_vectors: Type.Optional(Type.Boolean({ default: false })),
+  },
+  { $id: schemaId('search/list-query'), additionalProperties: false },
+);
+export type ListQuery = Static<typeof ListQuery>;
+export const ListResponse = Envelope(
+  'search/list-response',
+  Type.Object({
+    total: Type.Integer(),
+    offset: Type.Integer(),
+    limit: Type.Integer(),
+    items: Type.Array(
+      Type.Object({
+        relative_path: Type.String(),
+        metadata: Type.Optional(Metadata),
+        vec_features: Type.Optional(Type.Array(Type.Number())),
+      }),
+    ),
+  }),
+);
+export type ListResponse = Static<typeof ListResponse>;
+
+export const DistanceType = Type.Union([Type.Literal('Cosine'), Type.Literal('L2'), Type.Literal('InnerProduct')]);
+export type DistanceType = Static<typeof DistanceType>;
+
+export const StatsResponse = Envelope(
+  'search/stats-response',
+  Type.Object({
+    count: Type.Integer(),
+    dimension: Type.Integer(),
+    distance: DistanceType,
+    mode: Type.Union([Type.Literal('hnsw'), Type.Literal('exact')]),
+    index: Type.Object({
+      M: Type.Integer(),
+      ef_construction: Type.Integer(),
+      ef_search: Type.Integer(),
+      capacity: Type.Integer(),
+    }),
+    last_persisted: Type.Union([Type.String(), Type.Null()]),
+    wal_records: Type.Integer(),
+  }),
+);
+export type StatsResponse = Static<typeof StatsResponse>;
+
+export const SearchConfig = Type.Object(
+  {
+    ...CommonConfigProps,
+    SERVER_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8800 }),
+    LOCATION: Type.String({ default: './embeddings', description: 'Folder of *.jsonl embedding files; also holds the persisted index.' }),
+    DATA_DIR: Type.String({ default: '', description: 'Where the snapshot and WAL live; LOCATION/.index when empty.' }),
+    BATCH_SIZE: Type.Integer({ minimum: 1, default: 1000, description: 'Lines per chunk when loading JSONL.' }),
+    DIMENSION: Type.Integer({ minimum: 1, maximum: MAX_DIMENSION, default: 256 }),
+    DISTANCE_TYPE: Type.Union([Type.Literal('Cosine'), Type.Literal('L2'), Type.Literal('InnerProduct')], { default: 'Cosine' }),
+    HNSW_M: Type.Integer({ minimum: 2, maximum: 128, default: 16 }),
+    HNSW_EF_CONSTRUCTION: Type.Integer({ minimum: 1, maximum: 4096, default: 200 }),
+    HNSW_EF_SEARCH: Type.Integer({ minimum: 1, maximum: 10000, default: 64 }),
+    INDEX_MODE: Type.Union([Type.Literal('auto'), Type.Literal('hnsw'), Type.Literal('exact')], { default: 'auto' }),
+    EXACT_MAX: Type.Integer({ minimum: 0, default: 2000, description: 'In auto mode, collections up to this size are searched exactly.' }),
+    SNAPSHOT_INTERVAL_MS: Type.Integer({ minimum: 0, default: 60000 }),
+    SNAPSHOT_WAL_RECORDS: Type.Integer({ minimum: 1, default: 10000, description: 'Snapshot after this many logged mutations.' }),
+  },
+  { $id: schemaId('config/contextual-search'), additionalProperties: true },
+);
+export type SearchConfig = Static<typeof SearchConfig>;

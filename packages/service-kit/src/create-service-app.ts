@@ -1,0 +1,109 @@
+import express, { type Express, type ErrorRequestHandler, type RequestHandler } from 'express';
+import { randomUUID } from 'node:crypto';
+import type { Registry } from 'prom-client';
+import { buildOpenApi, type ReadyBody, type RouteDoc } from '@doppel/schemas';
+import { AppError, isAppError } from './app-error.js';
+import { sendError, sendOk } from './envelope.js';
+import { httpMetrics } from './metrics.js';
+import type { Logger } from './logger.js';
+
+export type ReadinessCheck = () => Promise<{ ok: boolean; detail?: string }> | { ok: boolean; detail?: string };
+
+export interface ServiceAppOptions {
+  service: string;
+  version?: string;
+  registry: Registry;
+  logger: Logger;
+  /** Named readiness checks; /readyz answers 503 while any is failing. */
+  readiness?: Record<string, ReadinessCheck>;
+  /** Route documentation for /openapi.json. */
+  docs?: RouteDoc[];
+  /** Mounts the service's own routes. */
+  routes: (app: Express) => void;
+}
+
+const requestContext = (logger: Logger): RequestHandler => (req, res, next) => {
+  const header = req.headers['x-request-id'];
+  const id = typeof header === 'string' && /^[\w.-]{1,128}$/.test(header) ? header : randomUUID();
+  res.setHeader('x-request-id', id);
+  const log = logger.child({ req_id: id });
+  res.locals.log = log;
+  const start = process.hrtime.bigint();
+  res.on('finish', () => {
+    const ms = Number(process.hrtime.bigint() - start) / 1e6;
+    log.debug({ method: req.method, url: req.originalUrl, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, 'request');
+  });
+  next();
+};
+
+/** body-parser and multipart errors carry `type`/`code`; map them to the catalogue. */
+function fromFrameworkError(err: unknown): AppError | undefined {
+  const e = err as { type?: string; status?: number; code?: string; message?: string };
+  if (e?.type === 'entity.too.large' || e?.code === 'LIMIT_FILE_SIZE') return new AppError('PAYLOAD_TOO_LARGE', 'request body is too large');
+  if (e?.type === 'entity.parse.failed') return new AppError('INVALID_JSON', 'request body is not valid JSON');
+  if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') return new AppError('UNSUPPORTED_MEDIA_TYPE', e.message ?? 'unsupported encoding');
+  if (e?.type === 'request.aborted') return new AppError('INVALID_REQUEST', 'request aborted');
+  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && typeof e.type === 'string') {
+    return new AppError('INVALID_REQUEST', e.message ?? 'invalid request', { status: e.status });
+  }
+  return undefined;
+}
+
+function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    const appErr = isAppError(err) ? err : fromFrameworkError(err);
+    const log = (res.locals.log as Logger | undefined) ?? logger;
+    if (res.headersSent) {
+      log.error({ err }, 'error after response started');
+      res.destroy();
+      return;
+    }
+    if (appErr) {
+      if (appErr.status >= 500) log.warn({ code: appErr.code, msg: appErr.message }, 'request failed');
+      sendError(res, appErr.status, appErr.code, appErr.message, appErr.retryAfter);
+      return;
+    }
+    log.error({ err, method: req.method, url: req.originalUrl }, 'unexpected error');
+    sendError(res, 500, 'INTERNAL', 'internal error');
+  };
+}
+
+/**
+ * The common skeleton of every service: request ids, logs, metrics, health,
+ * readiness, OpenAPI, the service's routes, then 404 and the one error middleware.
+ */
+export function createServiceApp(opts: ServiceAppOptions): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+  app.use(requestContext(opts.logger));
+  app.use(httpMetrics(opts.registry));
+
+  app.get('/healthz', (_req, res) => sendOk(res, { status: 'ok', service: opts.service }));
+  app.get('/readyz', async (_req, res) => {
+    const checks: ReadyBody['checks'] = {};
+    for (const [name, check] of Object.entries(opts.readiness ?? {})) {
+      try {
+        const r = await check();
+        checks[name] = r.detail === undefined ? { ok: r.ok } : r;
+      } catch (e) {
+        checks[name] = { ok: false, detail: (e as Error).message };
+      }
+    }
+    const failing = Object.entries(checks).filter(([, c]) => !c.ok);
+    if (failing.length === 0) return sendOk(res, { ready: true, service: opts.service, checks });
+    sendError(res, 503, 'UNAVAILABLE', `not ready: ${failing.map(([n, c]) => `${n}${c.detail ? ` (${c.detail})` : ''}`).join(', ')}`, 1);
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.setHeader('Content-Type', opts.registry.contentType);
+    res.send(await opts.registry.metrics());
+  });
+  const openapi = buildOpenApi({ title: opts.service, version: opts.version ?? '0.1.0' }, opts.docs ?? []);
+  app.get('/openapi.json', (_req, res) => res.json(openapi));
+
+  opts.routes(app);
+
+  app.use((req, _res, next) => next(new AppError('NOT_FOUND', `no route for ${req.method} ${req.path}`)));
+  app.use(errorHandler(opts.logger));
+  return app;
+}

@@ -1,0 +1,35 @@
+/**
+ * Helpers for tests that speak HTTP to a real app. Kept out of the main entry so
+ * production code never imports them.
+ */
+export interface EnvelopeReply {
+  status: number;
+  headers: Headers;
+  // Tests inspect arbitrary response shapes; the schemas are checked separately.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  body: { global_status: 0 | 1; error_message: string; error_code?: string; response: any };
+}
+
+export async function call(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  init: { headers?: Record<string, string>; raw?: string | Uint8Array | FormData } = {},
+): Promise<EnvelopeReply> {
+  const headers: Record<string, string> = { ...init.headers };
+  let payload: string | Uint8Array | FormData | undefined = init.raw;
+  if (body !== undefined) {
+    headers['content-type'] ??= 'application/json';
+    payload = JSON.stringify(body);
+  }
+  const r = await fetch(base + path, { method, headers, body: payload });
+  const text = await r.text();
+  let parsed: EnvelopeReply['body'];
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new Error(`${method} ${path}: non-JSON reply ${r.status}: ${text.slice(0, 200)}`);
+  }
+  return { status: r.status, headers: r.headers, body: parsed };
+}
