@@ -3,10 +3,17 @@ import { Base64Image, CommonConfigProps, Envelope, ItemError, RelativePath, Scor
 
 export const MAX_MATCH_NEIGHBORS = 200;
 
+/** A point in normalised image coordinates: x / width, y / height. */
+const NormPoint = Type.Tuple([Type.Number(), Type.Number()]);
+
 export const MatchedItem = Type.Object({
   relative_path: Type.String(),
   score: Score,
   inliers: Type.Integer({ minimum: 0 }),
+  /** How the pair was verified: SIFT + RANSAC, or the dense check for low-texture images. */
+  method: Type.Optional(Type.Union([Type.Literal('sift'), Type.Literal('dense')])),
+  /** The candidate's corners projected into the neighbour image (the matched region). */
+  region: Type.Optional(Type.Array(NormPoint, { minItems: 4, maxItems: 4 })),
 });
 export type MatchedItem = Static<typeof MatchedItem>;
 
