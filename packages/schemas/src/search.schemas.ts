@@ -5,6 +5,8 @@ export const MAX_NEIGHBORS = 1000;
 export const MAX_DIMENSION = 4096;
 export const MAX_UPSERT_ITEMS = 1000;
 export const MAX_DELETE_ITEMS = 10000;
+/** Serialized size cap of one item's metadata: it is kept in memory and in every snapshot. */
+export const MAX_METADATA_BYTES = 16 * 1024;
 
 const Vector = Type.Array(Type.Number(), { minItems: 1, maxItems: MAX_DIMENSION });
 
@@ -101,6 +103,11 @@ export const StatsResponse = Envelope(
     }),
     last_persisted: Type.Union([Type.String(), Type.Null()]),
     wal_records: Type.Integer(),
+    /** Slots of deleted vectors waiting to be reused by the next inserts. */
+    deleted_slots: Type.Integer(),
+    /** Deleted paths remembered so a JSONL seed cannot resurrect them. */
+    tombstones: Type.Integer(),
+    ready: Type.Boolean(),
   }),
 );
 export type StatsResponse = Static<typeof StatsResponse>;
@@ -115,12 +122,13 @@ export const SearchConfig = Type.Object(
     DIMENSION: Type.Integer({ minimum: 1, maximum: MAX_DIMENSION, default: 256 }),
     DISTANCE_TYPE: Type.Union([Type.Literal('Cosine'), Type.Literal('L2'), Type.Literal('InnerProduct')], { default: 'Cosine' }),
     HNSW_M: Type.Integer({ minimum: 2, maximum: 128, default: 16 }),
-    HNSW_EF_CONSTRUCTION: Type.Integer({ minimum: 1, maximum: 4096, default: 200 }),
+    HNSW_EF_CONSTRUCTION: Type.Integer({ minimum: 1, maximum: 4096, default: 100 }),
     HNSW_EF_SEARCH: Type.Integer({ minimum: 1, maximum: 10000, default: 64 }),
     INDEX_MODE: Type.Union([Type.Literal('auto'), Type.Literal('hnsw'), Type.Literal('exact')], { default: 'auto' }),
-    EXACT_MAX: Type.Integer({ minimum: 0, default: 2000, description: 'In auto mode, collections up to this size are searched exactly.' }),
+    EXACT_MAX: Type.Integer({ minimum: 0, default: 50, description: 'In auto mode, collections up to this size are searched exactly (measured crossover: bench/search).' }),
     SNAPSHOT_INTERVAL_MS: Type.Integer({ minimum: 0, default: 60000 }),
     SNAPSHOT_WAL_RECORDS: Type.Integer({ minimum: 1, default: 10000, description: 'Snapshot after this many logged mutations.' }),
+    SNAPSHOT_KEEP: Type.Integer({ minimum: 1, maximum: 10, default: 2, description: 'Snapshots kept on disk; older ones are the fallback when the newest is corrupt.' }),
   },
   { $id: schemaId('config/contextual-search'), additionalProperties: true },
 );

@@ -1,1 +1,2 @@
-export {};
+export { createApp, dataDirOf, SERVICE_NAME, type AppDeps } from './app.js';
+export { scoreOf } from './hnsw.index.js';

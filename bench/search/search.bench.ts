@@ -1,0 +1,308 @@
+/**
+ * contextual-search benchmark: prints figures, asserts nothing.
+ *   node --conditions=source --import tsx bench/search/search.bench.ts
+ * Env: BENCH_N (100000), BENCH_DIM (512), BENCH_QUERIES (200), BENCH_SWEEP_N (10000, 0 = skip),
+ *      BENCH_JSONL_N (20000), BENCH_HTTP_SECONDS (8), BENCH_M / BENCH_EFC (service defaults).
+ * Single-threaded in-process figures; the machine is shared, so expect noise.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Registry, createLogger, loadConfig } from '../../packages/service-kit/src/index.js';
+import { SearchConfig } from '../../packages/schemas/src/index.js';
+import { createApp } from '../../services/contextual-search/src/app.js';
+import { ExactIndex } from '../../services/contextual-search/src/exact.index.js';
+import { HnswIndex } from '../../services/contextual-search/src/hnsw.index.js';
+
+const env = (k: string, d: number): number => (process.env[k] === undefined ? d : Number(process.env[k]));
+const N = env('BENCH_N', 100_000);
+const DIM = env('BENCH_DIM', 512);
+const Q = env('BENCH_QUERIES', 200);
+const SWEEP_N = env('BENCH_SWEEP_N', 10_000);
+const JSONL_N = env('BENCH_JSONL_N', 20_000);
+const HTTP_SECONDS = env('BENCH_HTTP_SECONDS', 8);
+const defaults = loadConfig(SearchConfig, {});
+const M = env('BENCH_M', defaults.HNSW_M);
+const EFC = env('BENCH_EFC', defaults.HNSW_EF_CONSTRUCTION);
+const K = 10;
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+const out = (label: string, value: string) => console.log(`${label.padEnd(52)} ${value}`);
+const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+
+// ---------------------------------------------------------------- data
+/** mulberry32: reproducible runs. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+function gauss(r: () => number): number {
+  return Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());
+}
+/** Clustered data: 1000 gaussian centres, points = centre + noise (sigma 1 per dimension, as for the centres: clusters overlap, which makes the search hard). */
+function makeData(n: number, dim: number, seed: number, centres: Float32Array, nc: number): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(n * dim);
+  for (let i = 0; i < n; i++) {
+    const c = Math.floor(r() * nc);
+    for (let j = 0; j < dim; j++) out[i * dim + j] = centres[c * dim + j]! + gauss(r);
+  }
+  return out;
+}
+const row = (data: Float32Array, i: number, dim: number): number[] => Array.from(data.subarray(i * dim, (i + 1) * dim));
+
+const NC = 1000;
+const cr = rng(1);
+const centres = new Float32Array(NC * DIM).map(() => gauss(cr));
+let t0 = performance.now();
+const data = makeData(N, DIM, 2, centres, NC);
+const queries = makeData(Q, DIM, 3, centres, NC);
+console.log(`# contextual-search bench: N=${N} dim=${DIM} queries=${Q} k=${K}, Cosine, M=${M} efConstruction=${EFC}, node ${process.version}`);
+out('data generation', `${fmt((performance.now() - t0) / 1000, 1)} s`);
+
+// ---------------------------------------------------------------- ground truth
+function groundTruth(n: number): number[][] {
+  const ex = new ExactIndex('Cosine', DIM, n);
+  for (let i = 0; i < n; i++) ex.set(i, data.subarray(i * DIM, (i + 1) * DIM));
+  const gt: number[][] = [];
+  for (let q = 0; q < Q; q++) gt.push(ex.search(queries.subarray(q * DIM, (q + 1) * DIM), K).labels);
+  return gt;
+}
+const recallOf = (got: number[][], gt: number[][]) => {
+  let hit = 0;
+  for (let q = 0; q < gt.length; q++) {
+    const s = new Set(gt[q]);
+    for (const l of got[q]!.slice(0, K)) if (s.has(l)) hit++;
+  }
+  return hit / (gt.length * K);
+};
+const qrows = Array.from({ length: Q }, (_, q) => row(queries, q, DIM));
+
+function measureEf(search: (q: number[], ef: number) => number[], gt: number[][], efs: number[]): Array<{ ef: number; recall: number; qps: number }> {
+  const res = [];
+  for (const ef of efs) {
+    const got: number[][] = [];
+    for (const q of qrows) got.push(search(q, ef));
+    // Timed pass separately (results above warm the caches too).
+    const reps = Math.max(1, Math.ceil(2000 / Q));
+    const t = performance.now();
+    for (let r = 0; r < reps; r++) for (const q of qrows) search(q, ef);
+    const qps = (reps * Q) / ((performance.now() - t) / 1000);
+    res.push({ ef, recall: recallOf(got, gt), qps });
+  }
+  return res;
+}
+
+// ---------------------------------------------------------------- M / efConstruction sweep
+if (SWEEP_N > 0) {
+  const n = Math.min(SWEEP_N, N);
+  console.log(`\n## parameter sweep on the first ${n} vectors (recall@${K} / in-process QPS, one thread)`);
+  const gt = groundTruth(n);
+  for (const [m, efc] of [[8, 100], [16, 100], [16, 200], [32, 100]] as const) {
+    const idx = HnswIndex.create('Cosine', DIM, { M: m, efConstruction: efc, efSearch: 64 }, n);
+    const t = performance.now();
+    for (let i = 0; i < n; i++) idx.add(i, row(data, i, DIM), true);
+    const s = (performance.now() - t) / 1000;
+    const r = measureEf((q, ef) => idx.search(q, K, ef).labels, gt, [16, 32, 64, 128]);
+    out(`M=${m} efC=${efc}: build ${fmt(n / s)} vec/s`, r.map((x) => `ef${x.ef} ${x.recall.toFixed(3)}/${fmt(x.qps)}`).join('  '));
+  }
+}
+
+// ---------------------------------------------------------------- full build through the service's collection
+console.log(`\n## ${N} vectors through the service's Collection (WAL + fsync per 1000-vector batch), then in-process search`);
+const work = await mkdtemp(join(tmpdir(), 'doppel-search-bench-'));
+const snapDir = join(work, 'snap');
+const cfgEnv = (location: string, extra: Record<string, string> = {}) => ({
+  LOCATION: location,
+  DIMENSION: String(DIM),
+  HNSW_M: String(M),
+  HNSW_EF_CONSTRUCTION: String(EFC),
+  SNAPSHOT_INTERVAL_MS: '0',
+  SNAPSHOT_WAL_RECORDS: '1000000',
+  INDEX_MODE: 'hnsw',
+  LOG_LEVEL: 'warn',
+  ...extra,
+});
+{
+  globalThis.gc?.();
+  const rss0 = process.memoryUsage().rss;
+  const config = loadConfig(SearchConfig, cfgEnv(snapDir));
+  const registry = new Registry();
+  const { collection } = createApp({ config, registry, logger: createLogger('bench', 'warn') });
+  await collection.open();
+  t0 = performance.now();
+  const B = 1000;
+  for (let i = 0; i < N; i += B) {
+    const items = [];
+    for (let j = i; j < Math.min(N, i + B); j++) items.push({ relative_path: `img/${j}.jpg`, vec_features: row(data, j, DIM) });
+    await collection.upsert(items);
+  }
+  const buildS = (performance.now() - t0) / 1000;
+  globalThis.gc?.();
+  const rss1 = process.memoryUsage().rss;
+  out('build time', `${fmt(buildS, 1)} s (${fmt(N / buildS)} vectors/s added)`);
+  const fsync = (await registry.getSingleMetric('search_wal_fsync_seconds')!.get()).values;
+  const fsum = fsync.find((x) => x.metricName === 'search_wal_fsync_seconds_sum')?.value ?? NaN;
+  const fcount = fsync.find((x) => x.metricName === 'search_wal_fsync_seconds_count')?.value ?? NaN;
+  out('WAL fdatasync per group commit (1000-vector records)', `mean ${fmt((fsum / fcount) * 1000, 2)} ms over ${fcount}`);
+  // Computed after the build so its 100k-row matrix does not blur the RSS figure above.
+  const gtFull = groundTruth(N);
+  const lab = (p: string) => Number(p.slice(4, -4));
+  const r = measureEf((q, ef) => collection.search(q, K, 0, ef).map((n) => lab(n.relative_path)), gtFull, [16, 32, 48, 64, 96, 128, 256]);
+  for (const x of r) out(`ef=${x.ef}`, `recall@${K} ${x.recall.toFixed(3)}  QPS ${fmt(x.qps)}  (${fmt(1000 / x.qps, 3)} ms/query)`);
+  // A concurrent search stream shows whether searches stall while the snapshot is written.
+  let worst = 0;
+  let writing = true;
+  const probe = (async () => {
+    while (writing) {
+      const s = performance.now();
+      await new Promise((res) => setImmediate(res));
+      collection.search(qrows[0]!, K);
+      const gap = performance.now() - s;
+      worst = Math.max(worst, gap);
+    }
+  })();
+  const snap = await collection.snapshot();
+  writing = false;
+  await probe;
+  if (snap) out('snapshot write', `${fmt(snap.ms / 1000, 2)} s for ${fmt(snap.bytes / 1e6)} MB; mutations blocked ${fmt(snap.mutations_blocked_ms / 1000, 2)} s; a search loop meanwhile waited at most ${fmt(worst, 1)} ms for the event loop + search`);
+  await collection.close();
+  const files = await readdir(join(snapDir, '.index'));
+  const hnswFile = files.find((f) => f.endsWith('.hnsw'))!;
+  const bytes = (await stat(join(snapDir, '.index', hnswFile))).size;
+  out('memory per vector', `${fmt(bytes / N)} B in the index file (${fmt((DIM * 4) / 1)} B of it the float32 vector); RSS growth ${fmt((rss1 - rss0) / N)} B/vector`);
+}
+
+// ---------------------------------------------------------------- HTTP: cold start from the snapshot, then /search
+interface Proc { child: ChildProcess; base: string; readyMs: number }
+async function launch(location: string): Promise<Proc> {
+  const t = performance.now();
+  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'services/contextual-search/src/main.ts'], {
+    cwd: root,
+    env: { ...process.env, ...cfgEnv(location, { SERVER_PORT: '0', SERVER_HOST: '127.0.0.1', LOG_LEVEL: 'info', HNSW_EF_SEARCH: String(defaults.HNSW_EF_SEARCH) }) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const base = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (l) => {
+      const m = /"port":(\d+).*"msg":"listening"/.exec(l);
+      if (m) resolve(`http://127.0.0.1:${m[1]}`);
+    });
+    child.once('exit', (c) => reject(new Error(`service exited ${c}`)));
+  });
+  for (;;) {
+    const r = await fetch(`${base}/readyz`).catch(() => undefined);
+    if (r?.status === 200) break;
+    await new Promise((res) => setTimeout(res, 20));
+  }
+  return { child, base, readyMs: performance.now() - t };
+}
+async function stop(p: Proc): Promise<void> {
+  p.child.kill('SIGTERM');
+  await once(p.child, 'exit');
+}
+
+console.log('\n## HTTP (service process, client in this process on the same 2 cores)');
+{
+  const p = await launch(snapDir);
+  out(`cold start from snapshot (${N} vectors)`, `${fmt(p.readyMs / 1000, 2)} s (spawn to /readyz 200, includes ~1 s of tsx start-up)`);
+  const bodies = qrows.map((q) => JSON.stringify({ nb_neighbors: K, vec_features: q }));
+  const one = async (i: number) => {
+    const r = await fetch(`${p.base}/search`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bodies[i % bodies.length] });
+    await r.arrayBuffer();
+    if (r.status !== 200) throw new Error(`search ${r.status}`);
+  };
+  for (let i = 0; i < 100; i++) await one(i); // warm-up
+  for (const conc of [1, 4]) {
+    const lat: number[] = [];
+    const until = performance.now() + (HTTP_SECONDS * 1000) / 2;
+    let i = 0;
+    const t = performance.now();
+    await Promise.all(
+      Array.from({ length: conc }, async () => {
+        while (performance.now() < until) {
+          const s = performance.now();
+          await one(i++);
+          lat.push(performance.now() - s);
+        }
+      }),
+    );
+    const secs = (performance.now() - t) / 1000;
+    lat.sort((a, b) => a - b);
+    const pct = (x: number) => lat[Math.min(lat.length - 1, Math.floor(x * lat.length))]!;
+    out(`POST /search k=${K} ef=${defaults.HNSW_EF_SEARCH}, ${conc} client(s)`, `p50 ${fmt(pct(0.5), 2)} ms  p99 ${fmt(pct(0.99), 2)} ms  QPS ${fmt(lat.length / secs)}`);
+  }
+  // Server-side view, to tell service time from client and scheduling time on the shared cores.
+  const metrics = await (await fetch(`${p.base}/metrics`)).text();
+  const num = (re: RegExp) => Number(re.exec(metrics)?.[1] ?? NaN);
+  const httpSum = num(/http_request_duration_seconds_sum\{method="POST",route="\/search",status_code="200"\} ([\d.e-]+)/);
+  const httpCount = num(/http_request_duration_seconds_count\{method="POST",route="\/search",status_code="200"\} (\d+)/);
+  const knnSum = num(/search_query_seconds_sum\{mode="hnsw"\} ([\d.e-]+)/);
+  const knnCount = num(/search_query_seconds_count\{mode="hnsw"\} (\d+)/);
+  out('server side, mean per /search', `${fmt((httpSum / httpCount) * 1000, 3)} ms in express, of which ${fmt((knnSum / knnCount) * 1000, 3)} ms k-NN`);
+  await stop(p);
+}
+
+// ---------------------------------------------------------------- cold start from JSONL
+{
+  const n = Math.min(JSONL_N, N);
+  const loc = join(work, 'jsonl');
+  await rm(loc, { recursive: true, force: true });
+  await import('node:fs/promises').then((fs) => fs.mkdir(loc, { recursive: true }));
+  const ws = createWriteStream(join(loc, 'embeddings.jsonl'));
+  for (let i = 0; i < n; i++) {
+    const ok = ws.write(`${JSON.stringify({ relative_path: `img/${i}.jpg`, vec_features: row(data, i, DIM).map((x) => Math.round(x * 1e5) / 1e5) })}\n`);
+    if (!ok) await once(ws, 'drain');
+  }
+  ws.end();
+  await once(ws, 'finish');
+  const size = (await stat(join(loc, 'embeddings.jsonl'))).size;
+  const p = await launch(loc);
+  out(`cold start from JSONL (${n} lines, ${fmt(size / 1e6)} MB)`, `${fmt(p.readyMs / 1000, 1)} s (${fmt(n / (p.readyMs / 1000))} lines/s, parse + HNSW insert)`);
+  await stop(p);
+  const p2 = await launch(loc);
+  out('restart after that (snapshot, JSONL file skipped)', `${fmt(p2.readyMs / 1000, 2)} s`);
+  await stop(p2);
+}
+
+// ---------------------------------------------------------------- exact-mode crossover
+console.log('\n## exact (brute force, JS) vs HNSW (ef=64) per query, k=10, one thread');
+for (const dim of [256, DIM]) {
+  const cells: string[] = [];
+  let crossover = 0;
+  for (const n of [25, 50, 100, 200, 500, 1000, 2000]) {
+    const d = makeData(n, dim, 9, new Float32Array(NC * dim).map(() => gauss(cr)), NC);
+    const ex = new ExactIndex('Cosine', dim, n);
+    const hn = HnswIndex.create('Cosine', dim, { M, efConstruction: EFC, efSearch: 64 }, n);
+    for (let i = 0; i < n; i++) {
+      ex.set(i, d.subarray(i * dim, (i + 1) * dim));
+      hn.add(i, row(d, i, dim), true);
+    }
+    const qs = Array.from({ length: 200 }, (_, i) => row(d, i % n, dim).map((x) => x + 0.1));
+    const time = (f: (q: number[]) => void) => {
+      for (let r = 0; r < 3; r++) for (const q of qs) f(q); // JIT warm-up
+      const t = performance.now();
+      for (let r = 0; r < 5; r++) for (const q of qs) f(q);
+      return (performance.now() - t) / (5 * qs.length);
+    };
+    const te = time((q) => ex.search(q, K));
+    const th = time((q) => hn.search(q, K, 64));
+    if (te <= th) crossover = n;
+    cells.push(`n=${n}: ${fmt(te, 3)}/${fmt(th, 3)} ms`);
+  }
+  out(`dim ${dim} (exact/hnsw)`, cells.join('  '));
+  out(`dim ${dim}: exact still as fast up to`, crossover ? `${crossover} vectors` : 'never (below 25)');
+}
+
+await rm(work, { recursive: true, force: true });
+console.log('\n(figures are from a shared 2-core machine; other work was running, expect noise)');

@@ -1,0 +1,55 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SearchConfig, type StatsResponse } from '@doppel/schemas';
+import { createLogger, loadConfig, Registry, serve } from '@doppel/service-kit';
+import { call } from '@doppel/service-kit/testing';
+import { createApp } from '../src/app.js';
+import type { Collection } from '../src/collection.service.js';
+
+export interface Running {
+  base: string;
+  collection: Collection;
+  close(): Promise<void>;
+  /** Stops serving but skips the shutdown snapshot, leaving state as a crash would (WAL only). */
+  abandon(): Promise<void>;
+}
+
+export const tempDir = (): Promise<string> => mkdtemp(join(tmpdir(), 'doppel-search-'));
+export const removeDir = (dir: string): Promise<void> => rm(dir, { recursive: true, force: true });
+
+/** The real app on port 0 over `dir` (LOCATION; data in dir/.index), loaded and ready. */
+export async function start(dir: string, env: Record<string, string> = {}): Promise<Running> {
+  const config = loadConfig(SearchConfig, { LOCATION: dir, DIMENSION: '4', LOG_LEVEL: 'silent', SNAPSHOT_INTERVAL_MS: '0', ...env });
+  const logger = createLogger('contextual-search', config.LOG_LEVEL);
+  const { app, collection } = createApp({ config, registry: new Registry(), logger });
+  const srv = await serve(app, { port: 0, host: '127.0.0.1', logger });
+  try {
+    await collection.open();
+  } catch (err) {
+    await srv.close();
+    await collection.close();
+    throw err;
+  }
+  return {
+    base: `http://127.0.0.1:${srv.port}`,
+    collection,
+    close: async () => {
+      await srv.close();
+      await collection.close();
+    },
+    abandon: () => srv.close(),
+  };
+}
+
+export const upsert = (base: string, items: unknown[]) => call(base, 'POST', '/vectors', { items });
+export const remove = (base: string, paths: string[]) => call(base, 'DELETE', '/vectors', { relative_paths: paths });
+export const search = (base: string, vec: unknown[], k = 10, extra: Record<string, unknown> = {}) =>
+  call(base, 'POST', '/search', { nb_neighbors: k, vec_features: vec, ...extra });
+export const stats = async (base: string): Promise<StatsResponse['response']> => (await call(base, 'GET', '/stats')).body.response;
+
+/** Paths and metadata of the whole collection, in list order. */
+export async function listAll(base: string): Promise<Array<{ relative_path: string; metadata?: unknown; vec_features?: number[] }>> {
+  const r = await call(base, 'GET', '/vectors?limit=1000&include_vectors=true');
+  return r.body.response.items;
+}
