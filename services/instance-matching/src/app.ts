@@ -1,0 +1,43 @@
+import type { Express } from 'express';
+import { createServiceApp, type Logger, type Registry } from '@doppel/service-kit';
+import type { MatchingConfig } from '@doppel/schemas';
+import { createMatcher, type Matcher } from './match.service.js';
+import { matchDocs, matchRoutes } from './match.routes.js';
+import type { WorkerPool } from './worker.pool.js';
+
+export interface AppDeps {
+  config: MatchingConfig;
+  registry: Registry;
+  logger: Logger;
+  pool: WorkerPool;
+}
+
+export const SERVICE_NAME = 'instance-matching';
+
+/** Builds the app (never listens); the caller owns the pool and closes it. */
+export function createApp(deps: AppDeps): { app: Express; matcher: Matcher } {
+  const matcher = createMatcher({ config: deps.config, pool: deps.pool });
+  let siftChecked: Promise<boolean> | undefined;
+  const app = createServiceApp({
+    service: SERVICE_NAME,
+    registry: deps.registry,
+    logger: deps.logger,
+    docs: matchDocs,
+    readiness: {
+      sift: async () => {
+        // Cached once answered; a failed probe (worker could not start) is retried next time.
+        siftChecked ??= deps.pool.run({ kind: 'probe' }).then(
+          (r) => r.kind === 'probe' && r.sift,
+          (e: unknown) => {
+            siftChecked = undefined;
+            throw e;
+          },
+        );
+        const ok = await siftChecked;
+        return ok ? { ok } : { ok, detail: 'cv.SIFTDetector is missing (unpatched @u4/opencv4nodejs?)' };
+      },
+    },
+    routes: (a) => matchRoutes(a, matcher),
+  });
+  return { app, matcher };
+}

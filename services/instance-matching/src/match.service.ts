@@ -1,0 +1,185 @@
+/** The matching logic: candidate preparation, cached target features, pair verification. */
+import { readFile } from 'node:fs/promises';
+import { AppError, toItemError, type Logger } from '@doppel/service-kit';
+import type { CompareRequest, MatchedItem, MatchingConfig, MatchRequest, MatchResponse, CompareResponse } from '@doppel/schemas';
+import { decodeImage, type DecodeLimits } from './image.decode.js';
+import { fileKey, LruCache } from './feature.cache.js';
+import { resolveUnder } from './paths.resolve.js';
+import type { PairVerdict, PreparedCandidate, TargetFeatures, VerifyPolicy } from './verify.protocol.js';
+import type { WorkerPool } from './worker.pool.js';
+
+/** Inliers at which the SIFT score is 0.5; see the README for the formula. */
+export const SCORE_HALF_INLIERS = 10;
+/** Side of the square grey thumbnail compared by the dense check. */
+export const DENSE_THUMB = 32;
+
+/** score = n / (n + K): 0 without inliers, 0.5 at K, approaching 1; monotonic in n. */
+export const siftScore = (inliers: number): number => inliers / (inliers + SCORE_HALF_INLIERS);
+
+/** Smallest inlier count whose score reaches the threshold. */
+export function inliersFor(threshold: number): number {
+  if (threshold >= 1) return Number.POSITIVE_INFINITY;
+  let n = Math.max(0, Math.floor((SCORE_HALF_INLIERS * threshold) / (1 - threshold)) - 1);
+  while (siftScore(n) < threshold) n++;
+  return n;
+}
+
+/**
+ * Maps a thumbnail correlation onto the score scale: piecewise linear through
+ * (0, 0), (cutoff, THRESHOLD) and (1, 1), so the calibrated dense cutoff lands on the
+ * calibrated threshold and both paths share one decision rule.
+ */
+export function denseScore(correlation: number, cutoff: number, threshold: number): number {
+  const c = Math.min(1, Math.max(0, correlation));
+  if (c <= cutoff) return cutoff > 0 ? (threshold * c) / cutoff : threshold;
+  return cutoff >= 1 ? 1 : threshold + ((1 - threshold) * (c - cutoff)) / (1 - cutoff);
+}
+
+export type MatchResult = MatchResponse['response'];
+export type CompareResult = CompareResponse['response'];
+
+export interface MatcherDeps {
+  config: MatchingConfig;
+  pool: WorkerPool;
+}
+
+const round4 = (v: number) => Math.round(v * 1e4) / 1e4;
+
+/** Runs fn over items with at most `limit` in flight, results in input order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  });
+  await Promise.all(lanes);
+  return out;
+}
+
+function decodeBase64(b64: string, field: string): Buffer {
+  const buf = Buffer.from(b64, 'base64');
+  if (buf.byteLength === 0) throw new AppError('INVALID_REQUEST', `${field}: is not valid base64`);
+  return buf;
+}
+
+/** Overload and shutdown concern the whole request, never a single neighbour. */
+const isRequestLevel = (e: unknown) => e instanceof AppError && (e.code === 'OVERLOADED' || e.code === 'UNAVAILABLE');
+
+export function createMatcher(deps: MatcherDeps) {
+  const { config, pool } = deps;
+  const cache = new LruCache<TargetFeatures>(config.CACHE_ENTRIES);
+  const limits: DecodeLimits = {
+    maxPixels: config.MAX_PIXELS,
+    maxBytes: config.MAX_IMAGE_BYTES,
+    width: config.WIDTH,
+    height: config.HEIGHT,
+    thumbSize: DENSE_THUMB,
+  };
+  async function readLimited(file: string, size: number): Promise<Buffer> {
+    if (size > config.MAX_IMAGE_BYTES) throw new AppError('PAYLOAD_TOO_LARGE', `image is larger than ${config.MAX_IMAGE_BYTES} bytes`);
+    return readFile(file);
+  }
+
+  async function prepareCandidate(bytes: Buffer): Promise<PreparedCandidate> {
+    const img = await decodeImage(bytes, limits);
+    const r = await pool.run({ kind: 'extract-candidate', image: img.grey, maxKeypoints: config.MAX_KEYPOINTS });
+    if (r.kind !== 'extract-candidate') throw new Error('unexpected worker result');
+    return { features: r.features, thumb: img.thumb };
+  }
+
+  async function targetFromBytes(bytes: Buffer): Promise<TargetFeatures> {
+    const img = await decodeImage(bytes, limits);
+    const r = await pool.run({ kind: 'extract-target', image: img.grey, maxKeypoints: config.MAX_KEYPOINTS });
+    if (r.kind !== 'extract-target') throw new Error('unexpected worker result');
+    return { features: r.features, thumb: img.thumb };
+  }
+
+  async function targetFromPath(relative: string): Promise<TargetFeatures> {
+    const f = await resolveUnder(config.TARGET_DIR, relative);
+    const key = fileKey(f.file, f.size, f.mtimeMs);
+    const hit = cache.get(key);
+    if (hit) return hit;
+    const t = await targetFromBytes(await readLimited(f.file, f.size));
+    cache.set(key, t);
+    return t;
+  }
+
+  async function candidateBytes(body: { candidate?: string; candidate_base64?: string }): Promise<Buffer> {
+    if (body.candidate_base64 !== undefined) return decodeBase64(body.candidate_base64, 'candidate_base64');
+    const f = await resolveUnder(config.SOURCE_DIR, body.candidate ?? '');
+    return readLimited(f.file, f.size);
+  }
+
+  const policyFor = (threshold: number): VerifyPolicy => ({
+    ratio: config.RATIO_TEST,
+    model: config.RANSAC_MODEL,
+    reprojPx: config.RANSAC_REPROJ_PX,
+    acceptInliers: inliersFor(threshold),
+    denseMinKeypoints: config.DENSE_MIN_KEYPOINTS,
+  });
+
+  /** Score of a verdict: SIFT from inliers, dense from the correlation; the better one wins. */
+  function scoreOf(v: PairVerdict): { score: number; method: 'sift' | 'dense' } {
+    const sift = siftScore(v.inliers);
+    if (v.method === 'dense' && v.correlation !== undefined) {
+      const dense = denseScore(v.correlation, config.DENSE_MIN_CORRELATION, config.THRESHOLD);
+      if (dense > sift) return { score: dense, method: 'dense' };
+    }
+    return { score: sift, method: 'sift' };
+  }
+
+  async function verifyPair(cand: PreparedCandidate, target: TargetFeatures, policy: VerifyPolicy): Promise<PairVerdict> {
+    const r = await pool.run({ kind: 'verify', candidate: cand, target, policy });
+    if (r.kind !== 'verify') throw new Error('unexpected worker result');
+    return r.verdict;
+  }
+
+  function itemOf(relative: string, v: PairVerdict, threshold: number): MatchedItem {
+    const { score, method } = scoreOf(v);
+    const item: MatchedItem = { relative_path: relative, score: round4(score), inliers: v.inliers, method };
+    if (method === 'sift' && v.region && score >= threshold) item.region = v.region;
+    return item;
+  }
+
+  async function match(body: MatchRequest, log?: Logger): Promise<MatchResult> {
+    const threshold = body.threshold ?? config.THRESHOLD;
+    const policy = policyFor(threshold);
+    const cand = await prepareCandidate(await candidateBytes(body));
+    type Outcome = { item: MatchedItem } | { error: MatchResult['errors'][number] };
+    const outcomes = await mapLimit(body.neighbors, Math.max(2, config.NB_WORKERS * 2), async (rel): Promise<Outcome> => {
+      try {
+        const target = await targetFromPath(rel);
+        return { item: itemOf(rel, await verifyPair(cand, target, policy), threshold) };
+      } catch (e) {
+        if (isRequestLevel(e)) throw e;
+        if (!(e instanceof AppError)) log?.error({ err: e, neighbor: rel }, 'neighbour verification failed');
+        return { error: { relative_path: rel, ...toItemError(e) } };
+      }
+    });
+    const checked: MatchedItem[] = [];
+    const errors: MatchResult['errors'] = [];
+    for (const o of outcomes) {
+      if ('item' in o) checked.push(o.item);
+      else errors.push(o.error);
+    }
+    const duplicated = checked.filter((c) => c.score >= threshold).sort((a, b) => b.score - a.score || b.inliers - a.inliers);
+    return { duplicated, checked, errors };
+  }
+
+  async function compare(body: CompareRequest): Promise<CompareResult> {
+    const policy = policyFor(config.THRESHOLD);
+    const [cand, target] = await Promise.all([
+      candidateBytes(body).then(prepareCandidate),
+      body.target_base64 !== undefined ? targetFromBytes(decodeBase64(body.target_base64, 'target_base64')) : targetFromPath(body.target ?? ''),
+    ]);
+    const item = itemOf('', await verifyPair(cand, target, policy), config.THRESHOLD);
+    return { score: item.score, inliers: item.inliers, duplicated: item.score >= config.THRESHOLD };
+  }
+
+  return { match, compare, cache };
+}
+
+export type Matcher = ReturnType<typeof createMatcher>;

@@ -1,0 +1,43 @@
+/** Messages between the main thread and the verification workers (internal, not the HTTP contract). */
+import type { CandidateFeatures, Features, GreyImage, VerifyOptions } from './sift.features.js';
+import type { Quad } from './transform.geometry.js';
+
+export interface TargetFeatures {
+  features: Features;
+  thumb: GreyImage;
+}
+
+export interface PreparedCandidate {
+  features: CandidateFeatures;
+  thumb: GreyImage;
+}
+
+export interface VerifyPolicy extends VerifyOptions {
+  /** Inliers at which the SIFT score reaches the threshold (the mirrored pass is skipped beyond). */
+  acceptInliers: number;
+  /** Below this many keypoints on either side, a failed SIFT check runs the dense check. */
+  denseMinKeypoints: number;
+}
+
+export type WorkerTask =
+  | { kind: 'probe' }
+  | { kind: 'extract-candidate'; image: GreyImage; maxKeypoints: number }
+  | { kind: 'extract-target'; image: GreyImage; maxKeypoints: number }
+  | { kind: 'verify'; candidate: PreparedCandidate; target: TargetFeatures; policy: VerifyPolicy };
+
+export interface PairVerdict {
+  method: 'sift' | 'dense';
+  inliers: number;
+  /** Dense check only: best thumbnail correlation. */
+  correlation?: number;
+  mirrored: boolean;
+  region?: Quad;
+}
+
+export type WorkerResult =
+  | { kind: 'probe'; sift: boolean }
+  | { kind: 'extract-candidate'; features: CandidateFeatures }
+  | { kind: 'extract-target'; features: Features }
+  | { kind: 'verify'; verdict: PairVerdict };
+
+export type WorkerReply = { id: number; ok: true; result: WorkerResult } | { id: number; ok: false; message: string };

@@ -1,0 +1,39 @@
+/** Verification child process: runs the OpenCV work so the service's event loop never blocks on it. */
+import { denseCorrelation, extractCandidateFeatures, extractFeatures, siftAvailable, verifySift } from './sift.features.js';
+import type { PairVerdict, WorkerReply, WorkerResult, WorkerTask } from './verify.protocol.js';
+
+function verify(task: Extract<WorkerTask, { kind: 'verify' }>): PairVerdict {
+  const { candidate, target, policy } = task;
+  const sift = verifySift(candidate.features, target.features, policy, policy.acceptInliers);
+  const verdict: PairVerdict = { method: 'sift', inliers: sift.inliers, mirrored: sift.mirrored, region: sift.region };
+  if (sift.inliers >= policy.acceptInliers) return verdict;
+  const fewest = Math.min(candidate.features.plain.count, target.features.count);
+  if (fewest >= policy.denseMinKeypoints) return verdict;
+  return { ...verdict, method: 'dense', correlation: denseCorrelation(candidate.thumb, target.thumb) };
+}
+
+function run(task: WorkerTask): WorkerResult {
+  switch (task.kind) {
+    case 'probe':
+      return { kind: 'probe', sift: siftAvailable() };
+    case 'extract-candidate':
+      return { kind: 'extract-candidate', features: extractCandidateFeatures(task.image, task.maxKeypoints) };
+    case 'extract-target':
+      return { kind: 'extract-target', features: extractFeatures(task.image, task.maxKeypoints) };
+    case 'verify':
+      return { kind: 'verify', verdict: verify(task) };
+  }
+}
+
+function handle(msg: { id: number; task: WorkerTask }): WorkerReply {
+  try {
+    return { id: msg.id, ok: true, result: run(msg.task) };
+  } catch (e) {
+    return { id: msg.id, ok: false, message: (e as Error).message };
+  }
+}
+
+if (!process.send) throw new Error('verify.worker must run as a forked child process');
+process.on('message', (msg: { id: number; task: WorkerTask }) => process.send?.(handle(msg)));
+// The parent is gone (crash or exit): nothing left to serve.
+process.on('disconnect', () => process.exit(0));
