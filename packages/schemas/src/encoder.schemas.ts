@@ -67,11 +67,27 @@ export const EncodeBatchItemError = Type.Intersect([
   Type.Object({ request_id: Type.Integer() }),
   ItemError,
 ]);
+export type EncodeBatchItemError = Static<typeof EncodeBatchItemError>;
+/** One item of a batch request (same fields as a single request). */
+export type EncodeItem = EncodeBatchRequest['items'][number];
 export const EncodeBatchResponse = Envelope(
   'encoder/encode-batch-response',
   Type.Object({ results: Type.Array(Type.Union([EncodeResult, EncodeBatchItemError])) }),
 );
 export type EncodeBatchResponse = Static<typeof EncodeBatchResponse>;
+
+/**
+ * The non-file fields of a multipart/form-data /encode (form fields are strings).
+ * The file itself is the field `image`.
+ */
+export const EncodeMultipartFields = Type.Object(
+  {
+    request_id: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })),
+    orientations: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('all')])),
+  },
+  { $id: schemaId('encoder/encode-multipart-fields'), additionalProperties: false },
+);
+export type EncodeMultipartFields = Static<typeof EncodeMultipartFields>;
 
 export const EncoderConfig = Type.Object(
   {
@@ -83,16 +99,20 @@ export const EncoderConfig = Type.Object(
     MODELS_NAME: Type.String({ default: 'resnet18.onnx', description: 'Model file name inside MODELS_DIR.' }),
     FEATURE_TENSOR: Type.String({ default: '', description: 'Tensor to pool into the fingerprint; found automatically when empty.' }),
     INPUT_SIZE: Type.Integer({ minimum: 0, maximum: 2048, default: 0, description: 'Model input side; read from the model when 0.' }),
-    RESIZE_MODE: Type.Union([Type.Literal('whole'), Type.Literal('center-crop')], { default: 'whole' }),
+    RESIZE_MODE: Type.Union([Type.Literal('whole'), Type.Literal('center-crop')], { default: 'center-crop', description: 'center-crop: largest centred square (measured better recall, see the encoder README); whole: squash the whole image.' }),
     NB_WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'Inference worker threads.' }),
-    INTRA_OP_THREADS: Type.Integer({ minimum: 1, maximum: 64, default: 2 }),
+    INTRA_OP_THREADS: Type.Integer({ minimum: 1, maximum: 64, default: 2, description: 'onnxruntime intra-op threads per worker (NB_WORKERS x this should fit the cores).' }),
     MAX_BATCH: Type.Integer({ minimum: 1, maximum: 256, default: 16, description: 'Largest micro-batch per session.run.' }),
-    BATCH_WINDOW_MS: Type.Integer({ minimum: 0, maximum: 1000, default: 2 }),
+    BATCH_WINDOW_MS: Type.Integer({ minimum: 0, maximum: 1000, default: 2, description: 'How long an idle worker waits for more images to batch.' }),
     QUEUE_LIMIT: Type.Integer({ minimum: 1, default: 256, description: 'Images waiting for inference before 429.' }),
-    MAX_IMAGE_BYTES: Type.Integer({ minimum: 1, default: 20 * 1024 * 1024 }),
+    MAX_IMAGE_BYTES: Type.Integer({ minimum: 1, default: 20 * 1024 * 1024, description: 'Largest image (file, base64, upload or url download), in bytes.' }),
     MAX_PIXELS: Type.Integer({ minimum: 1, default: 50_000_000, description: 'Decompression-bomb guard.' }),
-    URL_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 10000 }),
-    ALLOW_PRIVATE_URLS: Type.Boolean({ default: false }),
+    URL_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 10000, description: 'Whole download of a `url` source, redirects included.' }),
+    ALLOW_PRIVATE_URLS: Type.Boolean({ default: false, description: 'Let `url` reach loopback/private/link-local addresses (tests, trusted networks).' }),
+    URL_MAX_REDIRECTS: Type.Integer({ minimum: 0, maximum: 3, default: 3, description: 'Redirects followed when downloading `url`.' }),
+    MODEL_SHA256: Type.String({ default: '', pattern: '^([0-9a-f]{64})?$', description: 'Expected sha256 of the model file; checked at load when set.' }),
+    MAX_BATCH_BODY_BYTES: Type.Integer({ minimum: 1, default: 100 * 1024 * 1024, description: 'Body limit of /encode/batch.' }),
+    DECODE_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 64, default: 4, description: 'Images of one batch request decoded at once.' }),
   },
   { $id: schemaId('config/image-encoder'), additionalProperties: true },
 );

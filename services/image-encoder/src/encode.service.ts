@@ -1,0 +1,101 @@
+import { ORIENTATION_NAMES, type EncodeBatchItemError, type EncodeItem, type EncodeRequest, type EncodeResult } from '@doppel/schemas';
+import { isAppError, toItemError, type Logger } from '@doppel/service-kit';
+import { loadImage, type ImageSource, type ImageSourceOptions } from './image-source.loader.js';
+import { decodeImage, type PreprocessOptions } from './preprocess.image.js';
+import type { EncoderModel } from './onnx.model.js';
+import type { EncoderMetrics } from './encoder.metrics.js';
+
+export interface EncodeDeps {
+  model: EncoderModel;
+  sources: ImageSourceOptions;
+  preprocess: PreprocessOptions;
+  metrics: EncoderMetrics;
+  /** Images of one batch request decoded at once. */
+  decodeConcurrency: number;
+}
+
+export type EncodeInput = ImageSource & Pick<EncodeRequest, 'request_id' | 'orientations'>;
+
+/** An image decoded and resized to the model input, ready for inference. */
+interface Prepared {
+  input: EncodeInput;
+  pixels: Uint8Array;
+}
+
+async function prepare(input: EncodeInput, deps: EncodeDeps): Promise<Prepared> {
+  const bytes = await loadImage(input, deps.sources);
+  return { input, pixels: await decodeImage(bytes, deps.preprocess) };
+}
+
+/** The 8 orientations are one job, so they share one session.run. */
+const infer = (p: Prepared, deps: EncodeDeps) => deps.model.infer(p.pixels, p.input.orientations === 'all');
+
+function toResult(p: Prepared, fingerprints: Float32Array[], requestId: number, model: EncoderModel): EncodeResult {
+  const result: EncodeResult = {
+    request_id: requestId,
+    fingerprint: Array.from(fingerprints[0]!),
+    dimension: model.dimension,
+    model: model.name,
+  };
+  if (p.input.orientations === 'all') {
+    result.orientations = ORIENTATION_NAMES.map((name, i) => ({ name, fingerprint: Array.from(fingerprints[i]!) }));
+  }
+  return result;
+}
+
+/** Encodes one image; errors are AppErrors thrown to the route. */
+export async function encodeOne(input: EncodeInput, deps: EncodeDeps, route = '/encode'): Promise<EncodeResult> {
+  const end = deps.metrics.encodeSeconds.startTimer({ route, orientations: input.orientations ?? 'none' });
+  try {
+    const p = await prepare(input, deps);
+    const fps = await infer(p, deps);
+    end();
+    return toResult(p, fps, input.request_id ?? 0, deps.model);
+  } catch (e) {
+    deps.metrics.errors.inc({ code: toItemError(e).error_code });
+    throw e;
+  }
+}
+
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+type Outcome = { ok: true; value: Prepared } | { ok: false; error: unknown };
+
+/**
+ * Encodes a batch: every item gets a result or its own error, in order. All images are
+ * decoded first, then submitted together in one tick, so they fill whole micro-batches
+ * and the queue limit applies to the batch deterministically.
+ */
+export async function encodeBatch(items: EncodeItem[], deps: EncodeDeps, log?: Logger): Promise<Array<EncodeResult | EncodeBatchItemError>> {
+  const start = performance.now();
+  const prepared = await mapLimit(items, deps.decodeConcurrency, (item): Promise<Outcome> =>
+    prepare(item, deps).then((value) => ({ ok: true, value }), (error: unknown) => ({ ok: false, error })));
+  const pending = prepared.map((o) => (o.ok ? infer(o.value, deps) : Promise.reject(o.error)));
+  const settled = await Promise.allSettled(pending);
+  const seconds = (performance.now() - start) / 1000;
+  return settled.map((s, i) => {
+    const requestId = items[i]!.request_id ?? i;
+    const o = prepared[i]!;
+    if (s.status === 'fulfilled' && o.ok) {
+      deps.metrics.encodeSeconds.observe({ route: '/encode/batch', orientations: items[i]!.orientations ?? 'none' }, seconds);
+      return toResult(o.value, s.value, requestId, deps.model);
+    }
+    const reason: unknown = s.status === 'rejected' ? s.reason : undefined;
+    // An item's bug must not hide: the client sees INTERNAL, the log the cause.
+    if (!isAppError(reason)) log?.error({ err: reason, item: i }, 'unexpected error in batch item');
+    const err = toItemError(reason);
+    deps.metrics.errors.inc({ code: err.error_code });
+    return { request_id: requestId, ...err };
+  });
+}

@@ -1,0 +1,65 @@
+import sharp from 'sharp';
+import { AppError } from '@doppel/service-kit';
+
+export interface PreprocessOptions {
+  /** Side of the square model input. */
+  size: number;
+  /** 'whole': squash the whole image to the square; 'center-crop': largest centred square. */
+  mode: 'whole' | 'center-crop';
+  maxPixels: number;
+}
+
+/** Formats a photo arrives in. SVG is refused: rendering it is a fetch/CPU hazard, not a photo. */
+const ACCEPTED = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'avif', 'heif']);
+
+function decodeError(e: unknown): AppError {
+  const msg = (e as Error).message ?? String(e);
+  if (/pixel limit/i.test(msg)) return new AppError('PAYLOAD_TOO_LARGE', 'image has more pixels than allowed');
+  if (/unsupported image format/i.test(msg)) return new AppError('UNSUPPORTED_MEDIA_TYPE', 'data is not an image in a supported format (jpeg, png, webp, gif, tiff, avif)');
+  return new AppError('UNDECODABLE_IMAGE', `image could not be decoded: ${msg.split('\n')[0]}`);
+}
+
+/**
+ * Decodes the first frame, applies the EXIF orientation, makes it RGB and resizes it to
+ * the model input: returns size x size x 3 bytes (HWC). Normalisation happens in the
+ * inference worker (tensor-layout.transform.ts).
+ */
+export async function decodeImage(data: Buffer, opts: PreprocessOptions): Promise<Uint8Array> {
+  let meta: sharp.Metadata;
+  try {
+    meta = await sharp(data, { limitInputPixels: false }).metadata();
+  } catch (e) {
+    throw decodeError(e);
+  }
+  if (meta.format === 'svg') throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'SVG images are not accepted');
+  if (!meta.format || !ACCEPTED.has(meta.format)) throw new AppError('UNSUPPORTED_MEDIA_TYPE', `image format ${meta.format ?? 'unknown'} is not accepted`);
+  const w = meta.width ?? 0;
+  const h = meta.pageHeight ?? meta.height ?? 0;
+  if (w * h > opts.maxPixels) throw new AppError('PAYLOAD_TOO_LARGE', `image has ${w}x${h} pixels, more than the ${opts.maxPixels} allowed`);
+  const size = opts.size;
+  let raw: { data: Buffer; info: sharp.OutputInfo };
+  try {
+    raw = await sharp(data, { failOn: 'error', limitInputPixels: opts.maxPixels, pages: 1, page: 0 })
+      .rotate()
+      .flatten({ background: '#ffffff' })
+      .toColourspace('srgb')
+      .resize(size, size, { fit: opts.mode === 'whole' ? 'fill' : 'cover', position: 'centre' })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+  } catch (e) {
+    throw decodeError(e);
+  }
+  const { data: px, info } = raw;
+  const n = size * size;
+  if (info.width !== size || info.height !== size || px.length < n * info.channels) throw new AppError('UNDECODABLE_IMAGE', 'image decoded to an unexpected shape');
+  if (info.channels === 3) return px;
+  // sRGB output has 3 bands; anything else (grey + alpha corner cases) is widened here.
+  const rgb = new Uint8Array(n * 3);
+  for (let i = 0, p = 0; i < n; i++, p += info.channels) {
+    const r = px[p]!;
+    rgb[i * 3] = r;
+    rgb[i * 3 + 1] = info.channels >= 3 ? px[p + 1]! : r;
+    rgb[i * 3 + 2] = info.channels >= 3 ? px[p + 2]! : r;
+  }
+  return rgb;
+}
