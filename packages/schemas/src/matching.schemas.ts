@@ -4,7 +4,8 @@ import { Base64Image, CommonConfigProps, Envelope, ItemError, RelativePath, Scor
 export const MAX_MATCH_NEIGHBORS = 200;
 
 /** A point in normalised image coordinates: x / width, y / height. */
-const NormPoint = Type.Tuple([Type.Number(), Type.Number()]);
+// Not Type.Tuple: TypeBox emits draft-07 `additionalItems`, which the 2020-12 Ajv refuses.
+const NormPoint = Type.Array(Type.Number(), { minItems: 2, maxItems: 2 });
 
 export const MatchedItem = Type.Object({
   relative_path: Type.String(),

@@ -92,3 +92,17 @@ describe('response schemas and catalogue', () => {
     for (const s of Object.values(schemas)) assert.ok(ajv.getSchema(s.$id!) ?? ajv.compile({ ...s, $id: undefined }));
   });
 });
+
+describe('every exported schema', () => {
+  it('when compiled with the shared ajv, then none is refused', async () => {
+    const all = await import('../src/index.js');
+    let n = 0;
+    for (const [name, value] of Object.entries(all)) {
+      if (value && typeof value === 'object' && '$id' in value && typeof (value as { $id: unknown }).$id === 'string') {
+        assert.doesNotThrow(() => all.validatorFor(value as Parameters<typeof all.validatorFor>[0]), name);
+        n++;
+      }
+    }
+    assert.ok(n >= 20, `only ${n} schemas found`);
+  });
+});
