@@ -24,7 +24,14 @@ export const ConfirmedDuplicate = Type.Object({
   score: Score,
   inliers: Type.Integer({ minimum: 0 }),
   search_score: Type.Optional(Score),
+  /** Passed through from instance-matching: how the pair was verified. */
+  method: Type.Optional(Type.Union([Type.Literal('sift'), Type.Literal('dense')])),
+  /** The query's corners in the duplicate's normalised coordinates (from instance-matching). */
+  // [x, y] pairs as plain arrays: TypeBox tuples emit draft-07 `items` arrays, which the
+  // 2020-12 ajv refuses to compile.
+  region: Type.Optional(Type.Array(Type.Array(Type.Number(), { minItems: 2, maxItems: 2 }), { minItems: 4, maxItems: 4 })),
 });
+export type ConfirmedDuplicate = Static<typeof ConfirmedDuplicate>;
 
 export const DuplicatesResponse = Envelope(
   'pipeline/duplicates-response',
@@ -36,13 +43,23 @@ export const DuplicatesResponse = Envelope(
 );
 export type DuplicatesResponse = Static<typeof DuplicatesResponse>;
 
+export const MAX_INDEX_PATHS = 1000;
+/**
+ * One file or folder (`relative_path`), or an explicit list of files (`relative_paths`,
+ * what the CLI sends chunk by chunk to draw its progress bar).
+ */
 export const IndexRequest = Type.Object(
   {
-    relative_path: RelativePath,
+    relative_path: Type.Optional(RelativePath),
+    relative_paths: Type.Optional(Type.Array(RelativePath, { minItems: 1, maxItems: MAX_INDEX_PATHS })),
     recursive: Type.Optional(Type.Boolean()),
     force: Type.Optional(Type.Boolean()),
   },
-  { $id: schemaId('pipeline/index-request'), additionalProperties: false },
+  {
+    $id: schemaId('pipeline/index-request'),
+    additionalProperties: false,
+    oneOf: [{ required: ['relative_path'] }, { required: ['relative_paths'] }],
+  },
 );
 export type IndexRequest = Static<typeof IndexRequest>;
 
@@ -61,13 +78,17 @@ export const PipelineConfig = Type.Object(
   {
     ...CommonConfigProps,
     SERVER_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8000 }),
-    IMAGES_ROOT: Type.String({ default: './images' }),
-    ENCODER_URL: Type.String({ default: 'http://127.0.0.1:8500' }),
-    SEARCH_URL: Type.String({ default: 'http://127.0.0.1:8800' }),
-    MATCHING_URL: Type.String({ default: 'http://127.0.0.1:8300' }),
-    NB_NEIGHBORS: Type.Integer({ minimum: 1, maximum: MAX_NEIGHBORS, default: 10 }),
-    MIN_SCORE: Type.Number({ minimum: 0, maximum: 1, default: 0 }),
-    DOWNSTREAM_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 30000 }),
+    IMAGES_ROOT: Type.String({ default: './images', description: 'The shared image root (same folder as the encoder IMAGES_ROOT and the matcher SOURCE_DIR/TARGET_DIR); /index walks it.' }),
+    ENCODER_URL: Type.String({ default: 'http://127.0.0.1:8500', description: 'Base URL of image-encoder.' }),
+    SEARCH_URL: Type.String({ default: 'http://127.0.0.1:8800', description: 'Base URL of contextual-search.' }),
+    MATCHING_URL: Type.String({ default: 'http://127.0.0.1:8300', description: 'Base URL of instance-matching.' }),
+    NB_NEIGHBORS: Type.Integer({ minimum: 1, maximum: MAX_NEIGHBORS, default: 10, description: 'Candidates per query sent to verification (best of the 8 orientation searches).' }),
+    MIN_SCORE: Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'Search similarity below which a neighbour is not a candidate.' }),
+    DOWNSTREAM_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 30000, description: 'Deadline of one downstream call; past it the pipeline answers 504 DOWNSTREAM_TIMEOUT.' }),
+    INDEX_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 64, default: 16, description: 'Images per encoder batch while indexing.' }),
+    INDEX_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 16, default: 2, description: 'Encoder batches in flight while indexing.' }),
+    URL_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 10000, description: 'Download deadline of a url query (the matcher gets its bytes).' }),
+    MAX_IMAGE_BYTES: Type.Integer({ minimum: 1, default: 20 * 1024 * 1024, description: 'Largest url query download.' }),
   },
   { $id: schemaId('config/pipeline'), additionalProperties: true },
 );

@@ -1,1 +1,1 @@
-export {};
+export { createApp, type PipelineDeps } from './app.js';

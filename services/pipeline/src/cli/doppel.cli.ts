@@ -1,0 +1,264 @@
+import { parseArgs } from 'node:util';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { AppError } from '@doppel/service-kit';
+import type { DuplicatesResult, PipelineClient } from '@doppel/clients';
+import { listImages } from '../image-files.fs.js';
+import { ProgressBar } from './progress.view.js';
+import { groupPairs, type ScanPair } from './scan-groups.logic.js';
+import { renderReport } from './scan-report.html.js';
+import { isInside, openSession, startActive, stopActive, type Session } from './stack-session.js';
+import {
+  DEFAULT_PORTS, REPO_ROOT, canonical, clearStackRecord, lastRoot, rememberRoot, requireModel, stateDirFor,
+  writeStackRecord, type Workspace,
+} from './workspace.config.js';
+
+const USAGE = `doppel: near-duplicate image search
+
+  doppel index DIR            index every image under DIR (resumable: unchanged files are skipped)
+  doppel query IMAGE          list the indexed duplicates of IMAGE   [--json] [--root DIR]
+  doppel scan DIR             find every duplicate group inside DIR; writes a JSON and a self-contained HTML report
+                              [--out FILE.html] (default ./doppel-report.html, JSON next to it)
+  doppel up [--images DIR]    run the four services until Ctrl-C (image root: DIR, default <repo>/images)
+
+index and scan start the services themselves when no pipeline answers on --port, and stop them after.
+State lives in <repo>/.doppel/roots/<folder>-<hash>/ (one index per image root; --home DIR to move it).
+
+options: --port 8000 --encoder-port 8500 --search-port 8800 --matching-port 8300 --model FILE
+         --force (re-index unchanged files)  --threshold X  --neighbors N  --concurrency N`;
+
+const options = {
+  port: { type: 'string' }, 'encoder-port': { type: 'string' }, 'search-port': { type: 'string' }, 'matching-port': { type: 'string' },
+  model: { type: 'string' }, home: { type: 'string' }, root: { type: 'string' }, images: { type: 'string' },
+  json: { type: 'boolean' }, force: { type: 'boolean' }, out: { type: 'string' }, threshold: { type: 'string' },
+  neighbors: { type: 'string' }, concurrency: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+} as const;
+type Flags = ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>['values'];
+
+const say = (s: string) => process.stderr.write(`${s}\n`);
+
+function intFlag(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name}: expected a whole number, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+function workspace(f: Flags): Workspace {
+  const env = process.env;
+  return {
+    repoRoot: REPO_ROOT,
+    home: resolve(f.home ?? env.DOPPEL_HOME ?? join(REPO_ROOT, '.doppel')),
+    modelPath: resolve(f.model ?? env.MODEL_PATH ?? join(REPO_ROOT, 'models', 'resnet18.onnx')),
+    ports: {
+      pipeline: intFlag('port', f.port ?? env.DOPPEL_PORT, DEFAULT_PORTS.pipeline),
+      encoder: intFlag('encoder-port', f['encoder-port'] ?? env.DOPPEL_ENCODER_PORT, DEFAULT_PORTS.encoder),
+      search: intFlag('search-port', f['search-port'] ?? env.DOPPEL_SEARCH_PORT, DEFAULT_PORTS.search),
+      matching: intFlag('matching-port', f['matching-port'] ?? env.DOPPEL_MATCHING_PORT, DEFAULT_PORTS.matching),
+    },
+  };
+}
+
+function existingDir(p: string | undefined, what: string): string {
+  if (!p) throw new Error(`${what}: a folder is required\n\n${USAGE}`);
+  if (!existsSync(p) || !statSync(p).isDirectory()) throw new Error(`${what}: ${p} is not a folder`);
+  return canonical(p);
+}
+
+const CHUNK = 32;
+
+/** Indexes DIR chunk by chunk so the bar moves; the pipeline skips files it already holds. */
+async function indexFolder(s: Session, dir: string, force: boolean) {
+  const rel = relative(s.root, dir) || '.';
+  const files = await listImages(s.root, rel, true);
+  const bar = new ProgressBar('index', files.length);
+  const totals = { total: 0, indexed: 0, skipped: 0, failed: [] as Array<{ relative_path: string; error_message: string }> };
+  for (let i = 0; i < files.length; i += CHUNK) {
+    const chunk = files.slice(i, i + CHUNK);
+    const r = await s.pipeline.index({ relative_paths: chunk, ...(force ? { force } : {}) });
+    totals.total += r.total;
+    totals.indexed += r.indexed;
+    totals.skipped += r.skipped;
+    totals.failed.push(...r.failed);
+    bar.tick(chunk.length);
+  }
+  bar.finish(`${totals.indexed} indexed, ${totals.skipped} already indexed, ${totals.failed.length} failed`);
+  for (const f of totals.failed.slice(0, 20)) say(`  failed: ${f.relative_path}: ${f.error_message}`);
+  if (totals.failed.length > 20) say(`  ... and ${totals.failed.length - 20} more`);
+  return totals;
+}
+
+async function withSession<T>(ws: Workspace, root: string, rootGiven: boolean, fn: (s: Session) => Promise<T>): Promise<T> {
+  const s = await openSession(ws, root, say, { rootGiven });
+  try {
+    return await fn(s);
+  } finally {
+    await s.close();
+  }
+}
+
+function rootAndTarget(f: Flags, dir: string): { root: string; rootGiven: boolean } {
+  const root = f.root ? existingDir(f.root, '--root') : dir;
+  if (!isInside(root, dir)) throw new Error(`${dir} is not inside the image root ${root}`);
+  return { root, rootGiven: Boolean(f.root) };
+}
+
+async function cmdIndex(ws: Workspace, f: Flags, arg: string | undefined) {
+  const dir = existingDir(arg, 'index');
+  const { root, rootGiven } = rootAndTarget(f, dir);
+  await withSession(ws, root, rootGiven, async (s) => {
+    if (!isInside(s.root, dir)) throw new Error(`the running pipeline serves ${s.root}; ${dir} is outside it (stop it, or use --port)`);
+    const t = await indexFolder(s, dir, Boolean(f.force));
+    rememberRoot(ws.home, s.root);
+    if (f.json) process.stdout.write(`${JSON.stringify(t)}\n`);
+  });
+}
+
+function printDuplicates(image: string, r: DuplicatesResult) {
+  const out = process.stdout;
+  out.write(r.duplicated.length === 0 ? `${image}: no duplicate found\n` : `${image}: ${r.duplicated.length} duplicate${r.duplicated.length > 1 ? 's' : ''}\n`);
+  for (const d of r.duplicated) out.write(`  ${d.score.toFixed(3)}  ${String(d.inliers).padStart(4)} inliers  ${d.method ?? ''}\t${d.relative_path}\n`);
+  const others = r.candidates.filter((c) => !r.duplicated.some((d) => d.relative_path === c.relative_path));
+  if (others.length) out.write(`  (${others.length} similar-looking candidate${others.length > 1 ? 's' : ''} rejected by verification)\n`);
+  out.write(`  timings: encode ${r.timings_ms.encode} ms, search ${r.timings_ms.search} ms, match ${r.timings_ms.match} ms\n`);
+}
+
+async function cmdQuery(ws: Workspace, f: Flags, arg: string | undefined) {
+  if (!arg || !existsSync(arg) || !statSync(arg).isFile()) throw new Error(`query: ${arg ?? '(none)'} is not a file\n\n${USAGE}`);
+  const image = canonical(arg);
+  const root = f.root ? existingDir(f.root, '--root') : lastRoot(ws.home);
+  if (!root) throw new Error('query: no index yet: run `doppel index DIR` first (or pass --root DIR)');
+  await withSession(ws, root, Boolean(f.root), async (s) => {
+    const source = isInside(s.root, image)
+      ? { relative_path: relative(s.root, image).split('\\').join('/') }
+      : { image_base64: readFileSync(image).toString('base64') };
+    const r = await s.pipeline.duplicates({
+      ...source,
+      ...(f.threshold ? { threshold: Number(f.threshold) } : {}),
+      ...(f.neighbors ? { nb_neighbors: intFlag('neighbors', f.neighbors, 10) } : {}),
+    });
+    if (f.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    else printDuplicates(image, r);
+  });
+}
+
+async function queryAll(pipeline: PipelineClient, files: string[], concurrency: number, f: Flags, inScope: (p: string) => boolean) {
+  const pairs: ScanPair[] = [];
+  const failed: Array<{ relative_path: string; error: string }> = [];
+  const bar = new ProgressBar('scan ', files.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < files.length) {
+      const q = files[next++]!;
+      try {
+        const r = await pipeline.duplicates({ relative_path: q, ...(f.threshold ? { threshold: Number(f.threshold) } : {}) });
+        for (const d of r.duplicated) {
+          if (!inScope(d.relative_path)) continue;
+          pairs.push({ query: q, match: d.relative_path, score: d.score, inliers: d.inliers, ...(d.method ? { method: d.method } : {}), ...(d.region ? { region: d.region } : {}) });
+        }
+      } catch (e) {
+        // An outage ends the scan; a bad file is only noted.
+        if (e instanceof AppError && e.status >= 500) throw e;
+        failed.push({ relative_path: q, error: (e as Error).message });
+      }
+      bar.tick();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
+  bar.finish(`${files.length} images queried, ${pairs.length} verified links`);
+  return { pairs, failed };
+}
+
+async function cmdScan(ws: Workspace, f: Flags, arg: string | undefined) {
+  const dir = existingDir(arg, 'scan');
+  const { root, rootGiven } = rootAndTarget(f, dir);
+  const outHtml = resolve(f.out ?? 'doppel-report.html');
+  const outJson = outHtml.replace(/\.html?$/i, '') + '.json';
+  await withSession(ws, root, rootGiven, async (s) => {
+    if (!isInside(s.root, dir)) throw new Error(`the running pipeline serves ${s.root}; ${dir} is outside it (stop it, or use --port)`);
+    await indexFolder(s, dir, Boolean(f.force));
+    rememberRoot(ws.home, s.root);
+    const rel = relative(s.root, dir);
+    const files = await listImages(s.root, rel || '.', true);
+    const prefix = rel ? `${rel.split('\\').join('/')}/` : '';
+    const { pairs, failed } = await queryAll(s.pipeline, files, intFlag('concurrency', f.concurrency, 2), f, (p) => p.startsWith(prefix));
+    const groups = groupPairs(pairs);
+    const generatedAt = new Date().toISOString();
+    const report = { root: s.root, folder: dir, generated_at: generatedAt, files_scanned: files.length, groups, failed };
+    mkdirSync(dirname(outHtml), { recursive: true });
+    writeFileSync(outJson, `${JSON.stringify(report, null, 2)}\n`);
+    writeFileSync(outHtml, await renderReport({ root: s.root, generatedAt, filesScanned: files.length, groups }));
+    const inGroups = groups.reduce((n, g) => n + g.members.length, 0);
+    say(`${groups.length} duplicate groups (${inGroups} images) among ${files.length}`);
+    say(`report: ${outHtml}\njson:   ${outJson}`);
+    if (f.json) process.stdout.write(`${JSON.stringify(report)}\n`);
+  });
+}
+
+async function cmdUp(ws: Workspace, f: Flags) {
+  const images = resolve(f.images ?? process.env.DOPPEL_IMAGES ?? join(ws.repoRoot, 'images'));
+  mkdirSync(images, { recursive: true });
+  const root = canonical(images);
+  requireModel(ws.modelPath);
+  const stateDir = stateDirFor(ws.home, root);
+  say(`starting image-encoder, contextual-search, instance-matching and pipeline for ${root} ...`);
+  const stack = await startActive({ repoRoot: ws.repoRoot, imagesRoot: root, stateDir, modelPath: ws.modelPath, ports: ws.ports });
+  writeStackRecord(ws.home, { pid: process.pid, imagesRoot: root, stateDir, ports: ws.ports });
+  rememberRoot(ws.home, root);
+  for (const [name, url] of Object.entries(stack.urls)) say(`  ${name.padEnd(18)} ${url}`);
+  say(`state: ${stateDir} (logs in logs/)\nready; Ctrl-C to stop`);
+  await new Promise<void>((resolveDone) => {
+    let stopping = false;
+    const shutdown = (why: string) => {
+      if (stopping) return;
+      stopping = true;
+      say(`\n${why}: stopping ...`);
+      void stack.stop().then(() => { clearStackRecord(ws.home, process.pid); resolveDone(); });
+    };
+    // Ready: Ctrl-C is now a normal stop (exit 0), not an interruption.
+    process.removeAllListeners('SIGINT').removeAllListeners('SIGTERM');
+    process.on('SIGINT', () => shutdown('interrupted'));
+    process.on('SIGTERM', () => shutdown('terminated'));
+    for (const [name, child] of Object.entries(stack.children)) {
+      child.once('exit', (code, signal) => { if (code !== 0 && signal === null) shutdown(`${name} exited with code ${code} (see ${stateDir}/logs/${name}.log)`); });
+    }
+  });
+  say('stopped');
+}
+
+async function main(argv: string[]) {
+  const { values: f, positionals } = parseArgs({ args: argv, options, allowPositionals: true });
+  const [cmd, arg] = positionals;
+  if (f.help || !cmd) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const ws = workspace(f);
+  let interrupted = false;
+  const interrupt = () => {
+    // A second Ctrl-C must not kill the CLI before its services are stopped.
+    if (interrupted) return;
+    interrupted = true;
+    say('\ninterrupted: stopping ...');
+    void stopActive().then(() => { clearStackRecord(ws.home, process.pid); process.exit(130); });
+  };
+  // Until `up` is ready (and for the whole of the other commands), Ctrl-C stops whatever
+  // was started and exits 130.
+  process.on('SIGINT', interrupt);
+  process.on('SIGTERM', interrupt);
+  switch (cmd) {
+    case 'index': return cmdIndex(ws, f, arg);
+    case 'query': return cmdQuery(ws, f, arg);
+    case 'scan': return cmdScan(ws, f, arg);
+    case 'up': return cmdUp(ws, f);
+    default: throw new Error(`unknown command ${JSON.stringify(cmd)}\n\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(0),
+  (e: unknown) => {
+    say(`doppel: ${e instanceof AppError ? `${e.code}: ${e.message}` : (e as Error).message}`);
+    void stopActive().finally(() => process.exit(1));
+  },
+);

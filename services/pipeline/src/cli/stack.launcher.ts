@@ -1,0 +1,152 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { createEncoderClient } from '@doppel/clients';
+
+export const SERVICES = ['image-encoder', 'contextual-search', 'instance-matching', 'pipeline'] as const;
+export type ServiceName = (typeof SERVICES)[number];
+
+export interface StackPorts { pipeline: number; encoder: number; search: number; matching: number }
+
+export interface StackOptions {
+  repoRoot: string;
+  imagesRoot: string;
+  /** Holds embeddings/ (contextual-search LOCATION) and logs/. */
+  stateDir: string;
+  modelPath: string;
+  ports: StackPorts;
+  host?: string;
+  logLevel?: string;
+  /** Extra env per service (tests tune thresholds or worker counts). */
+  env?: Partial<Record<ServiceName, Record<string, string>>>;
+  readyTimeoutMs?: number;
+}
+
+export interface Stack {
+  urls: Record<ServiceName, string>;
+  children: Record<ServiceName, ChildProcess>;
+  dimension: number;
+  /** SIGTERM to each child (pipeline first), SIGKILL after the grace period. */
+  stop(): Promise<void>;
+}
+
+export class StackError extends Error {}
+
+const entryOf = (repoRoot: string, svc: ServiceName) => join(repoRoot, 'services', svc, 'src', 'main.ts');
+
+function tailOf(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+/** Waits for GET /readyz to answer 200, failing early if the process dies. */
+export async function waitReady(url: string, child: ChildProcess | undefined, deadlineMs: number, logFile?: string): Promise<void> {
+  const end = Date.now() + deadlineMs;
+  let last = 'no answer';
+  for (;;) {
+    if (child && child.exitCode !== null) {
+      throw new StackError(`${url} exited with code ${child.exitCode} before it was ready${logFile ? `:\n${tailOf(logFile)}` : ''}`);
+    }
+    try {
+      const r = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000) });
+      if (r.ok) return;
+      last = `HTTP ${r.status}: ${(await r.text()).slice(0, 300)}`;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    if (Date.now() > end) throw new StackError(`${url} not ready after ${deadlineMs} ms (${last})${logFile ? `:\n${tailOf(logFile)}` : ''}`);
+    // Poll interval of a readiness wait, not a sleep standing in for synchronisation.
+    await new Promise<void>((r) => setTimeout(r, 150));
+  }
+}
+
+async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** The fingerprint size follows the model: ask the encoder once, before search starts. */
+async function probeDimension(encoderUrl: string): Promise<number> {
+  const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 120, g: 60, b: 30 } } }).png().toBuffer();
+  const r = await createEncoderClient({ baseUrl: encoderUrl, timeoutMs: 60_000 }).encode({ image_base64: png.toString('base64') });
+  return r.dimension;
+}
+
+/**
+ * Starts the four services as child processes (the same entry points as production,
+ * run from source) and resolves once every /readyz answers.
+ */
+export async function startStack(opts: StackOptions): Promise<Stack> {
+  const host = opts.host ?? '127.0.0.1';
+  const logDir = join(opts.stateDir, 'logs');
+  const embeddings = join(opts.stateDir, 'embeddings');
+  mkdirSync(logDir, { recursive: true });
+  mkdirSync(embeddings, { recursive: true });
+  const urls: Record<ServiceName, string> = {
+    'image-encoder': `http://${host}:${opts.ports.encoder}`,
+    'contextual-search': `http://${host}:${opts.ports.search}`,
+    'instance-matching': `http://${host}:${opts.ports.matching}`,
+    pipeline: `http://${host}:${opts.ports.pipeline}`,
+  };
+  const children: Partial<Record<ServiceName, ChildProcess>> = {};
+  const logs: Partial<Record<ServiceName, string>> = {};
+  const base = { SERVER_HOST: host, LOG_LEVEL: opts.logLevel ?? 'warn' };
+  const start = (svc: ServiceName, env: Record<string, string>) => {
+    const logFile = join(logDir, `${svc}.log`);
+    logs[svc] = logFile;
+    const out = createWriteStream(logFile, { flags: 'w' });
+    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', entryOf(opts.repoRoot, svc)], {
+      cwd: opts.repoRoot,
+      env: { ...process.env, ...base, ...env, ...opts.env?.[svc] },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout?.pipe(out, { end: false });
+    child.stderr?.pipe(out, { end: false });
+    child.once('exit', () => out.end());
+    children[svc] = child;
+    return child;
+  };
+  const stop = async () => {
+    for (const svc of [...SERVICES].reverse()) {
+      const c = children[svc];
+      if (c) await stopChild(c, 10_000);
+    }
+  };
+  const deadline = opts.readyTimeoutMs ?? 90_000;
+  try {
+    const encoder = start('image-encoder', { SERVER_PORT: String(opts.ports.encoder), IMAGES_ROOT: opts.imagesRoot, MODEL_PATH: opts.modelPath });
+    const matcher = start('instance-matching', {
+      // opencv4nodejs links the system OpenCV (CONTRIBUTING.md); without these it looks
+      // for a private build at load time. A user's own values win.
+      OPENCV4NODEJS_DISABLE_AUTOBUILD: process.env.OPENCV4NODEJS_DISABLE_AUTOBUILD ?? '1',
+      OPENCV_INCLUDE_DIR: process.env.OPENCV_INCLUDE_DIR ?? '/usr/include/opencv4',
+      OPENCV_LIB_DIR: process.env.OPENCV_LIB_DIR ?? '/usr/lib/x86_64-linux-gnu',
+      OPENCV_BIN_DIR: process.env.OPENCV_BIN_DIR ?? '/usr/bin',
+      SERVER_PORT: String(opts.ports.matching), SOURCE_DIR: opts.imagesRoot, TARGET_DIR: opts.imagesRoot,
+    });
+    await waitReady(urls['image-encoder'], encoder, deadline, logs['image-encoder']);
+    const dimension = await probeDimension(urls['image-encoder']);
+    const search = start('contextual-search', { SERVER_PORT: String(opts.ports.search), LOCATION: embeddings, DIMENSION: String(dimension) });
+    const pipeline = start('pipeline', {
+      SERVER_PORT: String(opts.ports.pipeline), IMAGES_ROOT: opts.imagesRoot,
+      ENCODER_URL: urls['image-encoder'], SEARCH_URL: urls['contextual-search'], MATCHING_URL: urls['instance-matching'],
+    });
+    await Promise.all([
+      waitReady(urls['contextual-search'], search, deadline, logs['contextual-search']),
+      waitReady(urls['instance-matching'], matcher, deadline, logs['instance-matching']),
+    ]);
+    await waitReady(urls.pipeline, pipeline, deadline, logs.pipeline);
+    return { urls, children: children as Record<ServiceName, ChildProcess>, dimension, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}

@@ -1,0 +1,90 @@
+import type { EncoderClient, MatchingClient, SearchClient } from '@doppel/clients';
+import type { DuplicatesRequest, DuplicatesResponse, MatchRequest, Static } from '@doppel/schemas';
+import { fetchImage } from './url-fetch.js';
+
+export type DuplicatesResult = Static<typeof DuplicatesResponse>['response'];
+type Candidate = DuplicatesResult['candidates'][number];
+
+export interface DuplicatesDeps {
+  encoder: EncoderClient;
+  search: SearchClient;
+  matching: MatchingClient;
+  nbNeighbors: number;
+  minScore: number;
+  urlTimeoutMs: number;
+  maxImageBytes: number;
+}
+
+const ms = (start: number) => Math.round((performance.now() - start) * 10) / 10;
+
+/**
+ * Union of the neighbours of every orientation fingerprint, keeping each path's best
+ * score: a rotated or mirrored copy is close to exactly one of the 8 orientations.
+ */
+export function mergeNeighbours(
+  lists: Array<{ orientation: string; neighbors: Array<{ relative_path: string; score: number }> }>,
+  limit: number,
+  exclude?: string,
+): Candidate[] {
+  const best = new Map<string, Candidate>();
+  for (const { orientation, neighbors } of lists) {
+    for (const n of neighbors) {
+      if (n.relative_path === exclude) continue;
+      const prev = best.get(n.relative_path);
+      if (!prev || n.score > prev.score) best.set(n.relative_path, { relative_path: n.relative_path, score: n.score, orientation });
+    }
+  }
+  return [...best.values()].sort((a, b) => b.score - a.score || a.relative_path.localeCompare(b.relative_path)).slice(0, limit);
+}
+
+/**
+ * encode (all 8 orientations in one call) -> search each -> verify the union with
+ * instance-matching. A query given by relative_path is left out of its own results.
+ */
+export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesRequest): Promise<DuplicatesResult> {
+  const nb = req.nb_neighbors ?? deps.nbNeighbors;
+  const minScore = req.min_score ?? deps.minScore;
+  const source = req.relative_path !== undefined ? { relative_path: req.relative_path }
+    : req.image_base64 !== undefined ? { image_base64: req.image_base64 }
+      : { url: req.url! };
+
+  let t = performance.now();
+  const encoded = await deps.encoder.encode({ ...source, orientations: 'all' });
+  const encodeMs = ms(t);
+
+  t = performance.now();
+  const fingerprints = encoded.orientations?.length
+    ? encoded.orientations.map((o) => ({ orientation: o.name, vec: o.fingerprint }))
+    : [{ orientation: 'identity', vec: encoded.fingerprint }];
+  const lists = await Promise.all(fingerprints.map(async ({ orientation, vec }) => ({
+    orientation,
+    neighbors: (await deps.search.search({ nb_neighbors: nb, vec_features: vec, min_score: minScore })).neighbors,
+  })));
+  const candidates = mergeNeighbours(lists, nb, req.relative_path);
+  const searchMs = ms(t);
+
+  t = performance.now();
+  let duplicated: DuplicatesResult['duplicated'] = [];
+  if (candidates.length > 0) {
+    // The matcher reads indexed paths itself; a query that is not a path goes as bytes.
+    const candidate: Pick<MatchRequest, 'candidate' | 'candidate_base64'> = req.relative_path !== undefined
+      ? { candidate: req.relative_path }
+      : { candidate_base64: req.image_base64 ?? (await fetchImage(req.url!, deps.urlTimeoutMs, deps.maxImageBytes)).toString('base64') };
+    const matched = await deps.matching.match({
+      ...candidate,
+      neighbors: candidates.map((c) => c.relative_path),
+      ...(req.threshold !== undefined ? { threshold: req.threshold } : {}),
+    });
+    const searchScore = new Map(candidates.map((c) => [c.relative_path, c.score]));
+    duplicated = matched.duplicated.map((d) => ({
+      relative_path: d.relative_path,
+      score: d.score,
+      inliers: d.inliers,
+      ...(searchScore.has(d.relative_path) ? { search_score: searchScore.get(d.relative_path)! } : {}),
+      ...(d.method ? { method: d.method } : {}),
+      ...(d.region ? { region: d.region } : {}),
+    })).sort((a, b) => b.score - a.score);
+  }
+  const matchMs = ms(t);
+  return { duplicated, candidates, timings_ms: { encode: encodeMs, search: searchMs, match: matchMs } };
+}

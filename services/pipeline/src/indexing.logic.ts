@@ -1,0 +1,87 @@
+import type { EncoderClient, SearchClient } from '@doppel/clients';
+import type { IndexRequest, IndexResponse, Static } from '@doppel/schemas';
+import { AppError, toItemError } from '@doppel/service-kit';
+import { collectFiles, stampFiles, type FileStamp } from './image-files.fs.js';
+import { stampMetadata, type KnownFiles } from './known-files.store.js';
+
+export type IndexResult = Static<typeof IndexResponse>['response'];
+type Failure = IndexResult['failed'][number];
+
+export interface IndexingDeps {
+  imagesRoot: string;
+  encoder: EncoderClient;
+  search: SearchClient;
+  known: KnownFiles;
+  batchSize: number;
+  concurrency: number;
+}
+
+const failureOf = (relative_path: string, e: unknown): Failure => ({ relative_path, ...toItemError(e) });
+
+/** Encodes one batch by path and upserts what encoded; per-item failures are reported, not thrown. */
+async function indexBatch(deps: IndexingDeps, batch: FileStamp[]): Promise<{ indexed: number; failed: Failure[] }> {
+  const failed: Failure[] = [];
+  const { results } = await deps.encoder.encodeBatch({
+    items: batch.map((f, i) => ({ request_id: i, relative_path: f.relative_path, orientations: 'none' as const })),
+  });
+  const items: Array<{ file: FileStamp; vec: number[] }> = [];
+  for (const r of results) {
+    const file = batch[r.request_id];
+    if (!file) continue;
+    if ('fingerprint' in r) items.push({ file, vec: r.fingerprint });
+    else failed.push({ relative_path: file.relative_path, error_code: r.error_code, error_message: r.error_message, status: r.status });
+  }
+  if (items.length === 0) return { indexed: 0, failed };
+  try {
+    await deps.search.upsert({
+      items: items.map(({ file, vec }) => ({ relative_path: file.relative_path, vec_features: vec, metadata: stampMetadata(file) })),
+    });
+  } catch (e) {
+    // A 4xx here (a dimension mismatch) concerns every item alike; outages stop the run.
+    if (e instanceof AppError && e.status >= 500) throw e;
+    return { indexed: 0, failed: [...failed, ...items.map(({ file }) => failureOf(file.relative_path, e))] };
+  }
+  for (const { file } of items) deps.known.remember(file);
+  return { indexed: items.length, failed };
+}
+
+/**
+ * Indexes a file, a folder (recursive by default) or a list of files under the image
+ * root. Files whose size and mtime match what search already holds are skipped unless
+ * `force`; that is what makes an interrupted run resumable.
+ */
+export async function indexImages(deps: IndexingDeps, req: IndexRequest): Promise<IndexResult> {
+  const failed: Failure[] = [];
+  let files: FileStamp[];
+  if (req.relative_paths) {
+    files = [];
+    for (const s of await stampFiles(deps.imagesRoot, req.relative_paths)) {
+      if ('error' in s) failed.push(failureOf(s.relative_path, s.error));
+      else files.push(s);
+    }
+  } else {
+    files = await collectFiles(deps.imagesRoot, req.relative_path ?? '.', req.recursive ?? true);
+  }
+  await deps.known.sync();
+  const todo = req.force ? files : files.filter((f) => !deps.known.isCurrent(f));
+  const batches: FileStamp[][] = [];
+  for (let i = 0; i < todo.length; i += deps.batchSize) batches.push(todo.slice(i, i + deps.batchSize));
+
+  let indexed = 0;
+  let next = 0;
+  const worker = async () => {
+    while (next < batches.length) {
+      const batch = batches[next++]!;
+      const r = await indexBatch(deps, batch);
+      indexed += r.indexed;
+      failed.push(...r.failed);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(deps.concurrency, batches.length) }, worker));
+  return {
+    total: files.length + (req.relative_paths ? req.relative_paths.length - files.length : 0),
+    indexed,
+    skipped: files.length - todo.length,
+    failed: failed.sort((a, b) => a.relative_path.localeCompare(b.relative_path)),
+  };
+}

@@ -1,0 +1,51 @@
+import type { SearchClient } from '@doppel/clients';
+import type { FileStamp } from './image-files.fs.js';
+
+type Stamp = { size: number; mtime_ms: number };
+
+/** The metadata keys the pipeline writes next to each vector so re-indexing can skip unchanged files. */
+export const stampMetadata = (f: FileStamp) => ({ file_size: f.size, file_mtime_ms: f.mtime_ms });
+
+function stampOf(meta: Record<string, unknown> | undefined): Stamp | undefined {
+  const size = meta?.file_size;
+  const mtime = meta?.file_mtime_ms;
+  return typeof size === 'number' && typeof mtime === 'number' ? { size, mtime_ms: mtime } : undefined;
+}
+
+/**
+ * What contextual-search already holds, keyed by path. Loaded once by paging through
+ * /vectors and kept in step with our own upserts; reloaded whenever the collection's
+ * count says someone else changed it (a restart with other state, a delete).
+ */
+export class KnownFiles {
+  private stamps = new Map<string, Stamp | undefined>();
+  private loaded = false;
+
+  constructor(private readonly search: SearchClient, private readonly pageSize = 1000) {}
+
+  private async reload(): Promise<void> {
+    const next = new Map<string, Stamp | undefined>();
+    for (let offset = 0; ; offset += this.pageSize) {
+      const page = await this.search.list({ offset, limit: this.pageSize });
+      for (const item of page.items) next.set(item.relative_path, stampOf(item.metadata));
+      if (page.items.length < this.pageSize || offset + page.items.length >= page.total) break;
+    }
+    this.stamps = next;
+    this.loaded = true;
+  }
+
+  async sync(): Promise<void> {
+    if (!this.loaded) return this.reload();
+    const { count } = await this.search.stats();
+    if (count !== this.stamps.size) await this.reload();
+  }
+
+  isCurrent(f: FileStamp): boolean {
+    const s = this.stamps.get(f.relative_path);
+    return s !== undefined && s.size === f.size && s.mtime_ms === f.mtime_ms;
+  }
+
+  remember(f: FileStamp): void {
+    this.stamps.set(f.relative_path, { size: f.size, mtime_ms: f.mtime_ms });
+  }
+}

@@ -1,0 +1,20 @@
+import { createEncoderClient, createMatchingClient, createSearchClient } from '@doppel/clients';
+import { PipelineConfig } from '@doppel/schemas';
+import { createLogger, loadConfig, Registry, runMain, serve } from '@doppel/service-kit';
+import { resolve } from 'node:path';
+import { createApp } from './app.js';
+
+await runMain('pipeline', async () => {
+  const config = loadConfig(PipelineConfig, process.env);
+  const logger = createLogger('pipeline', config.LOG_LEVEL);
+  const client = { timeoutMs: config.DOWNSTREAM_TIMEOUT_MS };
+  const app = createApp({
+    config: { ...config, IMAGES_ROOT: resolve(config.IMAGES_ROOT) },
+    encoder: createEncoderClient({ baseUrl: config.ENCODER_URL, ...client }),
+    search: createSearchClient({ baseUrl: config.SEARCH_URL, ...client }),
+    matching: createMatchingClient({ baseUrl: config.MATCHING_URL, ...client }),
+    registry: new Registry(),
+    logger,
+  });
+  await serve(app, { port: config.SERVER_PORT, host: config.SERVER_HOST, logger, shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS, handleSignals: true });
+});

@@ -1,0 +1,220 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createEncoderClient, createMatchingClient, createSearchClient } from '@doppel/clients';
+import { EncodeBatchRequest, EncodeRequest, MatchRequest, ORIENTATION_NAMES, SearchConfig } from '@doppel/schemas';
+import { AppError, createLogger, createServiceApp, jsonBody, jsonRoute, loadConfig, Registry, serve, type RunningServer } from '@doppel/service-kit';
+import { call } from '@doppel/service-kit/testing';
+import { createApp as createSearchApp } from '@doppel/contextual-search';
+import { createApp } from '../src/app.js';
+
+/*
+ * The pipeline against the real contextual-search app and two small stand-ins for the
+ * encoder and the matcher (their real behaviour is covered by their own tests and by
+ * tests/e2e). A stand-in "image" is a JSON file {vec, group}: the encoder returns vec
+ * (orientation k = vec rotated by k places), the matcher confirms pairs of one group.
+ */
+interface FakeImage { vec: number[]; group: string }
+const logger = createLogger('test', 'silent');
+
+function rotate(v: number[], k: number): number[] {
+  return v.map((_, i) => v[(i + k) % v.length]!);
+}
+
+function standInEncoder(root: string, seen: { bodies: unknown[] }) {
+  const read = (b: { relative_path?: string; image_base64?: string }): FakeImage => {
+    if (b.image_base64) return JSON.parse(Buffer.from(b.image_base64, 'base64').toString('utf8')) as FakeImage;
+    try {
+      return JSON.parse(readFileSync(join(root, b.relative_path!), 'utf8')) as FakeImage;
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOENT') throw new AppError('IMAGE_NOT_FOUND', `${b.relative_path}: not found`);
+      throw new AppError('UNDECODABLE_IMAGE', `${b.relative_path}: not an image`);
+    }
+  };
+  const encodeOne = (b: EncodeRequest) => {
+    const img = read(b);
+    return {
+      request_id: b.request_id ?? 0, fingerprint: img.vec, dimension: img.vec.length, model: 'stand-in',
+      ...(b.orientations === 'all' ? { orientations: ORIENTATION_NAMES.map((name, k) => ({ name, fingerprint: rotate(img.vec, k) })) } : {}),
+    };
+  };
+  // The stand-ins validate what the pipeline sends against the real request schemas.
+  return createServiceApp({
+    service: 'image-encoder', registry: new Registry(), logger,
+    routes: (a) => {
+      a.post('/encode', jsonBody('50mb'), jsonRoute(EncodeRequest, (body) => {
+        seen.bodies.push(body);
+        return encodeOne(body);
+      }));
+      a.post('/encode/batch', jsonBody('50mb'), jsonRoute(EncodeBatchRequest, (body) => ({
+        results: body.items.map((it) => {
+          try {
+            return encodeOne(it);
+          } catch (e) {
+            const err = e as AppError;
+            return { request_id: it.request_id ?? 0, error_code: err.code, error_message: err.message, status: err.status };
+          }
+        }),
+      })));
+    },
+  });
+}
+
+function standInMatcher(root: string, seen: { bodies: unknown[] }) {
+  const groupOf = (rel: string) => (JSON.parse(readFileSync(join(root, rel), 'utf8')) as FakeImage).group;
+  return createServiceApp({
+    service: 'instance-matching', registry: new Registry(), logger,
+    routes: (a) => {
+      a.post('/match', jsonBody('50mb'), jsonRoute(MatchRequest, (b) => {
+        seen.bodies.push(b);
+        const group = b.candidate !== undefined ? groupOf(b.candidate)
+          : (JSON.parse(Buffer.from(b.candidate_base64!, 'base64').toString('utf8')) as FakeImage).group;
+        const checked = b.neighbors.map((n) => {
+          const same = groupOf(n) === group;
+          return { relative_path: n, score: same ? 0.9 : 0.1, inliers: same ? 80 : 3, method: 'sift' as const,
+            ...(same ? { region: [[0.1, 0.1], [0.9, 0.1], [0.9, 0.9], [0.1, 0.9]] } : {}) };
+        });
+        return { duplicated: checked.filter((c) => c.score >= 0.5), checked, errors: [] };
+      }));
+    },
+  });
+}
+
+const img = (vec: number[], group: string) => JSON.stringify({ vec, group });
+
+describe('pipeline over HTTP', () => {
+  const root = mkdtempSync(join(tmpdir(), 'doppel-pipeline-'));
+  const images = join(root, 'images');
+  const encSeen = { bodies: [] as unknown[] };
+  const matchSeen = { bodies: [] as unknown[] };
+  const servers: RunningServer[] = [];
+  let encoderSrv: RunningServer;
+  let base: string;
+  let closeSearch: () => Promise<void>;
+
+  before(async () => {
+    mkdirSync(join(images, 'sub'), { recursive: true });
+    writeFileSync(join(images, 'a.png'), img([1, 0, 0, 0], 'A'));
+    writeFileSync(join(images, 'a-copy.png'), img([0.95, 0.05, 0, 0], 'A'));
+    writeFileSync(join(images, 'b.png'), img([0, 0, 1, 0], 'B'));
+    writeFileSync(join(images, 'sub', 'c.jpg'), img([0, 0, 0, 1], 'C'));
+    writeFileSync(join(images, 'sub', 'broken.jpg'), 'not json');
+    writeFileSync(join(images, 'notes.txt'), 'ignored: not an image extension');
+
+    const start = async (app: Parameters<typeof serve>[0]) => {
+      const s = await serve(app, { port: 0, host: '127.0.0.1', logger });
+      servers.push(s);
+      return s;
+    };
+    encoderSrv = await start(standInEncoder(images, encSeen));
+    const matchSrv = await start(standInMatcher(images, matchSeen));
+    const searchConfig = loadConfig(SearchConfig, { LOCATION: join(root, 'embeddings'), DIMENSION: '4', SNAPSHOT_INTERVAL_MS: '0' });
+    const { app: searchApp, collection } = createSearchApp({ config: searchConfig, registry: new Registry(), logger });
+    const searchSrv = await start(searchApp);
+    await collection.open();
+    closeSearch = () => collection.close();
+    const url = (s: RunningServer) => `http://127.0.0.1:${s.port}`;
+    const pipeline = createApp({
+      config: { IMAGES_ROOT: images, NB_NEIGHBORS: 10, MIN_SCORE: 0, INDEX_BATCH_SIZE: 2, INDEX_CONCURRENCY: 2, URL_TIMEOUT_MS: 1000, MAX_IMAGE_BYTES: 1 << 20 },
+      encoder: createEncoderClient({ baseUrl: url(encoderSrv), timeoutMs: 2000, retryDelayMs: 10 }),
+      search: createSearchClient({ baseUrl: url(searchSrv), timeoutMs: 2000 }),
+      matching: createMatchingClient({ baseUrl: url(matchSrv), timeoutMs: 2000 }),
+      registry: new Registry(),
+      logger,
+    });
+    base = url(await start(pipeline));
+  });
+
+  after(async () => {
+    for (const s of servers.reverse()) await s.close();
+    await closeSearch();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('when a folder is indexed, then images are counted, indexed and broken ones reported', async () => {
+    const r = await call(base, 'POST', '/index', { relative_path: '.' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const res = r.body.response;
+    assert.equal(res.total, 5);
+    assert.equal(res.indexed, 4);
+    assert.equal(res.skipped, 0);
+    assert.deepEqual(res.failed.map((f: { relative_path: string; error_code: string }) => [f.relative_path, f.error_code]), [['sub/broken.jpg', 'UNDECODABLE_IMAGE']]);
+  });
+
+  it('when the same folder is indexed again, then unchanged files are skipped and a touched one is redone', async () => {
+    const later = new Date(Date.now() + 5000);
+    utimesSync(join(images, 'b.png'), later, later);
+    const r = await call(base, 'POST', '/index', { relative_path: '.' });
+    assert.equal(r.status, 200);
+    assert.equal(r.body.response.indexed, 1);
+    assert.equal(r.body.response.skipped, 3);
+    const forced = await call(base, 'POST', '/index', { relative_paths: ['a.png', 'missing.png'], force: true });
+    assert.equal(forced.body.response.indexed, 1);
+    assert.equal(forced.body.response.failed[0].error_code, 'IMAGE_NOT_FOUND');
+  });
+
+  it('when an indexed image is queried by path, then its verified duplicate is returned and itself is not', async () => {
+    const r = await call(base, 'POST', '/duplicates', { relative_path: 'a.png' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const res = r.body.response;
+    assert.deepEqual(res.duplicated.map((d: { relative_path: string }) => d.relative_path), ['a-copy.png']);
+    assert.equal(res.duplicated[0].inliers, 80);
+    assert.equal(res.duplicated[0].region.length, 4);
+    assert.ok(res.duplicated[0].search_score > 0.9);
+    assert.ok(!res.candidates.some((c: { relative_path: string }) => c.relative_path === 'a.png'));
+    for (const k of ['encode', 'search', 'match']) assert.equal(typeof res.timings_ms[k], 'number');
+    assert.deepEqual(encSeen.bodies.at(-1), { relative_path: 'a.png', orientations: 'all' });
+  });
+
+  it('when a rotated copy is queried, then the orientation fingerprints find the original', async () => {
+    // rot90 of the query (rotated by 1 place) is c's vector.
+    const rotated = Buffer.from(img([1, 0, 0, 0], 'C')).toString('base64');
+    const r = await call(base, 'POST', '/duplicates', { image_base64: rotated });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body.response.duplicated.map((d: { relative_path: string }) => d.relative_path), ['sub/c.jpg']);
+    const best = r.body.response.candidates.find((c: { relative_path: string }) => c.relative_path === 'sub/c.jpg');
+    assert.equal(best.score, 1);
+    assert.notEqual(best.orientation, 'identity');
+    const sent = matchSeen.bodies.at(-1) as { candidate_base64?: string; candidate?: string };
+    assert.equal(sent.candidate_base64, rotated);
+    assert.equal(sent.candidate, undefined);
+  });
+
+  it('when the body is invalid or the path escapes the root, then 400 and 403 envelopes', async () => {
+    const bad = await call(base, 'POST', '/duplicates', { relative_path: 'a.png', url: 'http://x' });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.error_message, /exactly one of/);
+    const escape = await call(base, 'POST', '/index', { relative_path: '../etc' });
+    assert.equal(escape.status, 403);
+    assert.equal(escape.body.error_code, 'FORBIDDEN_PATH');
+    const missing = await call(base, 'POST', '/index', { relative_path: 'nope' });
+    assert.equal(missing.body.error_code, 'IMAGE_NOT_FOUND');
+  });
+
+  it('when the encoder answers 404 for a query, then the pipeline passes the 404 through', async () => {
+    const r = await call(base, 'POST', '/duplicates', { relative_path: 'gone.png' });
+    assert.equal(r.status, 404);
+    assert.equal(r.body.error_code, 'IMAGE_NOT_FOUND');
+  });
+
+  it('when every downstream is up, then /readyz is ready and lists the three checks', async () => {
+    const r = await call(base, 'GET', '/readyz');
+    assert.equal(r.status, 200);
+    assert.deepEqual(Object.keys(r.body.response.checks).sort(), ['contextual-search', 'image-encoder', 'instance-matching']);
+  });
+
+  it('when the encoder is down, then /duplicates is a quick 503 and /readyz names it', async () => {
+    await encoderSrv.close();
+    const t = Date.now();
+    const r = await call(base, 'POST', '/duplicates', { relative_path: 'a.png' });
+    assert.equal(r.status, 503);
+    assert.equal(r.body.error_code, 'UNAVAILABLE');
+    assert.match(r.body.error_message, /image-encoder/);
+    assert.ok(Date.now() - t < 3000);
+    const ready = await call(base, 'GET', '/readyz');
+    assert.equal(ready.status, 503);
+    assert.match(ready.body.error_message, /image-encoder/);
+  });
+});

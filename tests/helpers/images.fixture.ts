@@ -1,0 +1,64 @@
+import sharp from 'sharp';
+import { createServer } from 'node:net';
+
+/** Deterministic PRNG (mulberry32): fixtures are the same on every run. */
+function rng(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * A textured synthetic "photo": many random shapes give SIFT plenty of corners, and
+ * different seeds give unrelated images.
+ */
+export async function syntheticImage(seed: number, width = 480, height = 360): Promise<Buffer> {
+  const r = rng(seed);
+  const colour = () => `rgb(${Math.floor(r() * 256)},${Math.floor(r() * 256)},${Math.floor(r() * 256)})`;
+  const shapes: string[] = [];
+  for (let i = 0; i < 70; i++) {
+    const x = r() * width;
+    const y = r() * height;
+    const s = 8 + r() * 60;
+    const kind = r();
+    if (kind < 0.4) shapes.push(`<rect x="${x}" y="${y}" width="${s}" height="${s * (0.3 + r())}" fill="${colour()}" transform="rotate(${r() * 90} ${x} ${y})"/>`);
+    else if (kind < 0.7) shapes.push(`<circle cx="${x}" cy="${y}" r="${s / 2}" fill="${colour()}" stroke="${colour()}" stroke-width="3"/>`);
+    else shapes.push(`<polygon points="${x},${y} ${x + s},${y + r() * s} ${x + r() * s},${y + s}" fill="${colour()}"/>`);
+  }
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><rect width="100%" height="100%" fill="${colour()}"/>${shapes.join('')}</svg>`;
+  return sharp(Buffer.from(svg)).jpeg({ quality: 92 }).toBuffer();
+}
+
+export type Transform = 'crop' | 'rot90' | 'mirror' | 'recompress';
+
+/** The near-duplicate edits the system must see through. */
+export async function transformed(img: Buffer, t: Transform): Promise<Buffer> {
+  const s = sharp(img);
+  const { width = 0, height = 0 } = await s.metadata();
+  switch (t) {
+    case 'crop':
+      return s.extract({ left: Math.round(width * 0.12), top: Math.round(height * 0.12), width: Math.round(width * 0.76), height: Math.round(height * 0.76) }).jpeg({ quality: 88 }).toBuffer();
+    case 'rot90':
+      return s.rotate(90).jpeg({ quality: 88 }).toBuffer();
+    case 'mirror':
+      return s.flop().jpeg({ quality: 88 }).toBuffer();
+    case 'recompress':
+      return s.resize(Math.round(width * 0.6)).jpeg({ quality: 35 }).toBuffer();
+  }
+}
+
+/** Ports nothing listens on right now (bound to 0, read, released). */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => resolve(s));
+  })));
+  const ports = servers.map((s) => (s.address() as { port: number }).port);
+  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  return ports;
+}
