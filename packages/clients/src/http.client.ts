@@ -1,7 +1,7 @@
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { ErrorEnvelope, ERROR_CATALOG, validate, validatorFor, type ErrorCode, type Static, type TSchema } from '@doppel/schemas';
+import { ErrorEnvelope, ERROR_CATALOG, validate, type ErrorCode, type Static, type TSchema } from '@doppel/schemas';
 import { AppError } from '@doppel/service-kit';
 
 export interface ClientOptions {

@@ -17,8 +17,6 @@ const { values } = parseArgs({
     file: { type: 'string' }, dest: { type: 'string' },
   },
 });
-// A script may read the environment (CONTRIBUTING); the lint glob only covers the root scripts/.
-// eslint-disable-next-line no-restricted-syntax
 const env = process.env;
 const dest = resolve(values.dest ?? env.MODEL_DEST ?? resolve(repo, 'models', DEFAULT_MODEL.installName));
 const url = values.url ?? env.MODEL_URL;

@@ -14,6 +14,8 @@ interface Job {
   task: WorkerTask;
   resolve: (r: WorkerResult) => void;
   reject: (e: Error) => void;
+  /** Set once the job has been re-queued after its worker died. */
+  retried?: boolean;
 }
 
 /** One worker process, behind the few operations the pool needs. */
@@ -104,7 +106,10 @@ export class WorkerPool {
       slot.dead = true;
       const job = slot.job;
       slot.job = undefined;
-      job?.reject(err);
+      // Tasks are pure, so a job whose process died (a native abort) gets one more try on
+      // a fresh worker; a second death is the job's own fault and is reported.
+      if (job && !job.retried) this.queue.unshift({ ...job, retried: true });
+      else job?.reject(err);
       void w.stop();
       const respawn = () => {
         if (this.closed) return;
