@@ -159,7 +159,7 @@ const cfgEnv = (location: string, extra: Record<string, string> = {}) => ({
   // Computed after the build so its 100k-row matrix does not blur the RSS figure above.
   const gtFull = groundTruth(N);
   const lab = (p: string) => Number(p.slice(4, -4));
-  const r = measureEf((q, ef) => collection.search(q, K, 0, ef).map((n) => lab(n.relative_path)), gtFull, [16, 32, 48, 64, 96, 128, 256]);
+  const r = measureEf((q, ef) => collection.search(q, K, 0, ef).map((n) => lab(n.relative_path)), gtFull, [16, 20, 24, 32, 48, 64, 96, 128, 256]);
   for (const x of r) out(`ef=${x.ef}`, `recall@${K} ${x.recall.toFixed(3)}  QPS ${fmt(x.qps)}  (${fmt(1000 / x.qps, 3)} ms/query)`);
   // A concurrent search stream shows whether searches stall while the snapshot is written.
   let worst = 0;
