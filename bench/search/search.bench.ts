@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { Registry, createLogger, loadConfig } from '../../packages/service-kit/src/index.js';
+import { Registry, createLogger, loadConfig, mulberry32 as rng } from '../../packages/service-kit/src/index.js';
 import { SearchConfig } from '../../packages/schemas/src/index.js';
 import { createApp } from '../../services/contextual-search/src/app.js';
 import { ExactIndex } from '../../services/contextual-search/src/exact.index.js';
@@ -36,17 +36,6 @@ const out = (label: string, value: string) => console.log(`${label.padEnd(52)} $
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 
 // ---------------------------------------------------------------- data
-/** mulberry32: reproducible runs. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 function gauss(r: () => number): number {
   return Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());
 }

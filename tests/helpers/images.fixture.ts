@@ -1,17 +1,7 @@
 import sharp from 'sharp';
 import { createServer } from 'node:net';
+import { mulberry32 as rng } from '@doppel/service-kit';
 
-/** Deterministic PRNG (mulberry32): fixtures are the same on every run. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * A textured synthetic "photo": many random shapes give SIFT plenty of corners, and

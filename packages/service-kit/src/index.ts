@@ -7,3 +7,4 @@ export * from './routes.js';
 export * from './create-service-app.js';
 export * from './serve.js';
 export { Registry } from 'prom-client';
+export * from './random.js';

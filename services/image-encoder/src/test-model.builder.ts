@@ -1,4 +1,5 @@
 import { ONNX_FLOAT, encodeModel, type OnnxNode, type OnnxTensor } from './onnx-proto.schema.js';
+import { mulberry32 as rng } from '@doppel/service-kit';
 
 export interface TestModelOptions {
   /** Input side (square). Small keeps tests fast. */
@@ -9,17 +10,6 @@ export interface TestModelOptions {
   seed?: number;
 }
 
-/** mulberry32: a tiny deterministic PRNG, so the same options give the same bytes. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * A ResNet-shaped ONNX model (stem conv, one residual block, a strided conv, global

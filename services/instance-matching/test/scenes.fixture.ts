@@ -1,17 +1,9 @@
 /** Synthetic test images rendered by sharp from SVG: textured scenes and low-texture ones. */
 import sharp from 'sharp';
+import { mulberry32 } from '@doppel/service-kit';
 
-/** Small deterministic PRNG (mulberry32) so every run draws the same scenes. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Same seeds as before: see mulberry32 in the service kit. */
+export const rng = mulberry32;
 
 const WORDS = ['delta', 'orbit', 'maple', 'quartz', 'nimbus', 'falcon', 'harbor', 'prism', 'velvet', 'zenith'];
 
