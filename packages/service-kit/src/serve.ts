@@ -68,3 +68,27 @@ export async function runMain(name: string, start: () => Promise<unknown>): Prom
     process.exit(1);
   }
 }
+
+/** The env variables every service shares (CommonConfigProps + SERVER_PORT). */
+export interface CommonServiceConfig {
+  readonly SERVER_PORT: number;
+  readonly SERVER_HOST: string;
+  readonly SHUTDOWN_TIMEOUT_MS: number;
+}
+
+/** serve() for a service's main.ts: listens where its config says and drains on SIGTERM/SIGINT. */
+export function serveMain(
+  app: Express,
+  config: CommonServiceConfig,
+  logger: Logger,
+  onShutdown?: () => Promise<void> | void,
+): Promise<RunningServer> {
+  return serve(app, {
+    port: config.SERVER_PORT,
+    host: config.SERVER_HOST,
+    logger,
+    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
+    handleSignals: true,
+    ...(onShutdown ? { onShutdown } : {}),
+  });
+}

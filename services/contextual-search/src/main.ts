@@ -1,4 +1,4 @@
-import { createLogger, loadConfig, Registry, runMain, serve } from '@doppel/service-kit';
+import { createLogger, loadConfig, Registry, runMain, serveMain } from '@doppel/service-kit';
 import { SearchConfig } from '@doppel/schemas';
 import { createApp, SERVICE_NAME } from './app.js';
 
@@ -7,13 +7,6 @@ await runMain(SERVICE_NAME, async () => {
   const logger = createLogger(SERVICE_NAME, config.LOG_LEVEL);
   const { app, collection } = createApp({ config, registry: new Registry(), logger });
   // Listen first so /healthz and /readyz answer while the index loads.
-  await serve(app, {
-    port: config.SERVER_PORT,
-    host: config.SERVER_HOST,
-    logger,
-    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-    handleSignals: true,
-    onShutdown: () => collection.close(),
-  });
+  await serveMain(app, config, logger, () => collection.close());
   await collection.open();
 });

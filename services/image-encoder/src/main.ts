@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import sharp from 'sharp';
 import { EncoderConfig } from '@doppel/schemas';
-import { Registry, createLogger, loadConfig, runMain, serve } from '@doppel/service-kit';
+import { Registry, createLogger, loadConfig, runMain, serveMain } from '@doppel/service-kit';
 import { createApp } from './app.js';
 import { loadOnnxModel } from './onnx.model.js';
 import { modelPathFrom } from './model-path.config.js';
@@ -34,15 +34,8 @@ await runMain('image-encoder', async () => {
     maxRedirects: config.URL_MAX_REDIRECTS, allowPrivate: config.ALLOW_PRIVATE_URLS,
   });
   const app = createApp({ config, registry: new Registry(), logger, model, urls });
-  await serve(app, {
-    port: config.SERVER_PORT,
-    host: config.SERVER_HOST,
-    logger,
-    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-    handleSignals: true,
-    onShutdown: async () => {
-      await model.close();
-      await urls.close();
-    },
+  await serveMain(app, config, logger, async () => {
+    await model.close();
+    await urls.close();
   });
 });

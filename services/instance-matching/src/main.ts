@@ -1,4 +1,4 @@
-import { createLogger, loadConfig, Registry, runMain, serve } from '@doppel/service-kit';
+import { createLogger, loadConfig, Registry, runMain, serveMain } from '@doppel/service-kit';
 import { MatchingConfig } from '@doppel/schemas';
 import { createApp, SERVICE_NAME } from './app.js';
 import { WorkerPool } from './worker.pool.js';
@@ -8,12 +8,5 @@ await runMain(SERVICE_NAME, async () => {
   const logger = createLogger(SERVICE_NAME, config.LOG_LEVEL);
   const pool = new WorkerPool({ size: config.NB_WORKERS, queueLimit: config.QUEUE_LIMIT });
   const { app } = createApp({ config, registry: new Registry(), logger, pool });
-  await serve(app, {
-    port: config.SERVER_PORT,
-    host: config.SERVER_HOST,
-    logger,
-    shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
-    handleSignals: true,
-    onShutdown: () => pool.close(),
-  });
+  await serveMain(app, config, logger, () => pool.close());
 });

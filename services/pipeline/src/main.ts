@@ -1,6 +1,6 @@
 import { createEncoderClient, createMatchingClient, createSearchClient } from '@doppel/clients';
 import { PipelineConfig } from '@doppel/schemas';
-import { createLogger, loadConfig, Registry, runMain, serve } from '@doppel/service-kit';
+import { createLogger, loadConfig, Registry, runMain, serveMain } from '@doppel/service-kit';
 import { resolve } from 'node:path';
 import { createApp } from './app.js';
 
@@ -16,5 +16,5 @@ await runMain('pipeline', async () => {
     registry: new Registry(),
     logger,
   });
-  await serve(app, { port: config.SERVER_PORT, host: config.SERVER_HOST, logger, shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS, handleSignals: true });
+  await serveMain(app, config, logger);
 });
