@@ -28,7 +28,7 @@ const queries = Object.keys(truth).sort();
 const step = Number(process.env.STEP ?? 1);
 
 const logger = createLogger('calibrate', 'silent');
-const pool = new WorkerPool({ size: config.NB_WORKERS, queueLimit: config.QUEUE_LIMIT });
+const pool = new WorkerPool({ size: config.NB_WORKERS, queueLimit: config.QUEUE_LIMIT, sharedEntries: config.WORKER_CACHE_ENTRIES });
 const { app } = createApp({ config, registry: new Registry(), logger, pool });
 const srv = await serve(app, { port: 0, host: '127.0.0.1', logger });
 const base = `http://127.0.0.1:${srv.port}`;

@@ -80,7 +80,12 @@ export const MatchingConfig = Type.Object(
     HEIGHT: Type.Integer({ minimum: 128, maximum: 4096, default: 384 }),
     NB_WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: 2, description: 'Verification child processes (OpenCV is not safe in worker threads).' }),
     MAX_KEYPOINTS: Type.Integer({ minimum: 16, maximum: 20000, default: 300, description: 'SIFT keypoints kept per image (strongest first).' }),
-    CACHE_ENTRIES: Type.Integer({ minimum: 0, default: 5000 }),
+    CACHE_ENTRIES: Type.Integer({ minimum: 0, default: 5000, description: 'Target features the service keeps (LRU keyed by path, size and mtime; ~45 KB each).' }),
+    WORKER_CACHE_ENTRIES: Type.Integer({
+      minimum: 0,
+      default: 1000,
+      description: 'Features each verification process keeps, so a target or candidate crosses the IPC pipe once per process (0: always sent).',
+    }),
     QUEUE_LIMIT: Type.Integer({ minimum: 1, default: 1024 }),
     MAX_IMAGE_BYTES: Type.Integer({ minimum: 1, default: 20 * 1024 * 1024 }),
     MAX_PIXELS: Type.Integer({ minimum: 1, default: 50_000_000 }),

@@ -5,7 +5,7 @@ import type { CompareRequest, MatchedItem, MatchingConfig, MatchRequest, MatchRe
 import { decodeImage, type DecodeLimits } from './image.decode.js';
 import { fileKey, LruCache } from './feature.cache.js';
 import { resolveUnder } from './paths.resolve.js';
-import type { PairVerdict, PreparedCandidate, TargetFeatures, VerifyPolicy } from './verify.protocol.js';
+import type { PairVerdict, PreparedCandidate, Shared, TargetFeatures, VerifyPolicy } from './verify.protocol.js';
 import type { WorkerPool } from './worker.pool.js';
 
 /** Inliers at which the SIFT score is 0.5; see the README for the formula. */
@@ -70,7 +70,11 @@ const isRequestLevel = (e: unknown) => e instanceof AppError && (e.code === 'OVE
 
 export function createMatcher(deps: MatcherDeps) {
   const { config, pool } = deps;
-  const cache = new LruCache<TargetFeatures>(config.CACHE_ENTRIES);
+  // Keyed for the worker processes' own caches (see Shared): path, size and mtime for files,
+  // a fresh key for anything that arrives in a request body.
+  const cache = new LruCache<Shared<TargetFeatures>>(config.CACHE_ENTRIES);
+  let seq = 0;
+  const freshKey = (kind: string) => `${kind}\u0000${++seq}`;
   const limits: DecodeLimits = {
     maxPixels: config.MAX_PIXELS,
     maxBytes: config.MAX_IMAGE_BYTES,
@@ -83,26 +87,26 @@ export function createMatcher(deps: MatcherDeps) {
     return readFile(file);
   }
 
-  async function prepareCandidate(bytes: Buffer): Promise<PreparedCandidate> {
+  async function prepareCandidate(bytes: Buffer): Promise<Shared<PreparedCandidate>> {
     const img = await decodeImage(bytes, limits);
     const r = await pool.run({ kind: 'extract-candidate', image: img.grey, maxKeypoints: config.MAX_KEYPOINTS });
     if (r.kind !== 'extract-candidate') throw new Error('unexpected worker result');
-    return { features: r.features, thumb: img.thumb };
+    return { key: freshKey('candidate'), value: { features: r.features, thumb: img.thumb } };
   }
 
-  async function targetFromBytes(bytes: Buffer): Promise<TargetFeatures> {
+  async function targetFromBytes(bytes: Buffer, key: string): Promise<Shared<TargetFeatures>> {
     const img = await decodeImage(bytes, limits);
     const r = await pool.run({ kind: 'extract-target', image: img.grey, maxKeypoints: config.MAX_KEYPOINTS });
     if (r.kind !== 'extract-target') throw new Error('unexpected worker result');
-    return { features: r.features, thumb: img.thumb };
+    return { key, value: { features: r.features, thumb: img.thumb } };
   }
 
-  async function targetFromPath(relative: string): Promise<TargetFeatures> {
+  async function targetFromPath(relative: string): Promise<Shared<TargetFeatures>> {
     const f = await resolveUnder(config.TARGET_DIR, relative);
     const key = fileKey(f.file, f.size, f.mtimeMs);
     const hit = cache.get(key);
     if (hit) return hit;
-    const t = await targetFromBytes(await readLimited(f.file, f.size));
+    const t = await targetFromBytes(await readLimited(f.file, f.size), key);
     cache.set(key, t);
     return t;
   }
@@ -131,7 +135,7 @@ export function createMatcher(deps: MatcherDeps) {
     return { score: sift, method: 'sift' };
   }
 
-  async function verifyPair(cand: PreparedCandidate, target: TargetFeatures, policy: VerifyPolicy): Promise<PairVerdict> {
+  async function verifyPair(cand: Shared<PreparedCandidate>, target: Shared<TargetFeatures>, policy: VerifyPolicy): Promise<PairVerdict> {
     const r = await pool.run({ kind: 'verify', candidate: cand, target, policy });
     if (r.kind !== 'verify') throw new Error('unexpected worker result');
     return r.verdict;
@@ -173,7 +177,9 @@ export function createMatcher(deps: MatcherDeps) {
     const policy = policyFor(config.THRESHOLD);
     const [cand, target] = await Promise.all([
       candidateBytes(body).then(prepareCandidate),
-      body.target_base64 !== undefined ? targetFromBytes(decodeBase64(body.target_base64, 'target_base64')) : targetFromPath(body.target ?? ''),
+      body.target_base64 !== undefined
+        ? targetFromBytes(decodeBase64(body.target_base64, 'target_base64'), freshKey('target'))
+        : targetFromPath(body.target ?? ''),
     ]);
     const item = itemOf('', await verifyPair(cand, target, policy), config.THRESHOLD);
     return { score: item.score, inliers: item.inliers, duplicated: item.score >= config.THRESHOLD };

@@ -17,8 +17,9 @@ const SYSTEM_OPENCV = {
 };
 // eslint-disable-next-line no-restricted-syntax -- native-library bootstrap, not configuration
 for (const [k, v] of Object.entries(SYSTEM_OPENCV)) process.env[k] ??= v;
-// Loaded after the variables are set (a static import would be hoisted above them).
-export const cv = createRequire(import.meta.url)('@u4/opencv4nodejs') as typeof cvTypes;
+// Loaded after the variables are set (a static import would be hoisted above them). The
+// default export is the whole binding, including what the patch adds (batchDistance).
+export const cv = (createRequire(import.meta.url)('@u4/opencv4nodejs') as { default: typeof cvTypes }).default;
 // eslint-disable-next-line @typescript-eslint/no-namespace
 export declare namespace cv {
   type Mat = cvTypes.Mat;
@@ -44,8 +45,12 @@ export interface Features {
   count: number;
   /** x, y pairs in working-size pixels. */
   points: Float32Array;
-  /** count x 128 SIFT descriptors. */
-  descriptors: Float32Array;
+  /**
+   * count x 128 SIFT descriptors. OpenCV rounds every SIFT component to an integer in
+   * 0..255 even in its float output, so bytes hold them exactly at a quarter of the size
+   * (the cache and the messages to the workers carry these).
+   */
+  descriptors: Uint8Array;
 }
 
 /** The candidate is described twice: as given and mirrored, so mirrored copies verify. */
@@ -91,24 +96,56 @@ function siftDetector(maxKeypoints: number): cv.SIFTDetector {
 const toMat = (img: GreyImage): cv.Mat =>
   new cv.Mat(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength), img.height, img.width, cv.CV_8UC1);
 
+/** Copies a native buffer into a typed array: its byte offset need not be aligned. */
+function copyOut<T extends Float32Array | Int32Array | Uint8Array>(src: Buffer, out: T): T {
+  new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(src.subarray(0, out.byteLength));
+  return out;
+}
+
 function describe(mat: cv.Mat, maxKeypoints: number): Features {
-  const sift = siftDetector(maxKeypoints);
+  // One call, one scale space (detect() then compute() builds it twice).
+  const found = siftDetector(maxKeypoints).detectAndCompute(mat);
   // nFeatures keeps the strongest responses, but ties can exceed it: cap explicitly.
-  const keypoints = sift.detect(mat).slice(0, maxKeypoints);
-  const count = keypoints.length;
+  const count = Math.min(found.keypoints.length, maxKeypoints);
   const points = new Float32Array(count * 2);
-  keypoints.forEach((k, i) => {
-    points[2 * i] = k.pt.x;
-    points[2 * i + 1] = k.pt.y;
-  });
-  let descriptors = new Float32Array(0);
-  if (count > 0) {
-    const d = sift.compute(mat, keypoints).getData();
-    descriptors = new Float32Array(count * DESCRIPTOR_SIZE);
-    // Byte copy: the native buffer's offset need not be 4-aligned.
-    new Uint8Array(descriptors.buffer).set(d.subarray(0, descriptors.byteLength));
+  for (let i = 0; i < count; i++) {
+    const p = found.keypoints[i]!.pt;
+    points[2 * i] = p.x;
+    points[2 * i + 1] = p.y;
   }
+  const descriptors = new Uint8Array(count * DESCRIPTOR_SIZE);
+  if (count > 0) copyOut(found.descriptors.convertTo(cv.CV_8U).getData(), descriptors);
   return { width: mat.cols, height: mat.rows, count, points, descriptors };
+}
+
+/**
+ * Where each component of a SIFT descriptor goes when the image is mirrored left-right.
+ * The descriptor is a 4x4 grid (rows across, columns along the keypoint's orientation) of
+ * 8 orientation bins. Mirroring keeps the axis along the orientation and reverses the
+ * one across it, so grid rows swap (r -> 3 - r) and relative angles change sign
+ * (bin o -> -o mod 8). Checked against SIFT run on flipped images in the tests.
+ */
+const MIRROR_INDEX = Uint8Array.from({ length: DESCRIPTOR_SIZE }, (_, i) => {
+  const r = i >> 5;
+  const c = (i >> 3) & 3;
+  const o = i & 7;
+  return (((3 - r) * 4 + c) << 3) | ((8 - o) & 7);
+});
+
+/** The features of the left-right mirrored image, derived without running SIFT again. */
+export function mirrorFeatures(f: Features): Features {
+  const points = new Float32Array(f.points.length);
+  for (let i = 0; i < f.count; i++) {
+    // flip(1) sends pixel column c to width - 1 - c.
+    points[2 * i] = f.width - 1 - f.points[2 * i]!;
+    points[2 * i + 1] = f.points[2 * i + 1]!;
+  }
+  const descriptors = new Uint8Array(f.descriptors.length);
+  for (let k = 0; k < f.count; k++) {
+    const base = k * DESCRIPTOR_SIZE;
+    for (let i = 0; i < DESCRIPTOR_SIZE; i++) descriptors[base + i] = f.descriptors[base + MIRROR_INDEX[i]!]!;
+  }
+  return { width: f.width, height: f.height, count: f.count, points, descriptors };
 }
 
 export function extractFeatures(img: GreyImage, maxKeypoints: number): Features {
@@ -116,29 +153,42 @@ export function extractFeatures(img: GreyImage, maxKeypoints: number): Features 
 }
 
 export function extractCandidateFeatures(img: GreyImage, maxKeypoints: number): CandidateFeatures {
-  const mat = toMat(img);
-  return { plain: describe(mat, maxKeypoints), mirrored: describe(mat.flip(1), maxKeypoints) };
+  const plain = extractFeatures(img, maxKeypoints);
+  return { plain, mirrored: mirrorFeatures(plain) };
 }
 
-const descriptorMat = (f: Features): cv.Mat =>
-  new cv.Mat(Buffer.from(f.descriptors.buffer, f.descriptors.byteOffset, f.descriptors.byteLength), f.count, DESCRIPTOR_SIZE, cv.CV_32F);
+/** Float descriptor Mats, kept per Features object: a cached target is converted once per process. */
+const descriptorMats = new WeakMap<Features, cv.Mat>();
+function descriptorMat(f: Features): cv.Mat {
+  let m = descriptorMats.get(f);
+  if (!m) {
+    const bytes = Buffer.from(f.descriptors.buffer, f.descriptors.byteOffset, f.count * DESCRIPTOR_SIZE);
+    m = new cv.Mat(bytes, f.count, DESCRIPTOR_SIZE, cv.CV_8U).convertTo(cv.CV_32F);
+    descriptorMats.set(f, m);
+  }
+  return m;
+}
 
 interface Pair { q: number; t: number; d: number }
 
 /**
- * Ratio test, then one-to-one: several candidate keypoints landing on the same target
- * keypoint make degenerate fits with many fake inliers, so only the closest is kept.
+ * 2-NN (OpenCV's batchDistance, the kernel of its brute-force matcher, read as two
+ * arrays instead of a DMatch object per row), Lowe's ratio test, then one-to-one:
+ * several candidate keypoints landing on the same target keypoint make degenerate fits
+ * with many fake inliers, so only the closest is kept.
  */
 function oneToOneMatches(cand: Features, target: Features, ratio: number): Pair[] {
   if (cand.count < 2 || target.count < 2) return [];
-  const knn = cv.matchKnnBruteForce(descriptorMat(cand), descriptorMat(target), 2);
+  const knn = cv.batchDistance(descriptorMat(cand), descriptorMat(target), cv.CV_32F, cv.NORM_L2, 2);
+  const dist = copyOut(knn.dist.getData(), new Float32Array(cand.count * 2));
+  const idx = copyOut(knn.nidx.getData(), new Int32Array(cand.count * 2));
   const bestForTarget = new Map<number, Pair>();
-  for (const m of knn) {
-    const a = m[0];
-    const b = m[1];
-    if (!a || !b || a.distance >= ratio * b.distance) continue;
-    const prev = bestForTarget.get(a.trainIdx);
-    if (!prev || a.distance < prev.d) bestForTarget.set(a.trainIdx, { q: a.queryIdx, t: a.trainIdx, d: a.distance });
+  for (let q = 0; q < cand.count; q++) {
+    const t = idx[2 * q]!;
+    const d = dist[2 * q]!;
+    if (t < 0 || idx[2 * q + 1]! < 0 || d >= ratio * dist[2 * q + 1]!) continue;
+    const prev = bestForTarget.get(t);
+    if (!prev || d < prev.d) bestForTarget.set(t, { q, t, d });
   }
   return [...bestForTarget.values()];
 }
@@ -203,30 +253,35 @@ function orientations(m: cv.Mat): cv.Mat[] {
 /** Linear fraction of the other image that one side may cover (crops down to ~50% area, borders). */
 export const DENSE_SCALES = [1, 0.85, 0.72, 0.62];
 
-const flat = (m: cv.Mat) => m.meanStdDev().stddev.at(0, 0) < 1e-3;
+/** A thumbnail prepared for matchTemplate, with its flatness computed once. */
+interface Prepared { mat: cv.Mat; flat: boolean }
 
-function bestCorrelation(image: cv.Mat, template: cv.Mat): number {
-  if (flat(template) || flat(image)) return 0;
-  const v = image.matchTemplate(template, cv.TM_CCOEFF_NORMED).minMaxLoc().maxVal;
+const prepare = (mat: cv.Mat): Prepared => ({ mat, flat: mat.meanStdDev().stddev.at(0, 0) < 1e-3 });
+
+/** The image and its INTER_AREA shrinks to each crop scale, computed once per pair. */
+function scaled(m: cv.Mat): Prepared[] {
+  return DENSE_SCALES.map((s) => {
+    const side = Math.round(m.cols * s);
+    return prepare(s === 1 ? m : m.resize(side, side, 0, 0, cv.INTER_AREA));
+  });
+}
+
+function bestCorrelation(image: Prepared, template: Prepared): number {
+  // A flat side has no defined correlation (and OpenCV returns a non-finite value for it).
+  if (template.flat || image.flat) return 0;
+  const v = image.mat.matchTemplate(template.mat, cv.TM_CCOEFF_NORMED).minMaxLoc().maxVal;
   return Number.isFinite(v) ? v : 0;
 }
 
 /** Best correlation over the 8 orientations of the candidate and the crop scales, both ways. */
 function bestAligned(cand: cv.Mat, target: cv.Mat): number {
-  const size = target.cols;
+  const targets = scaled(target);
   let best = 0;
   for (const o of orientations(cand)) {
-    for (const s of DENSE_SCALES) {
-      if (s === 1) {
-        best = Math.max(best, bestCorrelation(target, o));
-        continue;
-      }
-      const side = Math.round(size * s);
-      best = Math.max(
-        best,
-        bestCorrelation(target, o.resize(side, side, 0, 0, cv.INTER_AREA)),
-        bestCorrelation(o, target.resize(side, side, 0, 0, cv.INTER_AREA)),
-      );
+    const cands = scaled(o);
+    best = Math.max(best, bestCorrelation(targets[0]!, cands[0]!));
+    for (let i = 1; i < DENSE_SCALES.length; i++) {
+      best = Math.max(best, bestCorrelation(targets[0]!, cands[i]!), bestCorrelation(cands[0]!, targets[i]!));
     }
   }
   return best;

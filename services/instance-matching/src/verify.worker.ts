@@ -1,9 +1,29 @@
 /** Verification child process: runs the OpenCV work so the service's event loop never blocks on it. */
+import { LruCache } from './feature.cache.js';
 import { denseCorrelation, extractCandidateFeatures, extractFeatures, siftAvailable, verifySift } from './sift.features.js';
-import type { PairVerdict, WorkerReply, WorkerResult, WorkerTask } from './verify.protocol.js';
+import type { PairVerdict, Shared, WorkerReply, WorkerResult, WorkerTask } from './verify.protocol.js';
+
+/** A referenced value this process does not hold (evicted, or never sent): the pool resends it. */
+class MissingShared extends Error {}
+
+// Capacity from the pool (argv, see worker.pool.ts): the pool mirrors this LRU to know what is held.
+const held = new LruCache<unknown>(Number(process.argv[2] ?? 0));
+
+/** Same operations, in the same order, as the pool's mirror: set when sent, get when referenced. */
+function resolve<T>(ref: Shared<T>): T {
+  if (ref.value !== undefined) {
+    held.set(ref.key, ref.value);
+    return ref.value;
+  }
+  const v = held.get(ref.key);
+  if (v === undefined) throw new MissingShared(`worker does not hold ${ref.key}`);
+  return v as T;
+}
 
 function verify(task: Extract<WorkerTask, { kind: 'verify' }>): PairVerdict {
-  const { candidate, target, policy } = task;
+  const candidate = resolve(task.candidate);
+  const target = resolve(task.target);
+  const { policy } = task;
   const sift = verifySift(candidate.features, target.features, policy, policy.acceptInliers);
   const verdict: PairVerdict = { method: 'sift', inliers: sift.inliers, mirrored: sift.mirrored, region: sift.region };
   if (sift.inliers >= policy.acceptInliers) return verdict;
@@ -29,7 +49,7 @@ function handle(msg: { id: number; task: WorkerTask }): WorkerReply {
   try {
     return { id: msg.id, ok: true, result: run(msg.task) };
   } catch (e) {
-    return { id: msg.id, ok: false, message: (e as Error).message };
+    return { id: msg.id, ok: false, message: (e as Error).message, missing: e instanceof MissingShared };
   }
 }
 

@@ -8,7 +8,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AppError } from '@doppel/service-kit';
-import type { WorkerReply, WorkerResult, WorkerTask } from './verify.protocol.js';
+import { LruCache } from './feature.cache.js';
+import { isShared, type WorkerReply, type WorkerResult, type WorkerTask } from './verify.protocol.js';
 
 interface Job {
   task: WorkerTask;
@@ -16,6 +17,8 @@ interface Job {
   reject: (e: Error) => void;
   /** Set once the job has been re-queued after its worker died. */
   retried?: boolean;
+  /** Send every Shared value, held or not (after a worker reported one missing). */
+  resend?: boolean;
 }
 
 /** One worker process, behind the few operations the pool needs. */
@@ -31,20 +34,24 @@ interface Slot {
   job?: Job;
   /** Exited; waiting to be replaced. */
   dead?: boolean;
+  /** Mirror of the worker's LRU of Shared values: the same sets and gets in the same order. */
+  held: LruCache<true>;
 }
 
 export interface PoolOptions {
   size: number;
   /** Tasks waiting (not running) before run() answers 429. */
   queueLimit: number;
+  /** Shared values each worker keeps (0: always sent). */
+  sharedEntries?: number;
 }
 
 // Same extension as this module: .ts under tsx (source condition), .js once built.
 const workerFile = new URL(`./verify.worker${path.extname(new URL(import.meta.url).pathname)}`, import.meta.url);
 
-function processChannel(): Channel {
+function processChannel(sharedEntries: number): Channel {
   // 'advanced' serialisation is structured clone: typed arrays cross without JSON.
-  const child: ChildProcess = fork(fileURLToPath(workerFile), [], {
+  const child: ChildProcess = fork(fileURLToPath(workerFile), [String(sharedEntries)], {
     serialization: 'advanced',
     // stdout ignored: the binding's loader prints build-info lines on every start.
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
@@ -74,6 +81,8 @@ export class WorkerPool {
   private readonly queue: Job[] = [];
   private nextId = 1;
   private closed = false;
+  /** Shared values sent in full, sent by key only, and tasks resent after a worker missed one. */
+  readonly sharing = { sent: 0, byKey: 0, resent: 0 };
 
   constructor(private readonly opts: PoolOptions) {
     for (let i = 0; i < opts.size; i++) this.slots.push(this.spawn());
@@ -88,14 +97,20 @@ export class WorkerPool {
   }
 
   private spawn(): Slot {
-    const slot: Slot = { channel: processChannel() };
+    const entries = this.opts.sharedEntries ?? 0;
+    const slot: Slot = { channel: processChannel(entries), held: new LruCache<true>(entries) };
     const w = slot.channel;
     let answered = false;
     w.onMessage((reply: WorkerReply) => {
       answered = true;
       const job = slot.job;
       slot.job = undefined;
-      if (job) {
+      if (job && !reply.ok && reply.missing && !job.resend) {
+        // The mirror was wrong about this worker: forget it and send everything again.
+        slot.held = new LruCache<true>(entries);
+        this.sharing.resent++;
+        this.queue.unshift({ ...job, resend: true });
+      } else if (job) {
         if (reply.ok) job.resolve(reply.result);
         else job.reject(new Error(reply.message));
       }
@@ -132,8 +147,25 @@ export class WorkerPool {
       if (!job) return;
       slot.job = job;
       const id = this.nextId++;
-      slot.channel.post({ id, task: job.task });
+      slot.channel.post({ id, task: this.forSlot(job, slot) });
     }
+  }
+
+  /** The task as this worker needs it: Shared values it already holds go by key only. */
+  private forSlot(job: Job, slot: Slot): WorkerTask {
+    let out: Record<string, unknown> | undefined;
+    for (const [field, v] of Object.entries(job.task)) {
+      if (!isShared(v) || v.value === undefined) continue;
+      if (!job.resend && slot.held.get(v.key)) {
+        out ??= { ...job.task };
+        out[field] = { key: v.key };
+        this.sharing.byKey++;
+      } else {
+        slot.held.set(v.key, true);
+        this.sharing.sent++;
+      }
+    }
+    return (out ?? job.task) as WorkerTask;
   }
 
   run(task: WorkerTask): Promise<WorkerResult> {

@@ -4,11 +4,12 @@ import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { cv } from '../src/sift.features.js';
+import { cv, extractFeatures, mirrorFeatures, verifyPass, type GreyImage } from '../src/sift.features.js';
 import { MatchingConfig } from '@doppel/schemas';
 import { createLogger, loadConfig, Registry, serve, type RunningServer } from '@doppel/service-kit';
 import { call } from '@doppel/service-kit/testing';
 import { createApp, WorkerPool } from '../src/index.js';
+import type { PairVerdict, PreparedCandidate, TargetFeatures, WorkerResult } from '../src/verify.protocol.js';
 import { lowTextureScene, texturedScene, TRANSFORMS } from './scenes.fixture.js';
 
 interface Started { srv: RunningServer; pool: WorkerPool; base: string }
@@ -16,10 +17,15 @@ interface Started { srv: RunningServer; pool: WorkerPool; base: string }
 async function start(env: Record<string, string>): Promise<Started> {
   const config = loadConfig(MatchingConfig, { LOG_LEVEL: 'silent', ...env });
   const logger = createLogger('instance-matching', 'silent');
-  const pool = new WorkerPool({ size: config.NB_WORKERS, queueLimit: config.QUEUE_LIMIT });
+  const pool = new WorkerPool({ size: config.NB_WORKERS, queueLimit: config.QUEUE_LIMIT, sharedEntries: config.WORKER_CACHE_ENTRIES });
   const { app } = createApp({ config, registry: new Registry(), logger, pool });
   const srv = await serve(app, { port: 0, host: '127.0.0.1', logger, onShutdown: () => pool.close() });
   return { srv, pool, base: `http://127.0.0.1:${srv.port}` };
+}
+
+async function greyOf(png: Buffer): Promise<GreyImage> {
+  const { data, info } = await sharp(png).greyscale().raw().toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, data: new Uint8Array(data) };
 }
 
 describe('the patched binding', () => {
@@ -32,6 +38,52 @@ describe('the patched binding', () => {
     assert.ok(kps.length > 100, `only ${kps.length} keypoints`);
     const desc = sift.compute(mat, kps);
     assert.deepEqual([desc.rows, desc.cols], [kps.length, 128]);
+    const both = sift.detectAndCompute(mat);
+    assert.equal(both.keypoints.length, kps.length);
+    assert.deepEqual([both.descriptors.rows, both.descriptors.cols], [kps.length, 128]);
+  });
+
+  it('when batchDistance runs with K=2, then it finds the same neighbours as the brute-force matcher', async () => {
+    const sift = new cv.SIFTDetector({ nFeatures: 200 });
+    const a = sift.detectAndCompute(new cv.Mat(Buffer.from((await greyOf(await texturedScene(7))).data), 480, 640, cv.CV_8UC1)).descriptors;
+    const b = sift.detectAndCompute(new cv.Mat(Buffer.from((await greyOf(await texturedScene(8))).data), 480, 640, cv.CV_8UC1)).descriptors;
+    const knn = cv.matchKnnBruteForce(a, b, 2);
+    const r = cv.batchDistance(a, b, cv.CV_32F, cv.NORM_L2, 2);
+    assert.deepEqual([r.nidx.rows, r.nidx.cols, r.dist.rows], [a.rows, 2, a.rows]);
+    const idx = r.nidx.getDataAsArray();
+    const dist = r.dist.getDataAsArray();
+    knn.forEach((m, i) => {
+      assert.deepEqual([idx[i]![0], idx[i]![1]], [m[0]!.trainIdx, m[1]!.trainIdx]);
+      assert.ok(Math.abs(dist[i]![0]! - m[0]!.distance) < 1e-3);
+    });
+  });
+});
+
+describe('mirrored features', () => {
+  const opts = { ratio: 0.75, model: 'similarity' as const, reprojPx: 4 };
+
+  it('when SIFT descriptors are permuted for a mirror, then they match SIFT run on the flipped image', async () => {
+    const scene = await texturedScene(5);
+    const plain = extractFeatures(await greyOf(scene), 300);
+    const flipped = extractFeatures(await greyOf(await sharp(scene).flop().png().toBuffer()), 300);
+    const derived = verifyPass(mirrorFeatures(plain), flipped, opts, false);
+    // Control: flipped coordinates with unpermuted descriptors must not match, or the test proves nothing.
+    const unpermuted = verifyPass({ ...mirrorFeatures(plain), descriptors: plain.descriptors }, flipped, opts, false);
+    assert.ok(derived.inliers >= 150, `only ${derived.inliers} inliers`);
+    assert.ok(unpermuted.inliers < derived.inliers / 3, `control kept ${unpermuted.inliers} of ${derived.inliers}`);
+    // The fit is the identity: derived points sit where SIFT found them in the flipped image.
+    assert.ok(derived.region, 'no region');
+    const corners = [[0, 0], [1, 0], [1, 1], [0, 1]] as const;
+    derived.region.forEach(([x, y], i) => {
+      assert.ok(Math.abs(x - corners[i]![0]) < 0.01 && Math.abs(y - corners[i]![1]) < 0.01, JSON.stringify(derived.region));
+    });
+  });
+
+  it('when mirrored twice, then the features are the original ones', async () => {
+    const plain = extractFeatures(await greyOf(await texturedScene(6)), 100);
+    const twice = mirrorFeatures(mirrorFeatures(plain));
+    assert.deepEqual(twice.descriptors, plain.descriptors);
+    for (let i = 0; i < plain.points.length; i++) assert.ok(Math.abs(twice.points[i]! - plain.points[i]!) < 1e-3);
   });
 });
 
@@ -224,5 +276,73 @@ describe('instance-matching under load', () => {
     const again = await call(s.base, 'POST', '/match', { candidate: 'a.png', neighbors: ['a.png'] });
     assert.equal(again.status, 200);
     assert.equal(again.body.response.duplicated.length, 1);
+  });
+});
+
+describe('features kept by the worker processes', () => {
+  const policy = { ratio: 0.75, model: 'similarity' as const, reprojPx: 4, acceptInliers: 10, denseMinKeypoints: 40 };
+  let candidate: PreparedCandidate;
+  let targets: TargetFeatures[];
+
+  before(async () => {
+    const extractor = new WorkerPool({ size: 1, queueLimit: 10 });
+    const features = async (png: Buffer, kind: 'extract-candidate' | 'extract-target'): Promise<WorkerResult> =>
+      extractor.run({ kind, image: await greyOf(png), maxKeypoints: 300 });
+    const original = await texturedScene(21);
+    const copy = await sharp(original).resize({ width: 400 }).flop().jpeg({ quality: 60 }).toBuffer();
+    const c = await features(copy, 'extract-candidate');
+    assert.equal(c.kind, 'extract-candidate');
+    candidate = { features: c.features, thumb: { width: 32, height: 32, data: new Uint8Array(1024) } };
+    targets = [];
+    for (const png of [original, await texturedScene(22), await texturedScene(23)]) {
+      const t = await features(png, 'extract-target');
+      assert.equal(t.kind, 'extract-target');
+      targets.push({ features: t.features, thumb: { width: 32, height: 32, data: new Uint8Array(1024) } });
+    }
+    await extractor.close();
+  });
+
+  async function verifyAll(pool: WorkerPool): Promise<PairVerdict[]> {
+    const out: PairVerdict[] = [];
+    // Every target twice, so a worker that keeps 2 values must evict and be resent some.
+    for (const i of [0, 1, 2, 0, 1, 2]) {
+      const r = await pool.run({ kind: 'verify', candidate: { key: 'c', value: candidate }, target: { key: `t${i}`, value: targets[i]! }, policy });
+      assert.equal(r.kind, 'verify');
+      out.push(r.verdict);
+    }
+    return out;
+  }
+
+  it('when workers keep features, then verdicts equal those of always sending them, and fewer are sent', async () => {
+    const always = new WorkerPool({ size: 2, queueLimit: 10, sharedEntries: 0 });
+    const kept = new WorkerPool({ size: 2, queueLimit: 10, sharedEntries: 2 });
+    try {
+      const a = await verifyAll(always);
+      const k = await verifyAll(kept);
+      assert.deepEqual(k, a);
+      assert.ok(a[0]!.inliers >= 10 && a[0]!.mirrored, JSON.stringify(a[0]));
+      assert.equal(always.sharing.byKey, 0);
+      assert.ok(kept.sharing.byKey > 0, JSON.stringify(kept.sharing));
+      assert.ok(kept.sharing.sent < always.sharing.sent, JSON.stringify(kept.sharing));
+      assert.equal(kept.sharing.resent, 0);
+    } finally {
+      await Promise.all([always.close(), kept.close()]);
+    }
+  });
+
+  it('when a task names a value no worker holds, then it is resent once and then fails with a clear error', async () => {
+    const pool = new WorkerPool({ size: 1, queueLimit: 10, sharedEntries: 4 });
+    try {
+      await assert.rejects(
+        pool.run({ kind: 'verify', candidate: { key: 'never-sent' }, target: { key: 't0', value: targets[0]! }, policy }),
+        /does not hold never-sent/,
+      );
+      assert.equal(pool.sharing.resent, 1);
+      // The worker is still serving.
+      const r = await pool.run({ kind: 'probe' });
+      assert.deepEqual(r, { kind: 'probe', sift: true });
+    } finally {
+      await pool.close();
+    }
   });
 });
