@@ -191,6 +191,23 @@ describe('instance-matching over HTTP', () => {
     assert.equal(no.body.response.duplicated, false);
   });
 
+  it('when two unrelated images carry the same caption and frame, then they are not duplicates', async () => {
+    const framed = async (png: Buffer) => TRANSFORMS.border!(await TRANSFORMS.caption!(png));
+    const [a, b] = await Promise.all([lowTextureScene(31), lowTextureScene(32)]);
+    const unrelated = await call(s.base, 'POST', '/compare', {
+      candidate_base64: (await framed(a)).toString('base64'),
+      target_base64: (await framed(b)).toString('base64'),
+    });
+    assert.equal(unrelated.status, 200);
+    assert.equal(unrelated.body.response.duplicated, false, JSON.stringify(unrelated.body.response));
+    // The frame and caption alone are not enough, but they do not hide a real copy either.
+    const copy = await call(s.base, 'POST', '/compare', {
+      candidate_base64: (await framed(await texturedScene(31))).toString('base64'),
+      target_base64: (await texturedScene(31)).toString('base64'),
+    });
+    assert.equal(copy.body.response.duplicated, true, JSON.stringify(copy.body.response));
+  });
+
   it('when neighbours are missing, unreadable or escape the root, then each is reported in errors', async () => {
     const r = await call(s.base, 'POST', '/match', {
       candidate: 'copies/grey.jpg',
