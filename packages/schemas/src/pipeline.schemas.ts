@@ -87,8 +87,10 @@ export const PipelineConfig = Type.Object(
     DOWNSTREAM_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 30000, description: 'Deadline of one downstream call; past it the pipeline answers 504 DOWNSTREAM_TIMEOUT.' }),
     INDEX_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 64, default: 16, description: 'Images per encoder batch while indexing.' }),
     INDEX_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 16, default: 2, description: 'Encoder batches in flight while indexing.' }),
-    URL_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 10000, description: 'Download deadline of a url query (the matcher gets its bytes).' }),
+    URL_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 10000, description: 'Whole download of a `url` query, redirects included (fetched once; encoder and matcher get its bytes).' }),
     MAX_IMAGE_BYTES: Type.Integer({ minimum: 1, default: 20 * 1024 * 1024, description: 'Largest url query download.' }),
+    ALLOW_PRIVATE_URLS: Type.Boolean({ default: false, description: 'Let `url` reach loopback/private/link-local addresses (tests, trusted networks).' }),
+    URL_MAX_REDIRECTS: Type.Integer({ minimum: 0, maximum: 3, default: 3, description: 'Redirects followed when downloading `url`.' }),
   },
   { $id: schemaId('config/pipeline'), additionalProperties: true },
 );

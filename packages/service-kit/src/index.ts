@@ -8,3 +8,4 @@ export * from './create-service-app.js';
 export * from './serve.js';
 export { Registry } from 'prom-client';
 export * from './random.js';
+export * from './safe-url.fetcher.js';

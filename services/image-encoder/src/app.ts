@@ -6,7 +6,7 @@ import { createServiceApp, type Logger, type Registry } from '@doppel/service-ki
 import { encodeDocs, encodeRoutes } from './encode.routes.js';
 import { createEncoderMetrics } from './encoder.metrics.js';
 import type { EncoderModel } from './onnx.model.js';
-import type { UrlFetcher } from './safe-url.fetcher.js';
+import type { UrlFetcher } from '@doppel/service-kit';
 
 export interface AppDeps {
   config: Readonly<EncoderConfig>;

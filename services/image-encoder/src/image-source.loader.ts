@@ -2,7 +2,7 @@ import { open, realpath } from 'node:fs/promises';
 import { isAbsolute, relative, resolve } from 'node:path';
 import type { EncodeRequest } from '@doppel/schemas';
 import { AppError } from '@doppel/service-kit';
-import type { UrlFetcher } from './safe-url.fetcher.js';
+import type { UrlFetcher } from '@doppel/service-kit';
 
 export interface ImageSourceOptions {
   /** Real path of IMAGES_ROOT (symlinks resolved once at start). */

@@ -1,6 +1,5 @@
 export { createApp, type AppDeps } from './app.js';
 export { loadOnnxModel, ModelFileError, type EncoderModel, type ModelOptions } from './onnx.model.js';
-export { createUrlFetcher, isBlockedAddress, type UrlFetcher, type UrlFetcherOptions } from './safe-url.fetcher.js';
 export { decodeImage, type PreprocessOptions } from './preprocess.image.js';
 export { imageTensors, rgbToTensor, expandOrientations } from './tensor-layout.transform.js';
 export { inspectModel, exposeFeature, type ModelLayout } from './feature-output.graph.js';

@@ -5,7 +5,7 @@ import { Registry, createLogger, loadConfig, runMain, serveMain } from '@doppel/
 import { createApp } from './app.js';
 import { loadOnnxModel } from './onnx.model.js';
 import { modelPathFrom } from './model-path.config.js';
-import { createUrlFetcher } from './safe-url.fetcher.js';
+import { createUrlFetcher } from '@doppel/service-kit';
 
 await runMain('image-encoder', async () => {
   const config = loadConfig(EncoderConfig, process.env);

@@ -7,7 +7,7 @@ import { EncoderConfig } from '@doppel/schemas';
 import { Registry, createLogger, loadConfig, serve } from '@doppel/service-kit';
 import { createApp } from '../src/app.js';
 import { loadOnnxModel, type EncoderModel } from '../src/onnx.model.js';
-import { createUrlFetcher } from '../src/safe-url.fetcher.js';
+import { createUrlFetcher } from '@doppel/service-kit';
 import { ensureTestModel } from '../src/testing.js';
 
 export interface TestEncoder {

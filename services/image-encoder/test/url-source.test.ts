@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { call } from '@doppel/service-kit/testing';
-import { isBlockedAddress } from '../src/safe-url.fetcher.js';
+import { isBlockedAddress } from '@doppel/service-kit';
 import { cosine, drawPng, startEncoder, type TestEncoder } from './helpers.js';
 
 describe('image-encoder: url sources', () => {

@@ -1,12 +1,14 @@
 import type { Express } from 'express';
 import type { EncoderClient, MatchingClient, SearchClient } from '@doppel/clients';
 import type { PipelineConfig } from '@doppel/schemas';
-import { createServiceApp, type Logger, type ReadinessCheck, type Registry } from '@doppel/service-kit';
+import { createServiceApp, type Logger, type ReadinessCheck, type Registry, type UrlFetcher } from '@doppel/service-kit';
 import { KnownFiles } from './known-files.store.js';
 import { mountPipelineRoutes, pipelineDocs } from './pipeline.routes.js';
 
 export interface PipelineDeps {
-  config: Pick<PipelineConfig, 'IMAGES_ROOT' | 'NB_NEIGHBORS' | 'MIN_SCORE' | 'INDEX_BATCH_SIZE' | 'INDEX_CONCURRENCY' | 'URL_TIMEOUT_MS' | 'MAX_IMAGE_BYTES'>;
+  config: Pick<PipelineConfig, 'IMAGES_ROOT' | 'NB_NEIGHBORS' | 'MIN_SCORE' | 'INDEX_BATCH_SIZE' | 'INDEX_CONCURRENCY'>;
+  /** Downloads `url` queries (the kit's SSRF-guarded fetcher). */
+  urls: UrlFetcher;
   encoder: EncoderClient;
   search: SearchClient;
   matching: MatchingClient;
@@ -24,7 +26,7 @@ const downstreamReady = (client: { ready: () => Promise<unknown> }): ReadinessCh
 };
 
 export function createApp(deps: PipelineDeps): Express {
-  const { config, encoder, search, matching } = deps;
+  const { config, encoder, search, matching, urls } = deps;
   const known = new KnownFiles(search);
   return createServiceApp({
     service: 'pipeline',
@@ -38,11 +40,9 @@ export function createApp(deps: PipelineDeps): Express {
     docs: pipelineDocs,
     routes: (app) => mountPipelineRoutes(app, {
       duplicates: {
-        encoder, search, matching,
+        encoder, search, matching, urls,
         nbNeighbors: config.NB_NEIGHBORS,
         minScore: config.MIN_SCORE,
-        urlTimeoutMs: config.URL_TIMEOUT_MS,
-        maxImageBytes: config.MAX_IMAGE_BYTES,
       },
       indexing: {
         imagesRoot: config.IMAGES_ROOT, encoder, search, known,

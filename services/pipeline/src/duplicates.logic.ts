@@ -1,6 +1,6 @@
 import type { EncoderClient, MatchingClient, SearchClient } from '@doppel/clients';
 import type { DuplicatesRequest, DuplicatesResponse, MatchRequest, Static } from '@doppel/schemas';
-import { fetchImage } from './url-fetch.js';
+import type { UrlFetcher } from '@doppel/service-kit';
 
 export type DuplicatesResult = Static<typeof DuplicatesResponse>['response'];
 type Candidate = DuplicatesResult['candidates'][number];
@@ -9,10 +9,9 @@ export interface DuplicatesDeps {
   encoder: EncoderClient;
   search: SearchClient;
   matching: MatchingClient;
+  urls: UrlFetcher;
   nbNeighbors: number;
   minScore: number;
-  urlTimeoutMs: number;
-  maxImageBytes: number;
 }
 
 const ms = (start: number) => Math.round((performance.now() - start) * 10) / 10;
@@ -44,11 +43,12 @@ export function mergeNeighbours(
 export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesRequest): Promise<DuplicatesResult> {
   const nb = req.nb_neighbors ?? deps.nbNeighbors;
   const minScore = req.min_score ?? deps.minScore;
-  const source = req.relative_path !== undefined ? { relative_path: req.relative_path }
-    : req.image_base64 !== undefined ? { image_base64: req.image_base64 }
-      : { url: req.url! };
-
   let t = performance.now();
+  // A url is downloaded once, here, under the same address policy as the encoder's; both
+  // the encoder and the matcher get these bytes (a second download could see other content,
+  // or another address). The download counts in the encode stage.
+  const bytes = req.url !== undefined ? (await deps.urls.fetch(req.url)).toString('base64') : req.image_base64;
+  const source = req.relative_path !== undefined ? { relative_path: req.relative_path } : { image_base64: bytes! };
   const encoded = await deps.encoder.encode({ ...source, orientations: 'all' });
   const encodeMs = ms(t);
 
@@ -69,7 +69,7 @@ export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesReques
     // The matcher reads indexed paths itself; a query that is not a path goes as bytes.
     const candidate: Pick<MatchRequest, 'candidate' | 'candidate_base64'> = req.relative_path !== undefined
       ? { candidate: req.relative_path }
-      : { candidate_base64: req.image_base64 ?? (await fetchImage(req.url!, deps.urlTimeoutMs, deps.maxImageBytes)).toString('base64') };
+      : { candidate_base64: bytes! };
     const matched = await deps.matching.match({
       ...candidate,
       neighbors: candidates.map((c) => c.relative_path),

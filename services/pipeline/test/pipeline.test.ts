@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createEncoderClient, createMatchingClient, createSearchClient } from '@doppel/clients';
 import { EncodeBatchRequest, EncodeRequest, MatchRequest, ORIENTATION_NAMES, SearchConfig } from '@doppel/schemas';
-import { AppError, createLogger, createServiceApp, jsonBody, jsonRoute, loadConfig, Registry, serve, type RunningServer } from '@doppel/service-kit';
+import { createServer, type Server } from 'node:http';
+import { AppError, createLogger, createServiceApp, createUrlFetcher, jsonBody, jsonRoute, loadConfig, Registry, serve, type RunningServer } from '@doppel/service-kit';
 import { call } from '@doppel/service-kit/testing';
 import { createApp as createSearchApp } from '@doppel/contextual-search';
 import { createApp } from '../src/app.js';
@@ -92,6 +93,11 @@ describe('pipeline over HTTP', () => {
   const servers: RunningServer[] = [];
   let encoderSrv: RunningServer;
   let base: string;
+  /** The same pipeline, but its url fetcher refuses loopback and private addresses (the default). */
+  let guardedBase: string;
+  /** Serves url queries: /c.json is a copy of c, /moved redirects to it. */
+  let imageHost: Server;
+  let imageHostUrl: string;
   let closeSearch: () => Promise<void>;
 
   before(async () => {
@@ -116,18 +122,28 @@ describe('pipeline over HTTP', () => {
     await collection.open();
     closeSearch = () => collection.close();
     const url = (s: RunningServer) => `http://127.0.0.1:${s.port}`;
-    const pipeline = createApp({
-      config: { IMAGES_ROOT: images, NB_NEIGHBORS: 10, MIN_SCORE: 0, INDEX_BATCH_SIZE: 2, INDEX_CONCURRENCY: 2, URL_TIMEOUT_MS: 1000, MAX_IMAGE_BYTES: 1 << 20 },
+    const pipelineWith = (allowPrivate: boolean) => createApp({
+      config: { IMAGES_ROOT: images, NB_NEIGHBORS: 10, MIN_SCORE: 0, INDEX_BATCH_SIZE: 2, INDEX_CONCURRENCY: 2 },
+      urls: createUrlFetcher({ timeoutMs: 1000, maxBytes: 1 << 20, maxRedirects: 1, allowPrivate }),
       encoder: createEncoderClient({ baseUrl: url(encoderSrv), timeoutMs: 2000, retryDelayMs: 10 }),
       search: createSearchClient({ baseUrl: url(searchSrv), timeoutMs: 2000 }),
       matching: createMatchingClient({ baseUrl: url(matchSrv), timeoutMs: 2000 }),
       registry: new Registry(),
       logger,
     });
-    base = url(await start(pipeline));
+    base = url(await start(pipelineWith(true)));
+    guardedBase = url(await start(pipelineWith(false)));
+    imageHost = createServer((req, res) => {
+      if (req.url === '/moved') res.writeHead(302, { location: '/c.json' }).end();
+      else if (req.url === '/c.json') res.writeHead(200, { 'content-type': 'image/png' }).end(img([0, 0, 0, 0.98], 'C'));
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((ok) => imageHost.listen(0, '127.0.0.1', ok));
+    imageHostUrl = `http://127.0.0.1:${(imageHost.address() as { port: number }).port}`;
   });
 
   after(async () => {
+    await new Promise((ok) => imageHost.close(ok));
     for (const s of servers.reverse()) await s.close();
     await closeSearch();
     rmSync(root, { recursive: true, force: true });
@@ -180,6 +196,29 @@ describe('pipeline over HTTP', () => {
     const sent = matchSeen.bodies.at(-1) as { candidate_base64?: string; candidate?: string };
     assert.equal(sent.candidate_base64, rotated);
     assert.equal(sent.candidate, undefined);
+  });
+
+  it('when a url is queried, then it is downloaded once and both services get the same bytes', async () => {
+    const before = encSeen.bodies.length;
+    const r = await call(base, 'POST', '/duplicates', { url: `${imageHostUrl}/moved` });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body.response.duplicated.map((d: { relative_path: string }) => d.relative_path), ['sub/c.jpg']);
+    const expected = Buffer.from(img([0, 0, 0, 0.98], 'C')).toString('base64');
+    assert.equal(encSeen.bodies.length, before + 1);
+    assert.deepEqual(encSeen.bodies.at(-1), { image_base64: expected, orientations: 'all' });
+    assert.equal((matchSeen.bodies.at(-1) as { candidate_base64?: string }).candidate_base64, expected);
+  });
+
+  it('when a url points at a loopback address and private urls are not allowed, then 403 and nothing is encoded', async () => {
+    const before = encSeen.bodies.length;
+    const r = await call(guardedBase, 'POST', '/duplicates', { url: `${imageHostUrl}/c.json` });
+    assert.equal(r.status, 403, JSON.stringify(r.body));
+    assert.equal(r.body.error_code, 'FORBIDDEN_PATH');
+    assert.match(r.body.error_message, /private or local address/);
+    assert.equal(encSeen.bodies.length, before);
+    const gone = await call(base, 'POST', '/duplicates', { url: `${imageHostUrl}/nothing-here` });
+    assert.equal(gone.status, 404);
+    assert.equal(gone.body.error_code, 'IMAGE_NOT_FOUND');
   });
 
   it('when the body is invalid or the path escapes the root, then 400 and 403 envelopes', async () => {
