@@ -56,9 +56,9 @@ describe('e2e: four real services', { timeout: 240_000 }, () => {
   it('when the folder is indexed, then every original is indexed, and a rerun skips them all', async () => {
     const first = await call(base, 'POST', '/index', { relative_path: 'index' });
     assert.equal(first.status, 200, JSON.stringify(first.body));
-    assert.deepEqual({ ...first.body.response }, { total: ORIGINALS, indexed: ORIGINALS, skipped: 0, failed: [] });
-    const again = await call(base, 'POST', '/index', { relative_path: 'index' });
-    assert.deepEqual({ ...again.body.response }, { total: ORIGINALS, indexed: 0, skipped: ORIGINALS, failed: [] });
+    assert.deepEqual({ ...first.body.response }, { total: ORIGINALS, indexed: ORIGINALS, skipped: 0, removed: 0, failed: [] });
+    const again = await call(base, 'POST', '/index', { relative_path: 'index', prune: true });
+    assert.deepEqual({ ...again.body.response }, { total: ORIGINALS, indexed: 0, skipped: ORIGINALS, removed: 0, failed: [] });
   });
 
   for (const t of TRANSFORMS) {

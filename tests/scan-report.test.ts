@@ -1,7 +1,7 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -83,5 +83,20 @@ describe('doppel scan', { timeout: 240_000 }, () => {
     } finally {
       await browser.close();
     }
+  });
+
+  it('when a scanned file is deleted, then the next scan removes it from the index and its group shrinks away', async () => {
+    const dir = join(tmp, 'photos');
+    unlinkSync(join(dir, 'b-small.jpg'));
+    const [pipeline, encoder, search, matching] = (await freePorts(4)).map(String);
+    const r = await run(
+      ['scan', dir, '--out', join(tmp, 'out2', 'report.html'), '--port', pipeline!, '--encoder-port', encoder!, '--search-port', search!, '--matching-port', matching!],
+      { DOPPEL_HOME: join(tmp, 'home'), MODEL_PATH: ensureTestModel() },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /0 indexed, 6 already indexed, 1 removed \(no longer in the folder\)/);
+    assert.match(r.stderr, /1 duplicate group/);
+    const json = JSON.parse(readFileSync(join(tmp, 'out2', 'report.json'), 'utf8')) as { groups: Array<{ members: string[] }> };
+    assert.deepEqual(json.groups.map((g) => [...g.members].sort()), [['a-mirror.jpg', 'a.jpg', 'more/a-crop.jpg']]);
   });
 });

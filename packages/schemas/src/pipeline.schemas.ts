@@ -54,6 +54,9 @@ export const IndexRequest = Type.Object(
     relative_paths: Type.Optional(Type.Array(RelativePath, { minItems: 1, maxItems: MAX_INDEX_PATHS })),
     recursive: Type.Optional(Type.Boolean()),
     force: Type.Optional(Type.Boolean()),
+    prune: Type.Optional(Type.Boolean({
+      description: 'With relative_path: also delete from the index the files under it (or the file itself) that no longer exist. Opt-in: an empty or unmounted folder would otherwise empty the index.',
+    })),
   },
   {
     $id: schemaId('pipeline/index-request'),
@@ -69,6 +72,8 @@ export const IndexResponse = Envelope(
     total: Type.Integer(),
     indexed: Type.Integer(),
     skipped: Type.Integer(),
+    /** Indexed files deleted because they no longer exist (only with prune). */
+    removed: Type.Integer(),
     failed: Type.Array(Type.Intersect([Type.Object({ relative_path: Type.String() }), ItemError])),
   }),
 );

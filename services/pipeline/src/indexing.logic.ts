@@ -1,7 +1,8 @@
+import { posix } from 'node:path';
 import type { EncoderClient, SearchClient } from '@doppel/clients';
-import type { IndexRequest, IndexResponse, Static } from '@doppel/schemas';
+import { MAX_DELETE_ITEMS, type IndexRequest, type IndexResponse, type Static } from '@doppel/schemas';
 import { AppError, toItemError } from '@doppel/service-kit';
-import { collectFiles, stampFiles, type FileStamp } from './image-files.fs.js';
+import { collectFiles, stampFiles, toId, type FileStamp } from './image-files.fs.js';
 import { stampMetadata, type KnownFiles } from './known-files.store.js';
 
 export type IndexResult = Static<typeof IndexResponse>['response'];
@@ -45,6 +46,28 @@ async function indexBatch(deps: IndexingDeps, batch: FileStamp[]): Promise<{ ind
   return { indexed: items.length, failed };
 }
 
+/** Indexed paths at or under `rel` (its subtree, or only its direct children) that are not in `present`. */
+export function vanished(indexed: string[], rel: string, recursive: boolean, present: Set<string>): string[] {
+  const base = posix.normalize(toId(rel)).replace(/\/+$/, '');
+  return indexed.filter((p) => {
+    if (present.has(p)) return false;
+    if (p === base) return true;
+    const rest = base === '.' ? p : p.startsWith(`${base}/`) ? p.slice(base.length + 1) : undefined;
+    return rest !== undefined && (recursive || !rest.includes('/'));
+  });
+}
+
+/** Deletes vanished files from search, in chunks the delete endpoint accepts. */
+async function prune(deps: IndexingDeps, rel: string, recursive: boolean, files: FileStamp[]): Promise<number> {
+  const gone = vanished(deps.known.paths(), rel, recursive, new Set(files.map((f) => f.relative_path)));
+  for (let i = 0; i < gone.length; i += MAX_DELETE_ITEMS) {
+    const chunk = gone.slice(i, i + MAX_DELETE_ITEMS);
+    await deps.search.remove({ relative_paths: chunk });
+    deps.known.forget(chunk);
+  }
+  return gone.length;
+}
+
 /**
  * Indexes a file, a folder (recursive by default) or a list of files under the image
  * root. Files whose size and mtime match what search already holds are skipped unless
@@ -60,9 +83,11 @@ export async function indexImages(deps: IndexingDeps, req: IndexRequest): Promis
       else files.push(s);
     }
   } else {
+    // A missing path is a 404 even with prune: an unmounted image root must not empty the index.
     files = await collectFiles(deps.imagesRoot, req.relative_path ?? '.', req.recursive ?? true);
   }
   await deps.known.sync();
+  const removed = req.prune && req.relative_path !== undefined ? await prune(deps, req.relative_path, req.recursive ?? true, files) : 0;
   const todo = req.force ? files : files.filter((f) => !deps.known.isCurrent(f));
   const batches: FileStamp[][] = [];
   for (let i = 0; i < todo.length; i += deps.batchSize) batches.push(todo.slice(i, i + deps.batchSize));
@@ -82,6 +107,7 @@ export async function indexImages(deps: IndexingDeps, req: IndexRequest): Promis
     total: files.length + (req.relative_paths ? req.relative_paths.length - files.length : 0),
     indexed,
     skipped: files.length - todo.length,
+    removed,
     failed: failed.sort((a, b) => a.relative_path.localeCompare(b.relative_path)),
   };
 }

@@ -48,4 +48,12 @@ export class KnownFiles {
   remember(f: FileStamp): void {
     this.stamps.set(f.relative_path, { size: f.size, mtime_ms: f.mtime_ms });
   }
+
+  paths(): string[] {
+    return [...this.stamps.keys()];
+  }
+
+  forget(paths: string[]): void {
+    for (const p of paths) this.stamps.delete(p);
+  }
 }

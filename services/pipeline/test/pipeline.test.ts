@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createEncoderClient, createMatchingClient, createSearchClient } from '@doppel/clients';
@@ -10,6 +10,7 @@ import { AppError, createLogger, createServiceApp, createUrlFetcher, jsonBody, j
 import { call } from '@doppel/service-kit/testing';
 import { createApp as createSearchApp } from '@doppel/contextual-search';
 import { createApp } from '../src/app.js';
+import { vanished } from '../src/indexing.logic.js';
 
 /*
  * The pipeline against the real contextual-search app and two small stand-ins for the
@@ -99,6 +100,7 @@ describe('pipeline over HTTP', () => {
   let imageHost: Server;
   let imageHostUrl: string;
   let closeSearch: () => Promise<void>;
+  let indexedPaths: () => Promise<string[]>;
 
   before(async () => {
     mkdirSync(join(images, 'sub'), { recursive: true });
@@ -121,6 +123,7 @@ describe('pipeline over HTTP', () => {
     const searchSrv = await start(searchApp);
     await collection.open();
     closeSearch = () => collection.close();
+    indexedPaths = async () => (await collection.list(0, 1000, false)).items.map((i: { relative_path: string }) => i.relative_path).sort();
     const url = (s: RunningServer) => `http://127.0.0.1:${s.port}`;
     const pipelineWith = (allowPrivate: boolean) => createApp({
       config: { IMAGES_ROOT: images, NB_NEIGHBORS: 10, MIN_SCORE: 0, INDEX_BATCH_SIZE: 2, INDEX_CONCURRENCY: 2 },
@@ -169,6 +172,26 @@ describe('pipeline over HTTP', () => {
     const forced = await call(base, 'POST', '/index', { relative_paths: ['a.png', 'missing.png'], force: true });
     assert.equal(forced.body.response.indexed, 1);
     assert.equal(forced.body.response.failed[0].error_code, 'IMAGE_NOT_FOUND');
+  });
+
+  it('when files are deleted from a folder, then only a pruning index removes them, and a missing path prunes nothing', async () => {
+    mkdirSync(join(images, 'tmp'), { recursive: true });
+    writeFileSync(join(images, 'tmp', 'd.png'), img([0, 1, 0, 0], 'D'));
+    writeFileSync(join(images, 'sub', 'e.png'), img([0, 1, 1, 0], 'E'));
+    const added = await call(base, 'POST', '/index', { relative_path: '.' });
+    assert.equal(added.body.response.indexed, 2);
+    unlinkSync(join(images, 'tmp', 'd.png'));
+    unlinkSync(join(images, 'sub', 'e.png'));
+    const plain = await call(base, 'POST', '/index', { relative_path: '.' });
+    assert.equal(plain.body.response.removed, 0);
+    assert.ok((await indexedPaths()).includes('tmp/d.png'));
+    const gone = await call(base, 'POST', '/index', { relative_path: 'tmp/d.png', prune: true });
+    assert.equal(gone.status, 404);
+    assert.ok((await indexedPaths()).includes('tmp/d.png'));
+    const pruned = await call(base, 'POST', '/index', { relative_path: '.', prune: true });
+    assert.equal(pruned.status, 200, JSON.stringify(pruned.body));
+    assert.equal(pruned.body.response.removed, 2);
+    assert.deepEqual(await indexedPaths(), ['a-copy.png', 'a.png', 'b.png', 'sub/c.jpg']);
   });
 
   it('when an indexed image is queried by path, then its verified duplicate is returned and itself is not', async () => {
@@ -255,5 +278,27 @@ describe('pipeline over HTTP', () => {
     const ready = await call(base, 'GET', '/readyz');
     assert.equal(ready.status, 503);
     assert.match(ready.body.error_message, /image-encoder/);
+  });
+});
+
+describe('which indexed files a prune removes', () => {
+  const indexed = ['a.png', 'sub/b.png', 'sub/deep/c.png', 'subway/d.png', 'e.png'];
+  const present = new Set(['a.png']);
+
+  it('when the root is pruned, then every indexed file missing from the walk goes', () => {
+    assert.deepEqual(vanished(indexed, '.', true, present), ['sub/b.png', 'sub/deep/c.png', 'subway/d.png', 'e.png']);
+  });
+
+  it('when a folder is pruned, then only its subtree goes, not a sibling sharing its prefix', () => {
+    assert.deepEqual(vanished(indexed, 'sub', true, present), ['sub/b.png', 'sub/deep/c.png']);
+    assert.deepEqual(vanished(indexed, './sub/', true, present), ['sub/b.png', 'sub/deep/c.png']);
+  });
+
+  it('when the walk is not recursive, then only direct children go', () => {
+    assert.deepEqual(vanished(indexed, 'sub', false, present), ['sub/b.png']);
+  });
+
+  it('when a single file is pruned, then only that file goes', () => {
+    assert.deepEqual(vanished(indexed, 'e.png', true, present), ['e.png']);
   });
 });

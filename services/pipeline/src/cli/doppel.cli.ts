@@ -72,7 +72,7 @@ async function indexFolder(s: Session, dir: string, force: boolean) {
   const rel = relative(s.root, dir) || '.';
   const files = await listImages(s.root, rel, true);
   const bar = new ProgressBar('index', files.length);
-  const totals = { total: 0, indexed: 0, skipped: 0, failed: [] as Array<{ relative_path: string; error_message: string }> };
+  const totals = { total: 0, indexed: 0, skipped: 0, removed: 0, failed: [] as Array<{ relative_path: string; error_message: string }> };
   for (let i = 0; i < files.length; i += CHUNK) {
     const chunk = files.slice(i, i + CHUNK);
     const r = await s.pipeline.index({ relative_paths: chunk, ...(force ? { force } : {}) });
@@ -82,7 +82,16 @@ async function indexFolder(s: Session, dir: string, force: boolean) {
     totals.failed.push(...r.failed);
     bar.tick(chunk.length);
   }
-  bar.finish(`${totals.indexed} indexed, ${totals.skipped} already indexed, ${totals.failed.length} failed`);
+  // The index belongs to this folder (one state dir per root): files deleted from it since
+  // the last run leave the index too. This pass skips everything the chunks just indexed,
+  // and retries only what failed (not reported twice).
+  const last = await s.pipeline.index({ relative_path: rel, prune: true });
+  totals.indexed += last.indexed;
+  totals.removed = last.removed;
+  const reported = new Set(totals.failed.map((f) => f.relative_path));
+  totals.failed.push(...last.failed.filter((f) => !reported.has(f.relative_path)));
+  const removed = totals.removed ? `, ${totals.removed} removed (no longer in the folder)` : '';
+  bar.finish(`${totals.indexed} indexed, ${totals.skipped} already indexed${removed}, ${totals.failed.length} failed`);
   for (const f of totals.failed.slice(0, 20)) say(`  failed: ${f.relative_path}: ${f.error_message}`);
   if (totals.failed.length > 20) say(`  ... and ${totals.failed.length - 20} more`);
   return totals;
