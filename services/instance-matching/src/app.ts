@@ -3,6 +3,7 @@ import { createServiceApp, type Logger, type Registry } from '@doppel/service-ki
 import type { MatchingConfig } from '@doppel/schemas';
 import { createMatcher, type Matcher } from './match.service.js';
 import { matchDocs, matchRoutes } from './match.routes.js';
+import { registerMatchingMetrics } from './matching.metrics.js';
 import type { WorkerPool } from './worker.pool.js';
 
 export interface AppDeps {
@@ -17,6 +18,7 @@ export const SERVICE_NAME = 'instance-matching';
 /** Builds the app (never listens); the caller owns the pool and closes it. */
 export function createApp(deps: AppDeps): { app: Express; matcher: Matcher } {
   const matcher = createMatcher({ config: deps.config, pool: deps.pool });
+  registerMatchingMetrics(deps.registry, deps.pool, matcher.cache);
   let siftChecked: Promise<boolean> | undefined;
   const app = createServiceApp({
     service: SERVICE_NAME,

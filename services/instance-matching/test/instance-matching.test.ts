@@ -261,7 +261,13 @@ describe('instance-matching over HTTP', () => {
     assert.equal(ready.body.response.checks.sift.ok, true);
     const doc = (await (await fetch(`${s.base}/openapi.json`)).json()) as { paths: Record<string, unknown> };
     assert.ok(doc.paths['/match'] && doc.paths['/compare']);
-    assert.match(await (await fetch(`${s.base}/metrics`)).text(), /http_request_duration_seconds/);
+    const metrics = await (await fetch(`${s.base}/metrics`)).text();
+    assert.match(metrics, /http_request_duration_seconds/);
+    // The earlier tests matched every copy against the same three originals: cached and held.
+    assert.match(metrics, /matching_queue_depth 0/);
+    assert.match(metrics, /matching_feature_cache_entries [1-9]\d*/);
+    assert.ok(Number(/matching_feature_cache_lookups_total\{result="hit"\} (\d+)/.exec(metrics)?.[1]) > 0, metrics);
+    assert.ok(Number(/matching_worker_features_total\{how="by_key"\} (\d+)/.exec(metrics)?.[1]) > 0, metrics);
   });
 });
 
