@@ -13,6 +13,7 @@ import path from 'node:path';
 import {
   createApp, createLogger, extractFeatures, loadConfig, MatchingConfig, postJson, Registry, serve, sharp, WorkerPool,
 } from '../../services/instance-matching/src/bench.support.js';
+import { originalOfQuery, scoreQueries, transformOf } from '../pipeline/metrics.bench.js';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
 const config = loadConfig(MatchingConfig, {
@@ -46,12 +47,7 @@ await Promise.all(
       const q = todo[next++]!;
       const r = await postJson(base, '/match', { candidate: q, neighbors: index, threshold: 1 });
       if (r.status !== 200) throw new Error(`${q}: ${r.status} ${r.error}`);
-      const stem = q.replace(/\.jpg$/, '');
-      // Original names may contain "__" themselves: the transform is after the last one.
-      const cut = stem.lastIndexOf('__');
-      const original = stem.slice(0, cut);
-      const transform = stem.slice(cut + 2);
-      rows.push({ query: q, original, transform, truth: truth[q] ?? null, checked: (r.response as { checked: Checked[] }).checked });
+      rows.push({ query: q, original: originalOfQuery(q), transform: transformOf(q), truth: truth[q] ?? null, checked: (r.response as { checked: Checked[] }).checked });
     }
   }),
 );
@@ -68,26 +64,14 @@ for (const original of new Set(rows.map((r) => r.original))) {
   if (f.count < 40) lowTexture.add(original);
 }
 
+/** The dev-set scoring of the pipeline bench, with every score >= t declared a duplicate. */
 function evaluate(t: number, subset: Row[] = rows) {
-  let declared = 0;
-  let correct = 0;
-  let positives = 0;
-  let found = 0;
-  let nulls = 0;
-  let nullFp = 0;
-  for (const r of subset) {
-    const hits = r.checked.filter((c) => c.score >= t);
-    declared += hits.length;
-    correct += hits.filter((h) => h.relative_path === r.truth).length;
-    if (r.truth) {
-      positives++;
-      if (hits.some((h) => h.relative_path === r.truth)) found++;
-    } else {
-      nulls++;
-      if (hits.length > 0) nullFp++;
-    }
-  }
-  return { t, declared, precision: declared ? correct / declared : 1, recall: positives ? found / positives : 0, fp: declared - correct, nullFpRate: nulls ? nullFp / nulls : 0 };
+  const s = scoreQueries(subset.map((r) => ({
+    query: r.query,
+    expected: r.truth,
+    declared: r.checked.filter((c) => c.score >= t).map((c) => c.relative_path),
+  })));
+  return { t, declared: s.declared, precision: s.precision, recall: s.recall, fp: s.wrong, nullFpRate: s.null_false_positive_rate };
 }
 
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;

@@ -10,7 +10,7 @@ const stem = (file: string) => file.replace(/^.*\//, '').replace(/\.[^.]+$/, '')
 // Original names may themselves contain `__` (`..._by__herobrine7ga`): the transform is
 // the last `__` segment of a query name, the original everything before it.
 export const transformOf = (q: string) => stem(q).split('__').at(-1) ?? 'unknown';
-const originalOfQuery = (q: string) => stem(q).slice(0, Math.max(0, stem(q).lastIndexOf('__')));
+export const originalOfQuery = (q: string) => stem(q).slice(0, Math.max(0, stem(q).lastIndexOf('__')));
 
 /**
  * Precision counts declarations: every declared file other than the true original
