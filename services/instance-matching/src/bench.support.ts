@@ -10,7 +10,10 @@ export { createApp } from './app.js';
 export { WorkerPool } from './worker.pool.js';
 export { inliersFor } from './match.service.js';
 export { decodeImage } from './image.decode.js';
-export { extractCandidateFeatures, extractFeatures, verifyPass, verifySift, type CandidateFeatures, type Features, type GreyImage } from './sift.features.js';
+export {
+  denseCorrelation, extractCandidateFeatures, extractFeatures, MIN_SPREAD_CELLS, verifyPass, verifySift,
+  type CandidateFeatures, type Features, type GreyImage,
+} from './sift.features.js';
 
 /** POST JSON and parse the envelope (the bench has no access to the test helpers). */
 export async function postJson(base: string, route: string, body: unknown): Promise<{ status: number; response: unknown; error: string }> {

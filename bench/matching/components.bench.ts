@@ -1,0 +1,74 @@
+/**
+ * Cost of the pieces around a pair verification (not a test; prints figures): the
+ * figures behind the design notes in services/instance-matching/README.md.
+ *
+ *   node --conditions=source --import tsx bench/matching/components.bench.ts [/work/shared/bench/dev]
+ *
+ * 1. Decoding one query in the service process (sharp: working size + thumbnail).
+ * 2. cv.batchDistance 2-NN on 300x300 descriptors, float against 8-bit input.
+ * 3. The dense check of one pair of thumbnails.
+ * 4. One verification through the worker pool: features sent in full every time, against
+ *    held by the worker and sent by key; and a bare round trip of the pool.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  cv, decodeImage, denseCorrelation, extractCandidateFeatures, extractFeatures, loadConfig, MatchingConfig, WorkerPool, type GreyImage,
+} from '../../services/instance-matching/src/bench.support.js';
+
+const dev = process.argv[2] ?? '/work/shared/bench/dev';
+const config = loadConfig(MatchingConfig, { ...process.env, LOG_LEVEL: 'silent' });
+const limits = { maxPixels: config.MAX_PIXELS, maxBytes: config.MAX_IMAGE_BYTES, width: config.WIDTH, height: config.HEIGHT, thumbSize: 32 };
+const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+async function timeAsync(n: number, fn: () => Promise<unknown>): Promise<number> {
+  const ms: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await fn();
+    ms.push(performance.now() - t);
+  }
+  return p50(ms);
+}
+const time = (n: number, fn: () => unknown) => timeAsync(n, async () => fn());
+cv.setNumThreads(1);
+
+const queries = (await readdir(path.join(dev, 'queries'))).filter((f) => !f.startsWith('.')).sort().filter((_, i) => i % 30 === 0);
+const bytes = await Promise.all(queries.map((q) => readFile(path.join(dev, 'queries', q))));
+let k = 0;
+console.log(`1. decode one query (sharp, ${queries.length} queries): p50 ${(await timeAsync(bytes.length * 2, () => decodeImage(bytes[k++ % bytes.length]!, limits))).toFixed(1)} ms`);
+
+const index = (await readdir(path.join(dev, 'index'))).filter((f) => !f.startsWith('.')).sort();
+const decoded = await Promise.all(index.map(async (f) => decodeImage(await readFile(path.join(dev, 'index', f)), limits)));
+const full = decoded.map((d) => ({ d, f: extractFeatures(d.grey, config.MAX_KEYPOINTS) })).filter((x) => x.f.count === config.MAX_KEYPOINTS);
+const [a, b] = [full[0]!.f, full[1]!.f];
+const asMat = (desc: Uint8Array, n: number) => new cv.Mat(Buffer.from(desc.buffer, desc.byteOffset, n * 128), n, 128, cv.CV_8U);
+const a8 = asMat(a.descriptors, a.count);
+const b8 = asMat(b.descriptors, b.count);
+const a32 = a8.convertTo(cv.CV_32F);
+const b32 = b8.convertTo(cv.CV_32F);
+const f32 = await time(200, () => cv.batchDistance(a32, b32, cv.CV_32F, cv.NORM_L2, 2));
+const u8 = await time(50, () => cv.batchDistance(a8, b8, cv.CV_32F, cv.NORM_L2, 2));
+console.log(`2. batchDistance 2-NN, ${a.count}x${b.count}: float p50 ${f32.toFixed(2)} ms, 8-bit p50 ${u8.toFixed(2)} ms`);
+
+const thumbs: GreyImage[] = decoded.map((d) => d.thumb);
+let j = 0;
+console.log(`3. dense check, one pair of 32x32 thumbnails: p50 ${(await time(100, () => denseCorrelation(thumbs[j++ % thumbs.length]!, thumbs[(j + 7) % thumbs.length]!))).toFixed(2)} ms`);
+
+const candidate = { features: extractCandidateFeatures(full[2]!.d.grey, config.MAX_KEYPOINTS), thumb: full[2]!.d.thumb };
+const targets = full.slice(3, 8).map((x) => ({ features: x.f, thumb: x.d.thumb }));
+const policy = { ratio: config.RATIO_TEST, model: config.RANSAC_MODEL, reprojPx: config.RANSAC_REPROJ_PX, acceptInliers: 10, denseMinKeypoints: 0 };
+for (const entries of [0, 100]) {
+  const pool = new WorkerPool({ size: 1, queueLimit: 10, sharedEntries: entries });
+  await pool.run({ kind: 'probe' });
+  let i = 0;
+  const verify = () => {
+    const n = i++ % targets.length;
+    return pool.run({ kind: 'verify', candidate: { key: 'c', value: candidate }, target: { key: `t${n}`, value: targets[n]! }, policy });
+  };
+  for (let w = 0; w < targets.length; w++) await verify();
+  const ms = await timeAsync(100, verify);
+  const label = entries ? 'features held by the worker (sent by key)' : 'features sent with every pair';
+  console.log(`4. verify through the pool, ${label}: p50 ${ms.toFixed(2)} ms`);
+  if (!entries) console.log(`   bare round trip (probe): p50 ${(await timeAsync(100, () => pool.run({ kind: 'probe' }))).toFixed(2)} ms`);
+  await pool.close();
+}

@@ -1,0 +1,71 @@
+/**
+ * Where the inliers of a fit fall, for true matches and for captioned copies of
+ * different originals (not a test; prints figures). Calibrates MIN_SPREAD_CELLS.
+ *
+ *   node --conditions=source --import tsx bench/matching/spread.bench.ts [/work/shared/bench/dev]
+ *
+ * In-process, with the spread rule off (minSpreadCells 0), so every fit reports its cells:
+ * 1. every query with an original against that original;
+ * 2. every ordered pair of `border_text` queries of different originals (the added frame
+ *    and caption are the same on all of them).
+ * Only fits with at least 10 inliers (the SIFT score of THRESHOLD 0.5) are counted.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  decodeImage, extractCandidateFeatures, extractFeatures, loadConfig, MatchingConfig, MIN_SPREAD_CELLS, verifySift,
+  type CandidateFeatures, type Features,
+} from '../../services/instance-matching/src/bench.support.js';
+
+const dev = process.argv[2] ?? '/work/shared/bench/dev';
+const config = loadConfig(MatchingConfig, { ...process.env, LOG_LEVEL: 'silent' });
+const truth = (JSON.parse(await readFile(path.join(dev, 'truth.json'), 'utf8')) as { truth: Record<string, string | null> }).truth;
+const limits = { maxPixels: config.MAX_PIXELS, maxBytes: config.MAX_IMAGE_BYTES, width: config.WIDTH, height: config.HEIGHT, thumbSize: 32 };
+const grey = async (file: string) => (await decodeImage(await readFile(file), limits)).grey;
+const opts = { ratio: config.RATIO_TEST, model: config.RANSAC_MODEL, reprojPx: config.RANSAC_REPROJ_PX, minSpreadCells: 0 };
+const MIN_INLIERS = 10;
+
+const index = new Map<string, Features>();
+for (const f of (await readdir(path.join(dev, 'index'))).filter((f) => !f.startsWith('.')).sort()) {
+  index.set(f, extractFeatures(await grey(path.join(dev, 'index', f)), config.MAX_KEYPOINTS));
+}
+const queries = Object.keys(truth).sort();
+const cand = new Map<string, CandidateFeatures>();
+for (const q of queries) cand.set(q, extractCandidateFeatures(await grey(path.join(dev, 'queries', q)), config.MAX_KEYPOINTS));
+
+/** cells -> inlier counts of the fits that reached MIN_INLIERS. */
+type Histogram = Map<number, number[]>;
+const add = (h: Histogram, cells: number, inliers: number) => h.set(cells, [...(h.get(cells) ?? []), inliers]);
+
+const truePairs: Histogram = new Map();
+for (const q of queries) {
+  const t = truth[q];
+  if (!t) continue;
+  const v = verifySift(cand.get(q)!, index.get(t)!, opts, MIN_INLIERS);
+  if (v.inliers >= MIN_INLIERS) add(truePairs, v.cells ?? 0, v.inliers);
+}
+
+const captioned = queries.filter((q) => q.includes('__border_text'));
+const asTarget = new Map<string, Features>();
+for (const q of captioned) asTarget.set(q, extractFeatures(await grey(path.join(dev, 'queries', q)), config.MAX_KEYPOINTS));
+const wrongPairs: Histogram = new Map();
+let tried = 0;
+for (const a of captioned) {
+  for (const b of captioned) {
+    if (a === b || (truth[a] && truth[a] === truth[b])) continue;
+    tried++;
+    const v = verifySift(cand.get(a)!, asTarget.get(b)!, opts, MIN_INLIERS);
+    if (v.inliers >= MIN_INLIERS) add(wrongPairs, v.cells ?? 0, v.inliers);
+  }
+}
+
+const count = (h: Histogram, keep: (cells: number) => boolean) => [...h].filter(([c]) => keep(c)).reduce((s, [, xs]) => s + xs.length, 0);
+console.log(`fits with >= ${MIN_INLIERS} inliers: cells (of a 4x4 grid, the more spread image) -> fits (max inliers)`);
+console.log('cells  true pairs        captioned copies of different originals');
+for (let c = 1; c <= 16; c++) {
+  const t = truePairs.get(c) ?? [];
+  const w = wrongPairs.get(c) ?? [];
+  console.log(`${String(c).padStart(5)}  ${`${t.length} (${Math.max(0, ...t)})`.padEnd(16)}  ${w.length} (${Math.max(0, ...w)})`);
+}
+const below = (c: number) => c < MIN_SPREAD_CELLS;
+console.log(`\nMIN_SPREAD_CELLS=${MIN_SPREAD_CELLS}: rejects ${count(wrongPairs, below)} of ${count(wrongPairs, () => true)} captioned wrong fits (of ${tried} ordered pairs tried) and ${count(truePairs, below)} of ${count(truePairs, () => true)} true fits`);
