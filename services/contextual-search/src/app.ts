@@ -2,7 +2,8 @@ import { join } from 'node:path';
 import type { Express } from 'express';
 import { createServiceApp, type Logger, type Registry } from '@doppel/service-kit';
 import type { SearchConfig } from '@doppel/schemas';
-import { Collection } from './collection.service.js';
+import { Collection, type CollectionOptions } from './collection.service.js';
+import { ImageIndex } from './image-index.service.js';
 import { createSearchMetrics } from './search.metrics.js';
 import { searchDocs, searchRoutes } from './search.routes.js';
 import { vectorsDocs, vectorsRoutes } from './vectors.routes.js';
@@ -19,14 +20,15 @@ export const SERVICE_NAME = 'contextual-search';
 export const dataDirOf = (config: SearchConfig): string => config.DATA_DIR || join(config.LOCATION, '.index');
 
 /**
- * Builds the app (never listens) and its collection, not yet loaded: the caller serves
- * the app, then awaits collection.open(); /readyz is 503 until that finishes.
+ * Builds the app (never listens) and its index (the images' collection and their regions'),
+ * not yet loaded: the caller serves the app, then awaits index.open(); /readyz is 503
+ * until that finishes.
  */
-export function createApp(deps: AppDeps): { app: Express; collection: Collection } {
+export function createApp(deps: AppDeps): { app: Express; collection: Collection; index: ImageIndex } {
   const { config } = deps;
-  const collection = new Collection({
-    dataDir: dataDirOf(config),
-    location: config.LOCATION,
+  const options = (dataDir: string, location: string, metricsPrefix: string): CollectionOptions => ({
+    dataDir,
+    location,
     batchSize: config.BATCH_SIZE,
     dimension: config.DIMENSION,
     distance: config.DISTANCE_TYPE,
@@ -37,18 +39,24 @@ export function createApp(deps: AppDeps): { app: Express; collection: Collection
     snapshotWalRecords: config.SNAPSHOT_WAL_RECORDS,
     snapshotKeep: config.SNAPSHOT_KEEP,
     log: deps.logger,
-    metrics: createSearchMetrics(deps.registry),
+    metrics: createSearchMetrics(deps.registry, metricsPrefix),
   });
+  const collection = new Collection(options(dataDirOf(config), config.LOCATION, 'search'));
+  // Regional fingerprints live in their own store inside DATA_DIR (same volume, own WAL
+  // and snapshots); it has no JSONL seed (its LOCATION is its own folder, holding none).
+  const regionsDir = join(dataDirOf(config), 'regions');
+  const regions = new Collection(options(regionsDir, regionsDir, 'search_regions'));
+  const index = new ImageIndex(collection, regions, { dimension: config.DIMENSION, distance: config.DISTANCE_TYPE });
   const app = createServiceApp({
     service: SERVICE_NAME,
     registry: deps.registry,
     logger: deps.logger,
     docs: [...searchDocs, ...vectorsDocs],
-    readiness: { index: () => collection.readiness() },
+    readiness: { index: () => index.readiness() },
     routes: (a) => {
-      searchRoutes(a, collection);
-      vectorsRoutes(a, collection, config.DIMENSION);
+      searchRoutes(a, index);
+      vectorsRoutes(a, index, config.DIMENSION);
     },
   });
-  return { app, collection };
+  return { app, collection, index };
 }

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { AppError } from '@doppel/service-kit';
-import { inspectModel, type ModelLayout } from './feature-output.graph.js';
+import { REGIONAL_OUTPUT, exposeRegional, featureMapOf, inspectModel, type ModelLayout, type Pooling, type Window } from './feature-output.graph.js';
 
 /** Messages main -> worker. */
 export interface WorkerInit {
@@ -36,6 +36,10 @@ export interface ModelOptions {
   maxBatch?: number;
   batchWindowMs?: number;
   queueLimit?: number;
+  /** Windows of the feature map pooled besides the whole map (regional fingerprints); none by default. */
+  regions?: readonly Window[];
+  /** How the map is pooled into a vector: average (default) or generalised mean. */
+  pooling?: Pooling;
 }
 
 /** Observers for metrics; the model itself knows nothing about prom-client. */
@@ -49,6 +53,12 @@ export interface EncoderModel {
   /** File name of the model, reported with each fingerprint. */
   readonly name: string;
   readonly dimension: number;
+  /**
+   * Vectors per image: 1, or 1 + the regions. Each fingerprint row returned by infer() is
+   * then `vectors` unit vectors of `dimension` back to back (whole image first), scaled
+   * together by the row normalisation: split and renormalise them (regionalVectors()).
+   */
+  readonly vectors: number;
   readonly inputSize: number;
   readonly layout: ModelLayout;
   /** Images waiting for a worker. */
@@ -132,6 +142,13 @@ export async function loadOnnxModel(opts: ModelOptions): Promise<EncoderModel> {
     layout = inspectModel(bytes, opts.featureTensor ?? '');
   } catch (e) {
     throw new ModelFileError(`model ${opts.path}: ${(e as Error).message}`);
+  }
+  const windows = opts.regions ?? [];
+  if (windows.length > 0 || opts.pooling === 'gem') {
+    // Pooled in the graph (feature-output.graph.ts): the worker sees one 2-D output.
+    const map = featureMapOf(bytes, layout.featureTensor);
+    bytes = exposeRegional(bytes, map, windows, opts.pooling ?? 'gap');
+    layout = { ...layout, featureTensor: REGIONAL_OUTPUT, isGraphOutput: true, reason: `${layout.reason}; ${opts.pooling ?? 'gap'} pooling of ${map} over the whole map and ${windows.length} regions` };
   }
   if (layout.channels !== undefined && layout.channels !== 3) throw new ModelFileError(`model ${opts.path} wants ${layout.channels} input channels, not 3 (RGB)`);
   const inputSize = opts.inputSize || layout.inputSize || 224;
@@ -256,9 +273,12 @@ export async function loadOnnxModel(opts: ModelOptions): Promise<EncoderModel> {
     });
   }
 
+  const vectors = 1 + windows.length;
+  if (dimension % vectors !== 0) throw new ModelFileError(`model ${opts.path}: regional output of ${dimension} values is not ${vectors} vectors`);
   return {
     name: basename(opts.path),
-    dimension,
+    dimension: dimension / vectors,
+    vectors,
     inputSize,
     layout,
     get queueDepth() { return queued; },
