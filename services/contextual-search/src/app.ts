@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Express } from 'express';
-import { createServiceApp, type Logger, type Registry } from '@doppel/service-kit';
+import { admissionFromConfig, createServiceApp, type Logger, type Registry } from '@doppel/service-kit';
 import type { SearchConfig } from '@doppel/schemas';
 import { Collection } from './collection.service.js';
 import { createSearchMetrics } from './search.metrics.js';
@@ -39,14 +39,18 @@ export function createApp(deps: AppDeps): { app: Express; collection: Collection
     log: deps.logger,
     metrics: createSearchMetrics(deps.registry),
   });
+  // Searches run synchronously on the main thread: one at a time, one per loop turn, so
+  // /healthz and sockets are served between them.
+  const admission = admissionFromConfig(config, 'search', 1, deps.registry);
   const app = createServiceApp({
     service: SERVICE_NAME,
+    body: { timeoutMs: config.BODY_TIMEOUT_MS, budgetBytes: config.BODY_BUDGET_BYTES },
     registry: deps.registry,
     logger: deps.logger,
     docs: [...searchDocs, ...vectorsDocs],
     readiness: { index: () => collection.readiness() },
     routes: (a) => {
-      searchRoutes(a, collection);
+      searchRoutes(a, collection, admission);
       vectorsRoutes(a, collection, config.DIMENSION);
     },
   });
