@@ -1,2 +1,3 @@
-export { createApp, dataDirOf, SERVICE_NAME, type AppDeps } from './app.js';
+export { createApp, createBackend, dataDirOf, SERVICE_NAME, type AppDeps } from './app.js';
 export { scoreOf } from './hnsw.index.js';
+export type { VectorBackend } from './vector.backend.js';
