@@ -3,8 +3,9 @@ import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { AppError } from '@doppel/service-kit';
-import type { DuplicatesResult, PipelineClient } from '@doppel/clients';
+import { createSearchClient, type DuplicatesResult, type PipelineClient } from '@doppel/clients';
 import { listImages } from '@doppel/image-source';
+import { exportCollection, importCollection } from './collection-transfer.logic.js';
 import { ProgressBar } from './progress.view.js';
 import { groupPairs, type ScanPair } from './scan-groups.logic.js';
 import { renderReport } from './scan-report.html.js';
@@ -22,6 +23,9 @@ const USAGE = `doppel: near-duplicate image search
   doppel scan DIR             find every duplicate group inside DIR; writes a JSON and a self-contained HTML report
                               [--out FILE.html] (default ./doppel-report.html, JSON next to it)
   doppel up [--images DIR]    run the four services until Ctrl-C (image root: DIR, default <repo>/images)
+  doppel export --out FILE.jsonl   write every vector of a running contextual-search (path, vector, metadata)
+  doppel import FILE.jsonl         upsert such a file into a running contextual-search (any backend)
+                              [--search-url URL] (default http://127.0.0.1:<--search-port>)
 
 index and scan start the services themselves when no pipeline answers on --port, and stop them after.
 State lives in <repo>/.doppel/roots/<folder>-<hash>/ (one index per image root; --home DIR to move it).
@@ -33,7 +37,7 @@ const options = {
   port: { type: 'string' }, 'encoder-port': { type: 'string' }, 'search-port': { type: 'string' }, 'matching-port': { type: 'string' },
   model: { type: 'string' }, home: { type: 'string' }, root: { type: 'string' }, images: { type: 'string' },
   json: { type: 'boolean' }, force: { type: 'boolean' }, out: { type: 'string' }, threshold: { type: 'string' },
-  neighbors: { type: 'string' }, concurrency: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  neighbors: { type: 'string' }, concurrency: { type: 'string' }, 'search-url': { type: 'string' }, help: { type: 'boolean', short: 'h' },
 } as const;
 type Flags = ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>['values'];
 
@@ -262,6 +266,24 @@ async function cmdUp(ws: Workspace, f: Flags) {
   say('stopped');
 }
 
+const searchClientOf = (ws: Workspace, f: Flags) =>
+  createSearchClient({ baseUrl: f['search-url'] ?? `http://127.0.0.1:${ws.ports.search}`, timeoutMs: 120_000 });
+
+async function cmdExport(ws: Workspace, f: Flags) {
+  if (!f.out) throw new Error(`export: --out FILE.jsonl is required\n\n${USAGE}`);
+  const out = resolve(f.out);
+  const { exported } = await exportCollection(searchClientOf(ws, f), out, (done, total) => process.stderr.write(`\rexport ${done}/${total}`));
+  say(`\n${exported} vectors written to ${out}`);
+}
+
+async function cmdImport(ws: Workspace, f: Flags, arg: string | undefined) {
+  if (!arg || !existsSync(arg)) throw new Error(`import: a JSONL file is required\n\n${USAGE}`);
+  const r = await importCollection(searchClientOf(ws, f), resolve(arg), { onProgress: (n) => process.stderr.write(`\rimport ${n}`) });
+  say(`\n${r.imported} of ${r.lines} lines imported (${r.inserted} new, ${r.replaced} replaced), ${r.bad.length} bad`);
+  for (const b of r.bad.slice(0, 20)) say(`  ${b}`);
+  if (f.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+}
+
 async function main(argv: string[]) {
   const { values: f, positionals } = parseArgs({ args: argv, options, allowPositionals: true });
   const [cmd, arg] = positionals;
@@ -287,6 +309,8 @@ async function main(argv: string[]) {
     case 'query': return cmdQuery(ws, f, arg);
     case 'scan': return cmdScan(ws, f, arg);
     case 'up': return cmdUp(ws, f);
+    case 'export': return cmdExport(ws, f);
+    case 'import': return cmdImport(ws, f, arg);
     default: throw new Error(`unknown command ${JSON.stringify(cmd)}\n\n${USAGE}`);
   }
 }
