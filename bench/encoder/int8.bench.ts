@@ -14,13 +14,12 @@ import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createRequire } from 'node:module';
 import { cpus, loadavg } from 'node:os';
-import { decodeImage, int8PathFor, loadOnnxModel, type EncoderModel } from '../../services/image-encoder/src/index.js';
+import * as ort from 'onnxruntime-node';
+import { decodeImage, int8PathFor, loadOnnxModel, type EncoderModel } from '@doppel/image-encoder';
 import { originalOfQuery, transformOf } from '../pipeline/metrics.bench.js';
 
 const repo = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-const ort = createRequire(join(repo, 'services/image-encoder/package.json'))('onnxruntime-node') as typeof import('onnxruntime-node');
 const dir = resolve(process.env.BENCH_DIR ?? join(repo, '..', 'shared', 'bench', 'dev'));
 const fp32Path = resolve(process.env.MODEL_PATH ?? join(repo, 'models', 'resnet18.onnx'));
 const int8Path = int8PathFor(fp32Path);
