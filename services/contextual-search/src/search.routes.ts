@@ -1,5 +1,5 @@
 import type { Express } from 'express';
-import { jsonBody, jsonRoute } from '@doppel/service-kit';
+import { admitted, jsonBody, jsonRoute, type Admission } from '@doppel/service-kit';
 import {
   MAX_BATCH_QUERIES, MAX_DIMENSION, SearchBatchRequest, SearchBatchResponse, SearchRequest, SearchResponse, type RouteDoc,
 } from '@doppel/schemas';
@@ -17,19 +17,19 @@ export const searchDocs: RouteDoc[] = [
 /** One vector of at most MAX_DIMENSION numbers written out in full, plus the other fields. */
 const SEARCH_BODY_LIMIT = MAX_DIMENSION * 32 + 4096;
 
-export function searchRoutes(app: Express, index: ImageIndex): void {
+export function searchRoutes(app: Express, index: ImageIndex, admission?: Admission): void {
   app.post(
     '/search',
     jsonBody(SEARCH_BODY_LIMIT),
-    jsonRoute(SearchRequest, (b) => ({ neighbors: index.search(b.vec_features, b.nb_neighbors, b.min_score, b.ef) })),
+    jsonRoute(SearchRequest, admitted(admission, async (b) => ({ neighbors: await index.search(b.vec_features, b.nb_neighbors, b.min_score, b.ef) }))),
   );
   app.post(
     '/search/batch',
     jsonBody(MAX_BATCH_QUERIES * SEARCH_BODY_LIMIT),
     // Every vector is checked (by the collection) before any result is merged: one bad
     // vector fails the whole request with its 400, as /search would.
-    jsonRoute(SearchBatchRequest, (b) => ({
-      neighbors: index.searchBatch(b.queries.map((q) => q.vec_features), b.nb_neighbors, b.min_score, b.ef, b.limit),
-    })),
+    jsonRoute(SearchBatchRequest, admitted(admission, async (b) => ({
+      neighbors: await index.searchBatch(b.queries.map((q) => q.vec_features), b.nb_neighbors, b.min_score, b.ef, b.limit),
+    }))),
   );
 }

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, readdir, readFile, stat, truncate, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, copyFile, readdir, readFile, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { listAll, remove, removeDir, search, start, stats, tempDir, upsert } from './search-fixture.js';
 
@@ -76,7 +76,7 @@ describe('contextual-search: persistence', () => {
       const a = await start(dir, { SNAPSHOT_WAL_RECORDS: '3', SNAPSHOT_KEEP: '2' });
       for (let i = 0; i < 12; i++) await upsert(a.base, items(i * 2, i * 2 + 2));
       assert.ok((await stats(a.base)).wal_records < 12, 'the threshold started snapshots');
-      await a.collection.snapshot();
+      await a.hnsw.snapshot();
       const expected = await listAll(a.base);
       await a.abandon();
       assert.equal((await files(dir, /^snap-.*\.meta$/)).length, 2);
@@ -136,10 +136,10 @@ describe('contextual-search: persistence', () => {
     withDir(async (dir) => {
       const a = await start(dir, { SNAPSHOT_KEEP: '2' });
       await upsert(a.base, items(0, 5));
-      await a.collection.snapshot();
+      await a.hnsw.snapshot();
       await upsert(a.base, items(5, 10));
       await remove(a.base, ['img/1.jpg']);
-      await a.collection.snapshot();
+      await a.hnsw.snapshot();
       await upsert(a.base, items(10, 12));
       const expected = await listAll(a.base);
       await a.abandon();
@@ -190,7 +190,7 @@ describe('contextual-search: persistence', () => {
       try {
         const big = Array.from({ length: 2000 }, (_, i) => ({ relative_path: `p${i}`, vec_features: Array.from({ length: 64 }, (_, j) => Math.sin(i * 7 + j)) }));
         for (let i = 0; i < big.length; i += 500) await upsert(a.base, big.slice(i, i + 500));
-        const snap = a.collection.snapshot();
+        const snap = a.hnsw.snapshot();
         const r = await search(a.base, big[3]!.vec_features, 5);
         assert.equal(r.status, 200);
         assert.equal(r.body.response.neighbors[0].relative_path, 'p3');
@@ -228,7 +228,7 @@ describe('contextual-search: JSONL seed', () => {
         assert.deepEqual(all.map((i) => i.relative_path), ['a/1.jpg', 'a/4.jpg', 'a/7.jpg', 'b/1.jpg']);
         assert.deepEqual(all[0]!.metadata, { src: 'a' });
         assert.deepEqual(all[0]!.vec_features, [1, 0, 0, 0], 'the first line for a path wins');
-        const bad = a.collection.seedReport.bad;
+        const bad = a.hnsw.seedReport.bad;
         assert.deepEqual(bad.map((b) => b.split(': ')[0]), ['a.jsonl:2', 'a.jsonl:3', 'a.jsonl:6', 'a.jsonl:7', 'a.jsonl:8']);
         assert.match(bad[1]!, /exactly 4 elements/);
       } finally {
@@ -241,13 +241,13 @@ describe('contextual-search: JSONL seed', () => {
       const file = join(dir, 'seed.jsonl');
       await writeFile(file, [line('s/1.jpg', [1, 0, 0, 0]), line('s/2.jpg', [0, 1, 0, 0]), line('s/3.jpg', [0, 0, 1, 0])].join('\n'));
       const a = await start(dir);
-      await a.collection.snapshot();
+      await a.hnsw.snapshot();
       await remove(a.base, ['s/1.jpg']);
       await upsert(a.base, [{ relative_path: 's/2.jpg', vec_features: [5, 5, 5, 5] }]);
       await a.abandon();
 
       const b = await start(dir);
-      assert.equal(b.collection.seedReport.files, 0, 'the unchanged file is not read again');
+      assert.equal(b.hnsw.seedReport.files, 0, 'the unchanged file is not read again');
       const all = await listAll(b.base);
       assert.deepEqual(all.map((i) => i.relative_path).sort(), ['s/2.jpg', 's/3.jpg']);
       assert.deepEqual(all.find((i) => i.relative_path === 's/2.jpg')!.vec_features!.map((x) => Math.round(x * 1000) / 1000), [0.5, 0.5, 0.5, 0.5]);
@@ -258,10 +258,104 @@ describe('contextual-search: JSONL seed', () => {
       await utimes(file, new Date(), new Date(Date.now() + 5000));
       const c = await start(dir);
       try {
-        assert.equal(c.collection.seedReport.added, 1);
+        assert.equal(c.hnsw.seedReport.added, 1);
         assert.deepEqual((await listAll(c.base)).map((i) => i.relative_path).sort(), ['s/2.jpg', 's/3.jpg', 's/4.jpg']);
       } finally {
         await c.close();
+      }
+    }));
+});
+
+describe('contextual-search: corruption is named, never silently dropped', () => {
+  /** Two acknowledged requests (an upsert, then a delete), left in the WAL as by a crash. */
+  async function twoRecords(dir: string): Promise<{ file: string; wal: string; firstEnd: number }> {
+    const a = await start(dir);
+    await upsert(a.base, items(0, 3));
+    const [wal] = await files(dir, /^wal-.*\.log$/);
+    const file = join(idx(dir), wal!);
+    const firstEnd = (await stat(file)).size;
+    await remove(a.base, ['img/1.jpg']);
+    await a.abandon();
+    return { file, wal: wal!, firstEnd };
+  }
+
+  it('when a byte of the last, complete WAL record is flipped, then the start is refused naming the file and offset', () =>
+    withDir(async (dir) => {
+      const { file, wal, firstEnd } = await twoRecords(dir);
+      const buf = await readFile(file);
+      buf[buf.length - 3] = buf[buf.length - 3]! ^ 0x01; // inside the delete's JSON, still no NUL byte
+      await writeFile(file, buf);
+      await assert.rejects(start(dir), (e: Error) => e.message.includes(wal) && e.message.includes(`byte ${firstEnd}`) && /checksum/.test(e.message) && /WAL_RECOVERY=truncate/.test(e.message));
+    }));
+
+  it('when WAL_RECOVERY=truncate is set after such a refusal, then the service starts without that record and keeps a copy', () =>
+    withDir(async (dir) => {
+      const { file, firstEnd } = await twoRecords(dir);
+      const buf = await readFile(file);
+      buf[buf.length - 3] = buf[buf.length - 3]! ^ 0x01;
+      await writeFile(file, buf);
+      const b = await start(dir, { WAL_RECOVERY: 'truncate' });
+      try {
+        assert.equal((await stats(b.base)).count, 3, 'the delete in the corrupt record is the accepted loss');
+        assert.equal((await stat(file)).size, firstEnd);
+        assert.deepEqual(await readFile(`${file}.corrupt`), buf);
+      } finally {
+        await b.close();
+      }
+    }));
+
+  it('when the last record reads back partly as zero bytes (blocks never written before the crash), then it is a torn write and is dropped', () =>
+    withDir(async (dir) => {
+      const { file, firstEnd } = await twoRecords(dir);
+      const buf = await readFile(file);
+      buf.fill(0, buf.length - 8); // the payload's end never reached the disk
+      await writeFile(file, buf);
+      const b = await start(dir);
+      try {
+        assert.equal((await stats(b.base)).count, 3);
+        assert.equal((await stat(file)).size, firstEnd);
+      } finally {
+        await b.close();
+      }
+    }));
+
+  it('when the newest WAL segment is deleted, then the start is refused naming the missing segment', () =>
+    withDir(async (dir) => {
+      const a = await start(dir);
+      await upsert(a.base, items(0, 2));
+      await a.hnsw.snapshot();
+      await upsert(a.base, items(2, 4));
+      await a.abandon();
+      const wals = await files(dir, /^wal-.*\.log$/);
+      const newest = wals.at(-1)!;
+      await rm(join(idx(dir), newest));
+      await assert.rejects(start(dir), (e: Error) => e.message.includes(newest) && /missing/.test(e.message));
+    }));
+
+  it('when the only WAL segment of a collection without a snapshot is deleted, then the start is refused', () =>
+    withDir(async (dir) => {
+      const a = await start(dir);
+      await upsert(a.base, items(0, 2));
+      await a.abandon();
+      const [wal] = await files(dir, /^wal-.*\.log$/);
+      await rm(join(idx(dir), wal!));
+      await assert.rejects(start(dir), (e: Error) => e.message.includes(wal!) && /missing/.test(e.message));
+    }));
+
+  it('when a snapshot index file has no committed .meta (a crash between the renames), then it is removed at start', () =>
+    withDir(async (dir) => {
+      const a = await start(dir);
+      await upsert(a.base, items(0, 2));
+      await a.close();
+      const [hnsw] = await files(dir, /^snap-.*\.hnsw$/);
+      const orphan = 'snap-0000000099.hnsw';
+      await copyFile(join(idx(dir), hnsw!), join(idx(dir), orphan));
+      const b = await start(dir);
+      try {
+        assert.deepEqual(await files(dir, /^snap-.*\.hnsw$/), [hnsw]);
+        assert.equal((await stats(b.base)).count, 2);
+      } finally {
+        await b.close();
       }
     }));
 });

@@ -6,14 +6,24 @@ import { createLogger, loadConfig, Registry, serve } from '@doppel/service-kit';
 import { call } from '@doppel/service-kit/testing';
 import { createApp } from '../src/app.js';
 import type { Collection } from '../src/collection.service.js';
+import { HnswlibBackend } from '../src/hnswlib.backend.js';
+import { pgvectorEnv } from './pglite.fixture.js';
 
 export interface Running {
   base: string;
   collection: Collection;
+  /** The hnswlib backend (snapshots, seed report); throws on another backend. */
+  readonly hnsw: HnswlibBackend;
   close(): Promise<void>;
   /** Stops serving but skips the shutdown snapshot, leaving state as a crash would (WAL only). */
   abandon(): Promise<void>;
 }
+
+/** The shared API suite runs on each; pgvector against PGlite + pgvector over the wire protocol. */
+export const BACKENDS = ['hnswlib', 'pgvector'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+/** Environment selecting `backend` (for pgvector: the shared PGlite and a table of its own). */
+export const backendEnv = async (backend: BackendName): Promise<Record<string, string>> => (backend === 'pgvector' ? pgvectorEnv() : {});
 
 export const tempDir = (): Promise<string> => mkdtemp(join(tmpdir(), 'doppel-search-'));
 export const removeDir = (dir: string): Promise<void> => rm(dir, { recursive: true, force: true });
@@ -34,6 +44,10 @@ export async function start(dir: string, env: Record<string, string> = {}): Prom
   return {
     base: `http://127.0.0.1:${srv.port}`,
     collection,
+    get hnsw() {
+      if (!(collection.backend instanceof HnswlibBackend)) throw new Error(`the ${collection.backend.name} backend has no snapshots`);
+      return collection.backend;
+    },
     close: async () => {
       await srv.close();
       await index.close();

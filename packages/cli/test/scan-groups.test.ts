@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { groupPairs } from '../src/cli/scan-groups.logic.js';
-import { renderReport } from '../src/cli/scan-report.html.js';
+import { groupPairs } from '../src/scan-groups.logic.js';
+import { renderReport } from '../src/scan-report.html.js';
 
 const pair = (query: string, match: string, score = 0.9) => ({ query, match, score, inliers: 40 });
 
