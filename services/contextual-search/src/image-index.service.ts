@@ -40,7 +40,11 @@ export class ImageIndex {
   constructor(readonly images: Collection, readonly regions: Collection, private readonly opts: ImageIndexOptions) {}
 
   async open(): Promise<void> {
-    await Promise.all([this.images.open(), this.regions.open()]);
+    // Both settle before a failure is reported, so a caller that closes on failure never
+    // closes (or deletes) a store that is still opening.
+    const [a, b] = await Promise.allSettled([this.images.open(), this.regions.open()]);
+    if (a.status === 'rejected') throw a.reason;
+    if (b.status === 'rejected') throw b.reason;
   }
 
   async close(): Promise<void> {
