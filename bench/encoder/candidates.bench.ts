@@ -188,7 +188,7 @@ if (process.argv[2] === 'encode') {
   const names = (process.env.VARIANTS ?? Object.keys(catalogue).join(',')).split(',') as Array<keyof typeof catalogue>;
   await score({
     cache, dir, windows: WINDOWS, dim: DIM, originalOfQuery, transformOf, v2: V2,
-    nDistractors: distractorN, detail: process.env.DETAIL !== '0',
+    nDistractors: distractorN, detail: process.env.DETAIL !== '0', svg: process.env.SVG,
     variants: names.map((n) => ({ name: `${n} (query orientations ${o})`, index: [...catalogue[n].index], query: [...catalogue[n].query], queryOrient: o })),
   });
 }

@@ -5,7 +5,7 @@
  * images x 14 entries x 9,000 query vectors).
  */
 import { createRequire } from 'node:module';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodeModel, ONNX_FLOAT } from '../../services/image-encoder/src/onnx-proto.schema.js';
 
@@ -157,10 +157,11 @@ export async function rankTrue(ctx: Ctx, v: Variant, nDistractors: number) {
 
 const fmt = (x: number) => x.toFixed(3);
 
-export async function score(ctx: Ctx & { variants: Variant[]; nDistractors: number; detail: boolean }): Promise<void> {
+export async function score(ctx: Ctx & { variants: Variant[]; nDistractors: number; detail: boolean; svg?: string }): Promise<void> {
   const originals = [...new Set((await load(ctx, 'queries', ctx.variants[0]!.query[0]!.prep, ctx.variants[0]!.queryOrient)).files.map(ctx.originalOfQuery))].sort();
   // Fixed split: even / odd position of the original among the sorted original names.
   const half = (q: string) => (originals.indexOf(ctx.originalOfQuery(q)) % 2 === 0 ? 'calib' : 'held');
+  const curves: Array<{ name: string; points: Array<[number, number]> }> = [];
   for (const v of ctx.variants) {
     const t0 = performance.now();
     const r = await rankTrue(ctx, v, ctx.nDistractors);
@@ -179,9 +180,46 @@ export async function score(ctx: Ctx & { variants: Variant[]; nDistractors: numb
     console.log(`\n## ${v.name}  [${((performance.now() - t0) / 1000).toFixed(0)} s]  recall@1/@10`);
     console.log(`| group | ${r.sizes.map((s) => `${s} distractors`).join(' | ')} |`);
     for (const [g, sel] of Object.entries(groups)) console.log(`| ${g} | ${r.sizes.map((_, k) => line(sel, k)).join(' | ')} |`);
+    curves.push({ name: v.name, points: r.sizes.map((n, k) => [n + 44, r.beaten.filter((b) => b[k]! < 10).length / r.queries.length]) });
     if (ctx.detail) {
       const transforms = [...new Set(r.queries.map(ctx.transformOf))].sort();
       for (const t of transforms) console.log(`| ${t} | ${r.sizes.map((_, k) => line((q) => ctx.transformOf(q) === t, k)).join(' | ')} |`);
     }
   }
+  if (ctx.svg) await writeFile(ctx.svg, plot(curves));
+}
+
+/**
+ * recall@10 against the indexed image count on a log axis, with the least-squares line
+ * through the points with distractors (recall falls about linearly in log N here),
+ * extended to 100,000 images; the extrapolated values are printed too.
+ */
+function plot(curves: Array<{ name: string; points: Array<[number, number]> }>): string {
+  const W = 640; const H = 400; const L = 60; const B = 50; const T = 20; const R = 180;
+  const x = (n: number) => L + ((Math.log10(n) - 1.5) / (5.2 - 1.5)) * (W - L - R);
+  const lo = 0.85;
+  const y = (r: number) => T + ((1 - r) / (1 - lo)) * (H - T - B);
+  const colours = ['#c0392b', '#2471a3', '#229954', '#7d3c98'];
+  const out: string[] = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`, `<rect width="${W}" height="${H}" fill="white"/>`];
+  for (const n of [100, 1000, 10000, 100000]) out.push(`<line x1="${x(n)}" y1="${T}" x2="${x(n)}" y2="${H - B}" stroke="#ddd"/><text x="${x(n)}" y="${H - B + 16}" text-anchor="middle">${n.toLocaleString('en')}</text>`);
+  for (let r = lo; r <= 1.0001; r += 0.05) out.push(`<line x1="${L}" y1="${y(r)}" x2="${W - R}" y2="${y(r)}" stroke="#ddd"/><text x="${L - 6}" y="${y(r) + 4}" text-anchor="end">${r.toFixed(2)}</text>`);
+  out.push(`<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">images indexed (44 originals + distractors), log scale</text>`);
+  out.push(`<text x="14" y="${(T + H - B) / 2}" transform="rotate(-90 14 ${(T + H - B) / 2})" text-anchor="middle">recall@10 of the true original</text>`);
+  curves.forEach((c, i) => {
+    const col = colours[i % colours.length]!;
+    const fitPts = c.points.filter(([n]) => n > 100);
+    const xs = fitPts.map(([n]) => Math.log10(n));
+    const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
+    const my = fitPts.reduce((a, [, r]) => a + r, 0) / fitPts.length;
+    const slope = xs.reduce((a, xv, k) => a + (xv - mx) * (fitPts[k]![1] - my), 0) / Math.max(1e-12, xs.reduce((a, xv) => a + (xv - mx) ** 2, 0));
+    const at = (n: number) => my + slope * (Math.log10(n) - mx);
+    console.log(`${c.name}: recall@10 fit ${slope.toFixed(4)} per decade; extrapolated at 100,000 images: ${at(100000).toFixed(3)}`);
+    out.push(`<polyline fill="none" stroke="${col}" stroke-width="2" points="${c.points.map(([n, r]) => `${x(n)},${y(r)}`).join(' ')}"/>`);
+    for (const [n, r] of c.points) out.push(`<circle cx="${x(n)}" cy="${y(r)}" r="3" fill="${col}"/>`);
+    const last = fitPts.at(-1)![0];
+    out.push(`<line x1="${x(last)}" y1="${y(at(last))}" x2="${x(100000)}" y2="${y(at(100000))}" stroke="${col}" stroke-dasharray="5,4"/>`);
+    out.push(`<text x="${W - R + 8}" y="${T + 16 + i * 32}" fill="${col}">${c.name.replace(/ \(.*/, '')}</text><text x="${W - R + 8}" y="${T + 30 + i * 32}" fill="${col}">100k (fit): ${at(100000).toFixed(3)}</text>`);
+  });
+  out.push('</svg>');
+  return out.join('\n');
 }

@@ -106,7 +106,7 @@ export const EncoderConfig = Type.Object(
     INPUT_SIZE: Type.Integer({ minimum: 0, maximum: 2048, default: 0, description: 'Model input side; read from the model when 0.' }),
     RESIZE_MODE: Type.Union([Type.Literal('whole'), Type.Literal('center-crop')], { default: 'center-crop', description: 'center-crop: largest centred square (measured better recall, see the encoder README); whole: squash the whole image.' }),
     TRIM_BORDERS: Type.Boolean({ default: false, description: 'Cut uniform borders, bars and app frames off before resizing. Off: it lowered candidate recall on dev v3 with distractors (bench/encoder/candidates.bench.ts, encoder README).' }),
-    REGIONS: Type.Union([Type.Literal('none'), Type.Literal('rmac')], { default: 'rmac', description: 'rmac: also pool 13 regions of the feature map (R-MAC grid, levels 2 and 3) for indexing, so a crop meets its region.' }),
+    REGIONS: Type.Union([Type.Literal('none'), Type.Literal('rmac')], { default: 'none', description: 'rmac: also pool 13 regions of the feature map (R-MAC grid, levels 2 and 3), indexed with the image so a crop meets its region. Off by default: +0.001 to +0.004 candidate recall@10 on dev v3 for 14x the vectors (encoder README).' }),
     POOLING: Type.Union([Type.Literal('gap'), Type.Literal('gem')], { default: 'gap', description: 'Pooling of the feature map: average, or generalised mean (p = 3).' }),
     NB_WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'Inference worker threads.' }),
     INTRA_OP_THREADS: Type.Integer({ minimum: 1, maximum: 64, default: 2, description: 'onnxruntime intra-op threads per worker (NB_WORKERS x this should fit the cores).' }),
