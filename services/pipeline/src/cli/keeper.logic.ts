@@ -95,7 +95,11 @@ export function chooseKeeper(group: Pick<ScanGroup, 'members' | 'pairs'>, facts:
     switch (c) {
       case 'contains':
         value = (m) => contains.get(m)?.size ?? 0;
-        say = (m) => `its picture contains ${contains.get(m)!.size === others ? 'every other copy' : `${contains.get(m)!.size} of the other ${others}`} (they are crops of it)`;
+        say = (m) => {
+          const inside = [...contains.get(m)!].sort();
+          const what = inside.length === others ? (others === 1 ? 'the other copy' : `all ${others} other copies`) : inside.length <= 2 ? inside.join(' and ') : `${inside.length} of the other ${others}`;
+          return `its picture contains ${what} (${inside.length === 1 ? 'a crop' : 'crops'} of it)`;
+        };
         break;
       case 'pixels':
         value = (m) => (facts.has(m) ? f(m).width * f(m).height : undefined);

@@ -32,13 +32,13 @@ main{padding:16px 24px}
 .frame img{display:block;max-width:208px;max-height:208px}
 .frame svg{position:absolute;inset:0;width:100%;height:100%;overflow:hidden;pointer-events:none}
 polygon{fill:rgba(255,60,60,.12);stroke:#e02020;stroke-width:2;vector-effect:non-scaling-stroke}
-figcaption{font-size:12px;margin-top:4px;word-break:break-all}
-figcaption .path{font-weight:600}
+figcaption{font-size:12px;margin-top:4px}
+figcaption .path{font-weight:600;word-break:break-all}
 figcaption .score{font-variant-numeric:tabular-nums;color:#333}
 figcaption .ctl{display:flex;gap:8px;align-items:center;margin-top:3px;flex-wrap:wrap}
 #more{height:40px}
 .empty{color:#666}
-#viewer{position:fixed;inset:0;background:rgba(20,20,20,.88);z-index:10;display:flex;flex-direction:column;padding:16px;color:#eee}
+#viewer{position:fixed;inset:0;background:#1b1b1b;z-index:10;display:flex;flex-direction:column;padding:16px;color:#eee}
 #viewer[hidden]{display:none}
 #viewer .panes{display:flex;gap:16px;flex:1;min-height:0}
 #viewer .pane{flex:1;display:flex;flex-direction:column;align-items:center;min-width:0}
