@@ -15,7 +15,7 @@ import { groupPairs, type ScanPair } from '../src/cli/scan-groups.logic.js';
 const tmp = mkdtempSync(join(tmpdir(), 'doppel-keeper-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-const noise = (w: number, h: number) => sharp({ create: { width: w, height: h, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 40 } } });
+const noise = (w: number, h: number) => sharp({ create: { width: w, height: h, channels: 3, background: { r: 128, g: 128, b: 128 }, noise: { type: 'gaussian', mean: 128, sigma: 40 } } });
 const facts = (p: string, o: Partial<ImageFacts>): ImageFacts => ({ relative_path: p, width: 1000, height: 800, format: 'jpeg', bytes: 100_000, mtime_ms: 1_700_000_000_000, jpeg_quality: 90, ...o });
 // A 70% centre crop of `match`: its corners inside the match.
 const CROP: Quad = [[0.15, 0.15], [0.85, 0.15], [0.85, 0.85], [0.15, 0.85]];
