@@ -180,12 +180,16 @@ export const REPORT_SCRIPT = String.raw`
     $('sel-bytes').textContent = fmtBytes(bytes);
   }
 
-  // Lazy rendering: the next page of groups when the sentinel scrolls into view.
+  // Lazy rendering: the next pages of groups while the sentinel is near the viewport.
+  // The observer only reports changes, so keep rendering until the sentinel is pushed out.
+  function nearEnd() { return $('more').getBoundingClientRect().top < window.innerHeight + 800; }
+  function fill() { while (rendered < view.length && nearEnd()) renderMore(); }
   if ('IntersectionObserver' in window) {
     new IntersectionObserver(function (entries) {
-      if (entries.some(function (e) { return e.isIntersecting; }) && rendered < view.length) renderMore();
+      if (entries.some(function (e) { return e.isIntersecting; })) fill();
     }, { rootMargin: '800px' }).observe($('more'));
   }
+  window.addEventListener('scroll', function () { if (rendered < view.length && nearEnd()) fill(); }, { passive: true });
 
   list.addEventListener('change', function (ev) {
     var t = ev.target, sec = t.closest('section.group');
