@@ -7,11 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { syntheticImage, transformed } from './helpers/images.fixture.js';
-import { collectFacts } from '../services/pipeline/src/cli/image-facts.fs.js';
-import { buildReport } from '../services/pipeline/src/cli/scan-report.model.js';
-import { groupPairs } from '../services/pipeline/src/cli/scan-groups.logic.js';
-import { loadDecisions } from '../services/pipeline/src/cli/scan-decisions.store.js';
-import { stateDirFor } from '../services/pipeline/src/cli/workspace.config.js';
+import { buildReport, collectFacts, groupPairs, loadDecisions, stateDirFor } from '@doppel/cli';
 
 /*
  * `doppel apply` and `doppel undo` on a temporary folder, through the real CLI (no
@@ -24,7 +20,7 @@ const home = join(tmp, 'home');
 
 function doppel(args: string[]): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'doppel.mjs'), ...args], { env: { ...process.env, DOPPEL_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [join(repoRoot, 'packages', 'cli', 'bin', 'doppel.mjs'), ...args], { env: { ...process.env, DOPPEL_HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
     child.stderr.on('data', (d: Buffer) => { out += d.toString(); });

@@ -9,13 +9,10 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { mulberry32 } from '../../packages/service-kit/src/random.js';
+import { mulberry32 } from '@doppel/service-kit';
 import { syntheticImage } from '../../tests/helpers/images.fixture.js';
 import { openChromium } from '../../tests/helpers/chromium.fixture.js';
-import { collectFacts } from '../../services/pipeline/src/cli/image-facts.fs.js';
-import { buildReport } from '../../services/pipeline/src/cli/scan-report.model.js';
-import { writeReportPage, EMBED_MAX_IMAGES } from '../../services/pipeline/src/cli/scan-report.html.js';
-import type { ScanGroup, ScanPair } from '../../services/pipeline/src/cli/scan-groups.logic.js';
+import { buildReport, collectFacts, writeReportPage, EMBED_MAX_IMAGES, type ScanGroup, type ScanPair } from '@doppel/cli';
 
 const { values: flags } = parseArgs({ options: { images: { type: 'string', default: '5000' }, runs: { type: 'string', default: '3' }, keep: { type: 'string' } } });
 const N = Number(flags.images);

@@ -1,9 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { groupPairs } from '../src/cli/scan-groups.logic.js';
-import { renderPage } from '../src/cli/scan-report.html.js';
-import { buildReport } from '../src/cli/scan-report.model.js';
-import { mergeNeighbours } from '../src/duplicates.logic.js';
+import { groupPairs } from '../src/scan-groups.logic.js';
+import { renderPage } from '../src/scan-report.html.js';
+import { buildReport } from '../src/scan-report.model.js';
 
 const pair = (query: string, match: string, score = 0.9) => ({ query, match, score, inliers: 40 });
 
@@ -40,13 +39,5 @@ describe('scan grouping and report', () => {
     assert.doesNotMatch(html, /<b>\.jpg/);
     assert.match(html, /\\u003cb>\.jpg/);
     assert.match(html, /\/r\/&#60;i&#62;/);
-  });
-
-  it('when orientations return the same path, then the best score and its orientation are kept', () => {
-    const merged = mergeNeighbours([
-      { orientation: 'identity', neighbors: [{ relative_path: 'p', score: 0.4 }, { relative_path: 'q', score: 0.3 }] },
-      { orientation: 'rot90', neighbors: [{ relative_path: 'p', score: 0.95 }, { relative_path: 'self', score: 1 }] },
-    ], 10, 'self');
-    assert.deepEqual(merged, [{ relative_path: 'p', score: 0.95, orientation: 'rot90' }, { relative_path: 'q', score: 0.3, orientation: 'identity' }]);
   });
 });
