@@ -13,6 +13,7 @@ import { parseKeepRule } from './keeper.logic.js';
 import { loadDecisions } from './scan-decisions.store.js';
 import { cmdApply, cmdUndo } from './apply.command.js';
 import { buildDemoFolder } from './demo-folder.fs.js';
+import { cmdEval } from './eval.command.js';
 import { isInside, openSession, startActive, stopActive, type Session } from './stack-session.js';
 import {
   DEFAULT_PORTS, REPO_ROOT, canonical, clearStackRecord, lastRoot, rememberRoot, requireModel, stateDirFor,
@@ -32,6 +33,10 @@ const USAGE = `doppel: near-duplicate image search
   doppel apply FILE.json      act on a scan report or on actions exported from the page:
                               --move-to DIR moves the non-keepers there (relative paths kept), or --delete;
                               a dry run unless --yes; files changed since the scan are refused
+  doppel eval --index DIR --queries DIR --truth FILE   how well Doppel finds the duplicates of your data:
+                              recall@1/@10, precision, recall, F1, false positives on null queries, per
+                              transform (text after __ in a query name) and --groups name=t1,t2 (repeatable);
+                              latency p50/p99 per stage; [--json OUT.json] [--plot OUT.svg] [--html OUT.html]
   doppel undo MANIFEST        put back what \`apply --yes\` moved (MANIFEST: the *.undo.json it printed) [--dry-run]
   doppel up [--images DIR]    run the four services until Ctrl-C (image root: DIR, default <repo>/images)
 
@@ -267,8 +272,18 @@ async function cmdUp(ws: Workspace, f: Flags) {
   say('stopped');
 }
 
+// eval's --json takes a file name (the other commands' --json is a switch).
+const evalOptions = {
+  ...options, json: { type: 'string' }, index: { type: 'string' }, queries: { type: 'string' }, truth: { type: 'string' },
+  plot: { type: 'string' }, html: { type: 'string' }, groups: { type: 'string', multiple: true },
+} as const;
+
 async function main(argv: string[]) {
-  const { values: f, positionals } = parseArgs({ args: argv, options, allowPositionals: true });
+  const isEval = argv[0] === 'eval';
+  const parsed = isEval ? parseArgs({ args: argv, options: evalOptions, allowPositionals: true }) : undefined;
+  const { values: f, positionals } = parsed
+    ? { values: { ...parsed.values, json: undefined } as Flags, positionals: parsed.positionals }
+    : parseArgs({ args: argv, options, allowPositionals: true });
   const [cmd, arg] = positionals;
   if (f.help || !cmd) {
     process.stdout.write(`${USAGE}\n`);
@@ -295,6 +310,14 @@ async function main(argv: string[]) {
     case 'demo': return cmdDemo(ws, f, arg);
     case 'apply': process.exitCode = await cmdApply(arg, { moveTo: f['move-to'], delete: f.delete, yes: f.yes, home: ws.home }); return;
     case 'undo': process.exitCode = await cmdUndo(arg, Boolean(f['dry-run'])); return;
+    case 'eval': {
+      const e = parsed!.values;
+      await cmdEval(ws, {
+        index: e.index, queries: e.queries, truth: e.truth, json: e.json, plot: e.plot, html: e.html, groups: e.groups,
+        concurrency: intFlag('concurrency', e.concurrency, 2), threshold: e.threshold ? Number(e.threshold) : 0.5,
+      });
+      return;
+    }
     default: throw new Error(`unknown command ${JSON.stringify(cmd)}\n\n${USAGE}`);
   }
 }

@@ -6,3 +6,9 @@ export { collectFacts, imageFacts, type ImageFacts } from './image-facts.fs.js';
 export { chooseKeeper, parseKeepRule, type KeepRule } from './keeper.logic.js';
 export { loadDecisions, rememberDecisions } from './scan-decisions.store.js';
 export { stateDirFor } from './workspace.config.js';
+export {
+  scoreQueries, scorePairs, summarise, scoreByTransform, recallAtK, prCurve, parseGroups, quantile, transformOf, originalOfQuery,
+  type QueryOutcome, type QueryScores,
+} from './eval-metrics.logic.js';
+export { parseTruth, readTruth, type TruthEntry } from './eval-truth.fs.js';
+export { renderPrCurve } from './pr-curve.svg.js';
