@@ -12,3 +12,4 @@ export {
 } from './eval-metrics.logic.js';
 export { parseTruth, readTruth, type TruthEntry } from './eval-truth.fs.js';
 export { renderPrCurve } from './pr-curve.svg.js';
+export { exportCollection, importCollection, type ImportResult } from './collection-transfer.logic.js';
