@@ -15,7 +15,7 @@ import { MatchingConfig } from '@doppel/schemas';
 import { createLogger, loadConfig, Registry, serve } from '@doppel/service-kit';
 import { postJson } from './post-json.http.js';
 import { createApp, extractFeatures, WorkerPool } from '@doppel/instance-matching';
-import { originalOfQuery, scoreQueries, transformOf } from '../pipeline/metrics.bench.js';
+import { originalOfQuery, scoreQueries, transformOf } from '@doppel/cli';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
 const config = loadConfig(MatchingConfig, {
