@@ -9,3 +9,4 @@ export * from './serve.js';
 export { Registry } from 'prom-client';
 export * from './random.js';
 export * from './safe-url.fetcher.js';
+export * from './multipart.js';

@@ -1,6 +1,7 @@
 import type { EncoderClient, MatchingClient, SearchClient } from '@doppel/clients';
 import type { DuplicatesRequest, DuplicatesResponse, MatchRequest, Static } from '@doppel/schemas';
 import type { UrlFetcher } from '@doppel/service-kit';
+import { matcherTargets } from './image-location.js';
 
 export type DuplicatesResult = Static<typeof DuplicatesResponse>['response'];
 type Candidate = DuplicatesResult['candidates'][number];
@@ -49,7 +50,7 @@ export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesReques
   // or another address). The download counts in the encode stage.
   const bytes = req.url !== undefined ? (await deps.urls.fetch(req.url)).toString('base64') : req.image_base64;
   const source = req.relative_path !== undefined ? { relative_path: req.relative_path } : { image_base64: bytes! };
-  const encoded = await deps.encoder.encode({ ...source, orientations: 'all' });
+  const encoded = await deps.encoder.encode({ ...source, orientations: req.all_orientations === false ? 'none' : 'all' });
   const encodeMs = ms(t);
 
   t = performance.now();
@@ -70,13 +71,15 @@ export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesReques
     const candidate: Pick<MatchRequest, 'candidate' | 'candidate_base64'> = req.relative_path !== undefined
       ? { candidate: req.relative_path }
       : { candidate_base64: bytes! };
+    // Ids added through POST /images are verified against where their bytes are kept.
+    const targets = matcherTargets(candidates.map((c) => c.relative_path), lists.flatMap((l) => l.neighbors));
     const matched = await deps.matching.match({
       ...candidate,
-      neighbors: candidates.map((c) => c.relative_path),
+      neighbors: targets.neighbors,
       ...(req.threshold !== undefined ? { threshold: req.threshold } : {}),
     });
     const searchScore = new Map(candidates.map((c) => [c.relative_path, c.score]));
-    duplicated = matched.duplicated.map((d) => ({
+    duplicated = matched.duplicated.flatMap((m) => targets.idsOf(m.relative_path).map((id) => ({ ...m, relative_path: id }))).map((d) => ({
       relative_path: d.relative_path,
       score: d.score,
       inliers: d.inliers,
