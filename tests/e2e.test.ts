@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureTestModel } from '@doppel/image-encoder/testing';
 import { call } from '@doppel/service-kit/testing';
-import { startStack, type Stack } from '../services/pipeline/src/cli/stack.launcher.js';
+import { startStack, type Stack } from '@doppel/cli';
 import { freePorts, syntheticImage, transformed, type Transform } from './helpers/images.fixture.js';
 
 /*

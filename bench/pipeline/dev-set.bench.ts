@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 // bench/ is not a workspace package: workspace code is imported by path.
 import { createPipelineClient } from '../../packages/clients/src/index.js';
-import { startStack } from '../../services/pipeline/src/cli/stack.launcher.js';
+import { startStack } from '../../packages/cli/src/stack.launcher.js';
 import { freePorts } from '../../tests/helpers/images.fixture.js';
 import { scorePairs, scoreQueries, type QueryOutcome } from './metrics.bench.js';
 

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { posix } from 'node:path';
-import sharp from 'sharp';
 import type { EncoderClient, MatchingClient, SearchClient } from '@doppel/clients';
 import {
   MAX_USER_METADATA_BYTES, type AddImageRequest, type CompareImagesRequest, type FingerprintRequest, type ImageLocation,
@@ -9,7 +8,7 @@ import {
 import { AppError, type UrlFetcher } from '@doppel/service-kit';
 import type { BlobStore, StoredBlob } from './blob.store.js';
 import { findDuplicates, type DuplicatesDeps } from './duplicates.logic.js';
-import { resolveUnderRoot, toId } from './image-files.fs.js';
+import { resolveUnderRoot, toId } from '@doppel/image-source';
 import { isApiManaged, SOURCE_PATH_KEY } from './image-location.js';
 import type { ImageRecords } from './image-records.store.js';
 import { KeyedLock } from './keyed.lock.js';
@@ -152,14 +151,17 @@ export async function listImages(deps: ImagesDeps, q: ListImagesQuery) {
   return { total: page.total, offset: page.offset, limit: page.limit, items };
 }
 
-let modelName: string | undefined;
-/** The encoder names its model in every answer; a tiny generated image asks it once. */
+/** A 32x32 flat PNG: enough for the encoder to answer with its model's name. */
+const PROBE_PNG = 'iVBORw0KGgoAAAANSUhEUgAAACAAAAAgCAIAAAD8GO2jAAAACXBIWXMAAAPoAAAD6AG1e1JrAAAAO0lEQVR4nGOIqphGU8QwakHFaBBNG01FUaMZbdpoURE1WppWjFY4UaNVZsVoq2LaaMOrYrTpOG1Qt64BG7WgTLy0OMsAAAAASUVORK5CYII=';
+const modelNames = new WeakMap<EncoderClient, string>();
+/** The encoder names its model in every answer; the probe image asks it once per client. */
 async function currentModel(encoder: EncoderClient): Promise<string> {
-  if (modelName === undefined) {
-    const png = await sharp({ create: { width: 32, height: 32, channels: 3, background: { r: 90, g: 120, b: 150 } } }).png().toBuffer();
-    modelName = (await encoder.encode({ image_base64: png.toString('base64'), orientations: 'none' })).model;
+  let name = modelNames.get(encoder);
+  if (name === undefined) {
+    name = (await encoder.encode({ image_base64: PROBE_PNG, orientations: 'none' })).model;
+    modelNames.set(encoder, name);
   }
-  return modelName;
+  return name;
 }
 
 export async function imageStats(deps: ImagesDeps) {

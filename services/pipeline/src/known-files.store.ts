@@ -1,5 +1,5 @@
 import type { SearchClient } from '@doppel/clients';
-import type { FileStamp } from './image-files.fs.js';
+import type { FileStamp } from '@doppel/image-source';
 import { isApiManaged } from './image-location.js';
 
 type Stamp = { size: number; mtime_ms: number };

@@ -5,7 +5,7 @@ import {
   ImageSearchStatsResponse, MAX_INDEX_PATHS, type RouteDoc,
 } from '@doppel/schemas';
 import { AppError, parseQuery, type Logger } from '@doppel/service-kit';
-import { collectFiles } from '../image-files.fs.js';
+import { collectFiles } from '@doppel/image-source';
 import { canonicalPath, fingerprint, type ImagesDeps } from '../images.logic.js';
 import { indexImages, type IndexingDeps } from '../indexing.logic.js';
 import { answer, compatRouter } from './compat.kit.js';
