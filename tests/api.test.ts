@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { startStack, type Stack } from '@doppel/cli';
 import { ensureTestModel } from '@doppel/image-encoder/testing';
-import { call } from '@doppel/service-kit/testing';
-import { freePorts, syntheticImage, transformed } from './helpers/images.fixture.js';
+import { call, freePorts } from '@doppel/service-kit/testing';
+import { syntheticImage, transformed } from './helpers/images.fixture.js';
 
 /*
  * The pipeline's public API and its four drop-in prefixes against the four real services

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureTestModel } from '@doppel/image-encoder/testing';
 import { waitReady } from '@doppel/cli';
-import { freePorts } from './helpers/images.fixture.js';
+import { freePorts } from '@doppel/service-kit/testing';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 

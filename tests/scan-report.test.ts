@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { ensureTestModel } from '@doppel/image-encoder/testing';
-import { freePorts, syntheticImage, transformed } from './helpers/images.fixture.js';
+import { freePorts } from '@doppel/service-kit/testing';
+import { syntheticImage, transformed } from './helpers/images.fixture.js';
 
 /*
  * `doppel scan` on a fresh folder with nothing running: the CLI must start the stack

@@ -10,9 +10,11 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import {
-  createApp, createLogger, extractFeatures, loadConfig, MatchingConfig, postJson, Registry, serve, sharp, WorkerPool,
-} from '../../services/instance-matching/src/bench.support.js';
+import sharp from 'sharp';
+import { MatchingConfig } from '@doppel/schemas';
+import { createLogger, loadConfig, Registry, serve } from '@doppel/service-kit';
+import { postJson } from './post-json.http.js';
+import { createApp, extractFeatures, WorkerPool } from '@doppel/instance-matching';
 import { originalOfQuery, scoreQueries, transformOf } from '../pipeline/metrics.bench.js';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';

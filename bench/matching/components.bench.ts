@@ -12,9 +12,9 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import {
-  cv, decodeImage, denseCorrelation, extractCandidateFeatures, extractFeatures, loadConfig, MatchingConfig, WorkerPool, type GreyImage,
-} from '../../services/instance-matching/src/bench.support.js';
+import { MatchingConfig } from '@doppel/schemas';
+import { loadConfig } from '@doppel/service-kit';
+import { cv, decodeImage, denseCorrelation, extractCandidateFeatures, extractFeatures, WorkerPool, type GreyImage } from '@doppel/instance-matching';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
 const config = loadConfig(MatchingConfig, { ...process.env, LOG_LEVEL: 'silent' });

@@ -12,10 +12,9 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import {
-  decodeImage, extractCandidateFeatures, extractFeatures, loadConfig, MatchingConfig, MIN_SPREAD_CELLS, verifySift,
-  type CandidateFeatures, type Features,
-} from '../../services/instance-matching/src/bench.support.js';
+import { MatchingConfig } from '@doppel/schemas';
+import { loadConfig } from '@doppel/service-kit';
+import { decodeImage, extractCandidateFeatures, extractFeatures, MIN_SPREAD_CELLS, verifySift, type CandidateFeatures, type Features } from '@doppel/instance-matching';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
 const config = loadConfig(MatchingConfig, { ...process.env, LOG_LEVEL: 'silent' });

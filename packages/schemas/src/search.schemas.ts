@@ -7,6 +7,8 @@ export const MAX_UPSERT_ITEMS = 1000;
 export const MAX_DELETE_ITEMS = 10000;
 /** Serialized size cap of one item's metadata: it is kept in memory and in every snapshot. */
 export const MAX_METADATA_BYTES = 16 * 1024;
+/** Nesting depth cap of metadata: serialising and storing it must never exhaust the stack. */
+export const MAX_METADATA_DEPTH = 32;
 
 const Vector = Type.Array(Type.Number(), { minItems: 1, maxItems: MAX_DIMENSION });
 
@@ -108,6 +110,8 @@ export const StatsResponse = Envelope(
     /** Deleted paths remembered so a JSONL seed cannot resurrect them. */
     tombstones: Type.Integer(),
     ready: Type.Boolean(),
+    /** Which store answers: the embedded hnswlib index or PostgreSQL + pgvector. */
+    backend: Type.Optional(Type.Union([Type.Literal('hnswlib'), Type.Literal('pgvector')])),
   }),
 );
 export type StatsResponse = Static<typeof StatsResponse>;
@@ -129,6 +133,17 @@ export const SearchConfig = Type.Object(
     SNAPSHOT_INTERVAL_MS: Type.Integer({ minimum: 0, default: 60000 }),
     SNAPSHOT_WAL_RECORDS: Type.Integer({ minimum: 1, default: 10000, description: 'Snapshot after this many logged mutations.' }),
     SNAPSHOT_KEEP: Type.Integer({ minimum: 1, maximum: 10, default: 2, description: 'Snapshots kept on disk; older ones are the fallback when the newest is corrupt.' }),
+    WAL_RECOVERY: Type.Union([Type.Literal('strict'), Type.Literal('truncate')], {
+      default: 'strict',
+      description: 'strict: a corrupt WAL record or a missing segment stops the start naming it; truncate: accept the loss (the log is cut at the bad record, a copy kept as *.corrupt).',
+    }),
+    SEARCH_BACKEND: Type.Union([Type.Literal('hnswlib'), Type.Literal('pgvector')], {
+      default: 'hnswlib',
+      description: 'hnswlib: embedded index with WAL and snapshots; pgvector: PostgreSQL table with an HNSW index (stateless replicas).',
+    }),
+    DATABASE_URL: Type.String({ default: '', description: 'PostgreSQL connection string (pgvector backend), e.g. postgres://user:pass@host:5432/db.' }),
+    DATABASE_TABLE: Type.String({ default: 'doppel_vectors', pattern: '^[a-z_][a-z0-9_]{0,62}$', description: 'Table of the pgvector backend (created with its HNSW index when missing).' }),
+    DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 100, default: 10, description: 'PostgreSQL connections per process (pgvector backend).' }),
   },
   { $id: schemaId('config/contextual-search'), additionalProperties: true },
 );

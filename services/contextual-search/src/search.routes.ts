@@ -14,6 +14,6 @@ export function searchRoutes(app: Express, collection: Collection): void {
   app.post(
     '/search',
     jsonBody(SEARCH_BODY_LIMIT),
-    jsonRoute(SearchRequest, (b) => ({ neighbors: collection.search(b.vec_features, b.nb_neighbors, b.min_score, b.ef) })),
+    jsonRoute(SearchRequest, async (b) => ({ neighbors: await collection.search(b.vec_features, b.nb_neighbors, b.min_score, b.ef) })),
   );
 }
