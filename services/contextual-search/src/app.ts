@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Express } from 'express';
-import { createServiceApp, type Logger, type Registry } from '@doppel/service-kit';
+import { admissionFromConfig, createServiceApp, type Logger, type Registry } from '@doppel/service-kit';
 import type { SearchConfig } from '@doppel/schemas';
 import { Collection } from './collection.service.js';
 import { HnswlibBackend } from './hnswlib.backend.js';
@@ -61,14 +61,19 @@ export function createApp(deps: AppDeps): { app: Express; collection: Collection
   const { config } = deps;
   const backend = createBackend(config, deps.logger, createSearchMetrics(deps.registry));
   const collection = new Collection(backend, { dimension: config.DIMENSION, distance: config.DISTANCE_TYPE, efSearch: config.HNSW_EF_SEARCH });
+  // hnswlib searches run synchronously on the main thread: one at a time, one per loop
+  // turn, so /healthz and sockets are served between them. pgvector waits on the
+  // database, so a few may be in flight.
+  const admission = admissionFromConfig(config, 'search', config.SEARCH_BACKEND === 'pgvector' ? 4 : 1, deps.registry);
   const app = createServiceApp({
     service: SERVICE_NAME,
+    body: { timeoutMs: config.BODY_TIMEOUT_MS, budgetBytes: config.BODY_BUDGET_BYTES },
     registry: deps.registry,
     logger: deps.logger,
     docs: [...searchDocs, ...vectorsDocs],
     readiness: { index: () => collection.readiness() },
     routes: (a) => {
-      searchRoutes(a, collection);
+      searchRoutes(a, collection, admission);
       vectorsRoutes(a, collection, config.DIMENSION);
     },
   });

@@ -2,7 +2,9 @@ import type { Express } from 'express';
 import type { EncoderClient, MatchingClient, SearchClient } from '@doppel/clients';
 import type { PipelineConfig } from '@doppel/schemas';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
-import { ConfigError, createServiceApp, type Logger, type ReadinessCheck, type Registry, type UrlFetcher } from '@doppel/service-kit';
+import {
+  admissionFromConfig, ConfigError, createServiceApp, type AdmissionConfig, type Logger, type ReadinessCheck, type Registry, type UrlFetcher,
+} from '@doppel/service-kit';
 import { BlobStore } from './blob.store.js';
 import { ImageRecords } from './image-records.store.js';
 import { createIdLock, type ImagesDeps } from './images.logic.js';
@@ -10,7 +12,8 @@ import { KnownFiles } from './known-files.store.js';
 import { mountPipelineRoutes, pipelineDocs } from './pipeline.routes.js';
 
 export interface PipelineDeps {
-  config: Pick<PipelineConfig, 'IMAGES_ROOT' | 'NB_NEIGHBORS' | 'MIN_SCORE' | 'INDEX_BATCH_SIZE' | 'INDEX_CONCURRENCY' | 'MAX_IMAGE_BYTES' | 'API_STATE_DIR' | 'COMPAT_ACCURACY'>;
+  config: Pick<PipelineConfig, 'IMAGES_ROOT' | 'NB_NEIGHBORS' | 'MIN_SCORE' | 'INDEX_BATCH_SIZE' | 'INDEX_CONCURRENCY' | 'MAX_IMAGE_BYTES' | 'API_STATE_DIR' | 'COMPAT_ACCURACY'>
+    & Partial<AdmissionConfig & Pick<PipelineConfig, 'BODY_TIMEOUT_MS' | 'BODY_BUDGET_BYTES'>>;
   /** Downloads `url` queries (the kit's SSRF-guarded fetcher). */
   urls: UrlFetcher;
   encoder: EncoderClient;
@@ -44,6 +47,13 @@ export function apiStateDir(imagesRoot: string, dir: string): string {
 export function createApp(deps: PipelineDeps): Express {
   const { config, encoder, search, matching, urls } = deps;
   const known = new KnownFiles(search);
+  const admit = { ADMIT_CONCURRENCY: config.ADMIT_CONCURRENCY ?? 0, ADMIT_QUEUE: config.ADMIT_QUEUE ?? 64, ADMIT_WAIT_MS: config.ADMIT_WAIT_MS ?? 2000 };
+  // A query mostly waits on its three downstreams; indexing a folder is long and runs alone
+  // (its own limiter, so its duration does not count against the expected wait of queries).
+  const admissions = {
+    duplicates: admissionFromConfig(admit, 'duplicates', 8, deps.registry),
+    index: admissionFromConfig({ ADMIT_CONCURRENCY: 2, ADMIT_QUEUE: Math.min(admit.ADMIT_QUEUE, 8), ADMIT_WAIT_MS: admit.ADMIT_WAIT_MS * 10 }, 'index', 2, deps.registry),
+  };
   const duplicates = {
     encoder, search, matching, urls,
     nbNeighbors: config.NB_NEIGHBORS,
@@ -59,6 +69,7 @@ export function createApp(deps: PipelineDeps): Express {
   };
   return createServiceApp({
     service: 'pipeline',
+    body: { timeoutMs: config.BODY_TIMEOUT_MS ?? 30_000, budgetBytes: config.BODY_BUDGET_BYTES ?? 256 * 1024 * 1024 },
     registry: deps.registry,
     logger: deps.logger,
     readiness: {
@@ -68,6 +79,7 @@ export function createApp(deps: PipelineDeps): Express {
     },
     docs: pipelineDocs,
     routes: (app) => mountPipelineRoutes(app, {
+      admissions,
       duplicates,
       images,
       limits: { maxImageBytes: config.MAX_IMAGE_BYTES },

@@ -49,8 +49,9 @@ export function imageRoute<S extends TSchema, R>(
   // base64 inflates by 4/3; leave room for the other fields (metadata up to 64 KB).
   const json = jsonBody(Math.ceil((limits.maxImageBytes * 4) / 3) * Object.keys(files).length + 256 * 1024);
   const multipart = multipartBody({
-    files: Object.keys(files),
+    fileField: Object.keys(files),
     maxFileBytes: limits.maxImageBytes,
+    maxFields: 16,
     maxFieldBytes: Math.ceil((limits.maxImageBytes * 4) / 3) + 1024,
   });
   const parse: RequestHandler = (req, res, next) => (req.is('multipart/form-data') ? multipart(req, res, next) : json(req, res, next));
@@ -60,7 +61,7 @@ export function imageRoute<S extends TSchema, R>(
       const body = coerceFormFields(schema, req.body as Record<string, unknown>);
       for (const [name, put] of Object.entries(files)) {
         const file = uploadedFile(req, name);
-        if (file) put(body, file);
+        if (file) put(body, file.buffer);
       }
       data = reshape(body);
     }

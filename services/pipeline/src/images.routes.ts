@@ -4,7 +4,7 @@ import {
   FingerprintRequest, IMAGE_MULTIPART, ImageResponse, ListImagesQuery, ListImagesResponse, MAX_ID_LENGTH, PingResponse,
   PipelineStatsResponse, SearchImageRequest, SearchImageResponse, SearchVectorRequest, SearchVectorResponse, type RouteDoc,
 } from '@doppel/schemas';
-import { AppError, jsonBody, jsonRoute, plainRoute, queryRoute } from '@doppel/service-kit';
+import { admitted, AppError, jsonBody, jsonRoute, plainRoute, queryRoute, type Admission } from '@doppel/service-kit';
 import { IMAGE_FILE, imageRoute, type BodyLimits, type FileMapping } from './image-request.parser.js';
 import {
   addImage, compareImages, deleteImage, fingerprint, getImage, imageStats, listImages, searchImage, searchVector, type ImagesDeps,
@@ -63,15 +63,16 @@ function idParam(req: Request): string {
   return id;
 }
 
-export function mountImagesRoutes(app: Express, deps: ImagesDeps, limits: BodyLimits): void {
+/** `queries`: the admission limiter of /duplicates, shared by the routes that run a search. */
+export function mountImagesRoutes(app: Express, deps: ImagesDeps, limits: BodyLimits, queries?: Admission): void {
   app.get('/ping', plainRoute(() => ({ status: 'ok' as const, service: 'pipeline' })));
   app.post('/images', ...imageRoute(AddImageRequest, limits, IMAGE_FILE, (b) => addImage(deps, b)));
   app.get('/images', queryRoute(ListImagesQuery, (q) => listImages(deps, q)));
   app.get('/images/*id', plainRoute(({ req }) => getImage(deps, idParam(req))));
   app.delete('/images/*id', plainRoute(({ req }) => deleteImage(deps, idParam(req))));
   app.get('/stats', plainRoute(() => imageStats(deps)));
-  app.post('/search', ...imageRoute(SearchImageRequest, limits, IMAGE_FILE, (b) => searchImage(deps, b)));
-  app.post('/search/vector', jsonBody('1mb'), jsonRoute(SearchVectorRequest, (b) => searchVector(deps, b)));
-  app.post('/compare', ...imageRoute(CompareImagesRequest, limits, COMPARE_FILES, (b) => compareImages(deps, b), nestCompareFields));
+  app.post('/search', ...imageRoute(SearchImageRequest, limits, IMAGE_FILE, admitted(queries, (b) => searchImage(deps, b))));
+  app.post('/search/vector', jsonBody('1mb'), jsonRoute(SearchVectorRequest, admitted(queries, (b) => searchVector(deps, b))));
+  app.post('/compare', ...imageRoute(CompareImagesRequest, limits, COMPARE_FILES, admitted(queries, (b) => compareImages(deps, b)), nestCompareFields));
   app.post('/fingerprint', ...imageRoute(FingerprintRequest, limits, IMAGE_FILE, (b) => fingerprint(deps, b)));
 }

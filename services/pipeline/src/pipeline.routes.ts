@@ -1,6 +1,6 @@
 import type { Express } from 'express';
 import { DuplicatesRequest, DuplicatesResponse, IMAGE_MULTIPART, IndexRequest, IndexResponse, type RouteDoc } from '@doppel/schemas';
-import { jsonBody, jsonRoute } from '@doppel/service-kit';
+import { admitted, jsonBody, jsonRoute, type Admission } from '@doppel/service-kit';
 import { compatDocs, mountCompatRoutes } from './compat/compat.routes.js';
 import { findDuplicates, type DuplicatesDeps } from './duplicates.logic.js';
 import { IMAGE_FILE, imageRoute, type BodyLimits } from './image-request.parser.js';
@@ -21,11 +21,13 @@ export interface PipelineRouteDeps {
   images: ImagesDeps;
   limits: BodyLimits;
   compatAccuracy: number;
+  admissions?: { duplicates?: Admission; index?: Admission };
 }
 
 export function mountPipelineRoutes(app: Express, deps: PipelineRouteDeps): void {
-  app.post('/duplicates', ...imageRoute(DuplicatesRequest, deps.limits, IMAGE_FILE, (body) => findDuplicates(deps.duplicates, body)));
-  app.post('/index', jsonBody('1mb'), jsonRoute(IndexRequest, (body) => indexImages(deps.indexing, body)));
-  mountImagesRoutes(app, deps.images, deps.limits);
+  const queries = deps.admissions?.duplicates;
+  app.post('/duplicates', ...imageRoute(DuplicatesRequest, deps.limits, IMAGE_FILE, admitted(queries, (body) => findDuplicates(deps.duplicates, body))));
+  app.post('/index', jsonBody('1mb'), jsonRoute(IndexRequest, admitted(deps.admissions?.index, (body) => indexImages(deps.indexing, body))));
+  mountImagesRoutes(app, deps.images, deps.limits, queries);
   mountCompatRoutes(app, { images: deps.images, indexing: deps.indexing, accuracy: deps.compatAccuracy });
 }

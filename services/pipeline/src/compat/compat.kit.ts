@@ -57,7 +57,7 @@ export function answer(fn: (req: Request, res: Response) => Promise<unknown>): R
 /** Form bodies (urlencoded or multipart with the given file fields), as the Flask originals read request.form. */
 export function formBody(files: string[], maxImageBytes: number): RequestHandler {
   const urlencoded = express.urlencoded({ extended: false, limit: '1mb', parameterLimit: 64 });
-  const multipart = multipartBody({ files, maxFileBytes: maxImageBytes, maxFieldBytes: 128 * 1024 });
+  const multipart = multipartBody({ fileField: files, maxFileBytes: maxImageBytes, maxFields: 16, maxFieldBytes: 128 * 1024 });
   return (req, res, next) => {
     if (req.is('multipart/form-data')) return multipart(req, res, next);
     if (req.is('application/x-www-form-urlencoded')) return urlencoded(req, res, next);
@@ -74,7 +74,7 @@ export function formFields<S extends TSchema>(schema: S, req: Request): Static<S
   return parseQuery(schema, form);
 }
 
-export const fileOf = uploadedFile;
+export const fileOf = (req: Request, field: string): Buffer | undefined => uploadedFile(req, field)?.buffer;
 
 export function validJson<S extends TSchema>(schema: S, data: unknown): Static<S> {
   if (data === undefined || data === null || typeof data !== 'object') throw new AppError('INVALID_REQUEST', 'request body must be a JSON object');
