@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { startStack, type Stack } from '@doppel/cli';
+import { createPipelineClient } from '@doppel/clients';
 import { ensureTestModel } from '@doppel/image-encoder/testing';
 import { call, freePorts } from '@doppel/service-kit/testing';
 import { syntheticImage, transformed } from './helpers/images.fixture.js';
@@ -220,6 +221,21 @@ describe('the public API and the drop-in routes, on the four real services', { t
         assert.equal((await call(base, 'GET', '/stats')).body.response.count, before);
       });
     }
+
+    it('when the typed client drives the API, then its answers validate and round-trip', async () => {
+      const client = createPipelineClient({ baseUrl: base, timeoutMs: 60_000 });
+      assert.deepEqual(await client.ping(), { status: 'ok', service: 'pipeline' });
+      const added = await client.addImage({ url: `${webUrl}/cat.jpg`, id: 'client/a b?c', metadata: { n: 1 } });
+      assert.equal(added.location.kind, 'blob');
+      assert.deepEqual((await client.image('client/a b?c')).metadata, { n: 1 });
+      assert.ok((await client.images({ limit: 1000 })).items.some((i) => i.id === 'client/a b?c'));
+      const hits = await client.search({ image_base64: img.catCrop.toString('base64') });
+      assert.ok(hits.results.some((h) => h.id === 'client/a b?c'));
+      const cmp = await client.compare({ image1: { relative_path: 'photos/cat.jpg' }, image2: { url: `${webUrl}/cat.jpg` } });
+      assert.equal(cmp.duplicated, true);
+      assert.equal((await client.stats()).dimension, stack.dimension);
+      assert.equal((await client.deleteImage('client/a b?c')).deleted, true);
+    });
 
     it('when an unknown id is deleted, then it is a 404 envelope', async () => {
       const r = await call(base, 'DELETE', '/images/never-added');

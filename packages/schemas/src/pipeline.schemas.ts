@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { CommonConfigProps, Envelope, ItemError, RelativePath, Score, schemaId } from './common.schemas.js';
+import { CommonConfigProps, Envelope, PageQueryProps, ItemError, RelativePath, Score, schemaId } from './common.schemas.js';
 import { ImageSourceProps, exactlyOneImageSource } from './encoder.schemas.js';
 import { MAX_NEIGHBORS } from './search.schemas.js';
 
@@ -164,10 +164,7 @@ export const DeleteImageResponse = Envelope(
 );
 
 export const ListImagesQuery = Type.Object(
-  {
-    offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
-  },
+  PageQueryProps,
   { $id: schemaId('pipeline/list-images-query'), additionalProperties: false },
 );
 export type ListImagesQuery = Static<typeof ListImagesQuery>;
