@@ -65,6 +65,12 @@ export const ItemError = Type.Object(
 );
 export type ItemError = Static<typeof ItemError>;
 
+/** offset/limit of every paged listing. */
+export const PageQueryProps = {
+  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+};
+
 export const RelativePath = Type.String({ minLength: 1, maxLength: 4096 });
 /** base64 payloads are capped here too so a huge string is refused before decoding. */
 export const Base64Image = Type.String({ minLength: 1, maxLength: 40 * 1024 * 1024 });

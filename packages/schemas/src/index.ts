@@ -8,3 +8,4 @@ export * from './ajv.js';
 export * from './openapi.js';
 export { Type } from '@sinclair/typebox';
 export type { Static, TSchema, TObject } from '@sinclair/typebox';
+export * from './compat.schemas.js';

@@ -126,7 +126,7 @@ describe('pipeline over HTTP', () => {
     indexedPaths = async () => (await collection.list(0, 1000, false)).items.map((i: { relative_path: string }) => i.relative_path).sort();
     const url = (s: RunningServer) => `http://127.0.0.1:${s.port}`;
     const pipelineWith = (allowPrivate: boolean) => createApp({
-      config: { IMAGES_ROOT: images, NB_NEIGHBORS: 10, MIN_SCORE: 0, INDEX_BATCH_SIZE: 2, INDEX_CONCURRENCY: 2 },
+      config: { IMAGES_ROOT: images, NB_NEIGHBORS: 10, MIN_SCORE: 0, INDEX_BATCH_SIZE: 2, INDEX_CONCURRENCY: 2, MAX_IMAGE_BYTES: 1 << 20, API_STATE_DIR: '.doppel-api', COMPAT_ACCURACY: 0.5 },
       urls: createUrlFetcher({ timeoutMs: 1000, maxBytes: 1 << 20, maxRedirects: 1, allowPrivate }),
       encoder: createEncoderClient({ baseUrl: url(encoderSrv), timeoutMs: 2000, retryDelayMs: 10 }),
       search: createSearchClient({ baseUrl: url(searchSrv), timeoutMs: 2000 }),
