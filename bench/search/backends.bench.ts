@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { benchSet, groundTruth, measureEf, row } from './clustered.data.js';
+import { searchLoad } from './http.load.js';
 
 const env = (k: string, d: number): number => (process.env[k] === undefined ? d : Number(process.env[k]));
 const N = env('BENCH_N', 100_000);
@@ -108,23 +109,8 @@ for (const backend of backends) {
 
   const bodies = set.qrows.map((q) => JSON.stringify({ nb_neighbors: K, vec_features: q }));
   for (const conc of [1, 4]) {
-    const lat: number[] = [];
-    const until = performance.now() + (HTTP_SECONDS * 1000) / 2;
-    let i = 0;
-    const t = performance.now();
-    await Promise.all(
-      Array.from({ length: conc }, async () => {
-        while (performance.now() < until) {
-          const s = performance.now();
-          const res = await fetch(`${base}/search`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: bodies[i++ % bodies.length] });
-          await res.arrayBuffer();
-          lat.push(performance.now() - s);
-        }
-      }),
-    );
-    lat.sort((a, b) => a - b);
-    const pct = (x: number) => lat[Math.min(lat.length - 1, Math.floor(x * lat.length))]!;
-    col[`default ef=64, ${conc} client(s): p50 / p99 / QPS`] = `${fmt(pct(0.5), 1)} / ${fmt(pct(0.99), 1)} ms / ${fmt(lat.length / ((performance.now() - t) / 1000))}`;
+    const l = await searchLoad(base, bodies, conc, HTTP_SECONDS / 2);
+    col[`default ef=64, ${conc} client(s): p50 / p99 / QPS`] = `${fmt(l.p50, 1)} / ${fmt(l.p99, 1)} ms / ${fmt(l.qps)}`;
   }
   col['load average after'] = loadavg();
   await stop(svc);

@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { Registry, createLogger, loadConfig } from '@doppel/service-kit';
 import { SearchConfig } from '@doppel/schemas';
 import { createApp, ExactIndex, HnswIndex, HnswlibBackend } from '@doppel/contextual-search';
+import { searchLoad } from './http.load.js';
 import { NC, benchSet, gauss, groundTruth, makeData, measureEf, row } from './clustered.data.js';
 
 const env = (k: string, d: number): number => (process.env[k] === undefined ? d : Number(process.env[k]));
@@ -165,23 +166,8 @@ console.log('\n## HTTP (service process, client in this process on the same 2 co
   };
   for (let i = 0; i < 100; i++) await one(i); // warm-up
   for (const conc of [1, 4]) {
-    const lat: number[] = [];
-    const until = performance.now() + (HTTP_SECONDS * 1000) / 2;
-    let i = 0;
-    const t = performance.now();
-    await Promise.all(
-      Array.from({ length: conc }, async () => {
-        while (performance.now() < until) {
-          const s = performance.now();
-          await one(i++);
-          lat.push(performance.now() - s);
-        }
-      }),
-    );
-    const secs = (performance.now() - t) / 1000;
-    lat.sort((a, b) => a - b);
-    const pct = (x: number) => lat[Math.min(lat.length - 1, Math.floor(x * lat.length))]!;
-    out(`POST /search k=${K} ef=${defaults.HNSW_EF_SEARCH}, ${conc} client(s)`, `p50 ${fmt(pct(0.5), 2)} ms  p99 ${fmt(pct(0.99), 2)} ms  QPS ${fmt(lat.length / secs)}`);
+    const l = await searchLoad(p.base, bodies, conc, HTTP_SECONDS / 2);
+    out(`POST /search k=${K} ef=${defaults.HNSW_EF_SEARCH}, ${conc} client(s)`, `p50 ${fmt(l.p50, 2)} ms  p99 ${fmt(l.p99, 2)} ms  QPS ${fmt(l.qps)}`);
   }
   // Server-side view, to tell service time from client and scheduling time on the shared cores.
   const metrics = await (await fetch(`${p.base}/metrics`)).text();
