@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -9,6 +10,7 @@ import { ProgressBar } from './progress.view.js';
 import { groupPairs, type ScanPair } from './scan-groups.logic.js';
 import { renderReport } from './scan-report.html.js';
 import { isInside, openSession, startActive, stopActive, type Session } from './stack-session.js';
+import type { ServiceName } from './stack.launcher.js';
 import {
   DEFAULT_PORTS, REPO_ROOT, canonical, clearStackRecord, lastRoot, rememberRoot, requireModel, stateDirFor,
   writeStackRecord, type Workspace,
@@ -208,6 +210,10 @@ async function cmdScan(ws: Workspace, f: Flags, arg: string | undefined) {
   });
 }
 
+/** `doppel up` restarts a dead service at most this many times per window. */
+const MAX_RESTARTS = 5;
+const RESTART_WINDOW_MS = 60_000;
+
 async function cmdUp(ws: Workspace, f: Flags) {
   const images = resolve(f.images ?? process.env.DOPPEL_IMAGES ?? join(ws.repoRoot, 'images'));
   mkdirSync(images, { recursive: true });
@@ -218,7 +224,7 @@ async function cmdUp(ws: Workspace, f: Flags) {
   const stack = await startActive({ repoRoot: ws.repoRoot, imagesRoot: root, stateDir, modelPath: ws.modelPath, ports: ws.ports });
   writeStackRecord(ws.home, { pid: process.pid, imagesRoot: root, stateDir, ports: ws.ports });
   rememberRoot(ws.home, root);
-  for (const [name, url] of Object.entries(stack.urls)) say(`  ${name.padEnd(18)} ${url}`);
+  for (const [name, url] of Object.entries(stack.urls)) say(`  ${name.padEnd(18)} ${url} (pid ${stack.children[name as ServiceName].pid})`);
   say(`state: ${stateDir} (logs in logs/)\nready; Ctrl-C to stop`);
   await new Promise<void>((resolveDone) => {
     let stopping = false;
@@ -232,9 +238,30 @@ async function cmdUp(ws: Workspace, f: Flags) {
     process.removeAllListeners('SIGINT').removeAllListeners('SIGTERM');
     process.on('SIGINT', () => shutdown('interrupted'));
     process.on('SIGTERM', () => shutdown('terminated'));
-    for (const [name, child] of Object.entries(stack.children)) {
-      child.once('exit', (code, signal) => { if (code !== 0 && signal === null) shutdown(`${name} exited with code ${code} (see ${stateDir}/logs/${name}.log)`); });
-    }
+    // A service that dies is started again (a few times a minute at most: one that keeps
+    // dying stops the stack instead of looping); the others keep running meanwhile.
+    const restarts = new Map<ServiceName, number[]>();
+    const watch = (name: ServiceName, child: ChildProcess) => child.once('exit', (code, signal) => {
+      if (stopping) return;
+      const now = Date.now();
+      const recent = (restarts.get(name) ?? []).filter((t) => now - t < RESTART_WINDOW_MS);
+      const why = `${name} exited (${code ?? signal}; see ${stateDir}/logs/${name}.log)`;
+      if (recent.length >= MAX_RESTARTS) {
+        shutdown(`${why} ${MAX_RESTARTS} times within ${RESTART_WINDOW_MS / 1000} s`);
+        return;
+      }
+      restarts.set(name, [...recent, now]);
+      say(`${why}: restarting it ...`);
+      stack.restart(name).then(
+        (c) => {
+          if (stopping) return;
+          say(`${name} restarted (pid ${c.pid})`);
+          watch(name, c);
+        },
+        (e: unknown) => shutdown(`${name} could not be restarted: ${(e as Error).message}`),
+      );
+    });
+    for (const name of Object.keys(stack.children) as ServiceName[]) watch(name, stack.children[name]);
   });
   say('stopped');
 }

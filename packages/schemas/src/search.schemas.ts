@@ -33,6 +33,36 @@ export type Neighbor = Static<typeof Neighbor>;
 export const SearchResponse = Envelope('search/search-response', Type.Object({ neighbors: Type.Array(Neighbor) }));
 export type SearchResponse = Static<typeof SearchResponse>;
 
+/** Vectors of one batch search (the 8 orientations of a query, its regions, ...). */
+export const MAX_BATCH_QUERIES = 64;
+
+export const SearchBatchRequest = Type.Object(
+  {
+    queries: Type.Array(Type.Object({ vec_features: Vector }, { additionalProperties: false }), { minItems: 1, maxItems: MAX_BATCH_QUERIES }),
+    /** Neighbours searched per vector, as in /search. */
+    nb_neighbors: Type.Integer({ minimum: 1, maximum: MAX_NEIGHBORS }),
+    min_score: Type.Optional(Score),
+    ef: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000 })),
+    /** At most this many merged neighbours are returned (default: the whole union). */
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_NEIGHBORS * MAX_BATCH_QUERIES })),
+  },
+  { $id: schemaId('search/search-batch-request'), additionalProperties: false },
+);
+export type SearchBatchRequest = Static<typeof SearchBatchRequest>;
+
+export const BatchNeighbor = Type.Object({
+  relative_path: Type.String(),
+  score: Score,
+  /** Index (in `queries`) of the vector that scored best for this path. */
+  query: Type.Integer({ minimum: 0 }),
+  metadata: Type.Optional(Metadata),
+});
+export type BatchNeighbor = Static<typeof BatchNeighbor>;
+
+/** The union of the neighbours of every vector, each path once with its best score, best first. */
+export const SearchBatchResponse = Envelope('search/search-batch-response', Type.Object({ neighbors: Type.Array(BatchNeighbor) }));
+export type SearchBatchResponse = Static<typeof SearchBatchResponse>;
+
 export const VectorItem = Type.Object(
   { relative_path: RelativePath, vec_features: Vector, metadata: Type.Optional(Metadata) },
   { additionalProperties: false },
