@@ -7,7 +7,7 @@
  * (one client), then 1 and 4 concurrent clients at the default ef. Prints figures, asserts nothing.
  *   node --conditions=source --import tsx bench/search/backends.bench.ts
  * Env: BENCH_N (100000), BENCH_DIM (512), BENCH_QUERIES (200), BENCH_HTTP_SECONDS (8),
- *      BENCH_EF_QUERIES (400 timed queries per ef), BENCH_BACKENDS (hnswlib,pglite),
+ *      BENCH_EF_QUERIES (400 timed queries per ef), BENCH_BATCH (1000 vectors per upsert), BENCH_BACKENDS (hnswlib,pglite),
  *      BENCH_DATABASE_URL (adds a "postgres" column against that server).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -27,6 +27,7 @@ const DIM = env('BENCH_DIM', 512);
 const Q = env('BENCH_QUERIES', 200);
 const HTTP_SECONDS = env('BENCH_HTTP_SECONDS', 8);
 const EF_QUERIES = env('BENCH_EF_QUERIES', 400);
+const BATCH = env('BENCH_BATCH', 1000);
 const K = 10;
 const EFS = [16, 32, 64, 128, 256];
 const backends = (process.env.BENCH_BACKENDS ?? 'hnswlib,pglite').split(',').filter(Boolean);
@@ -99,13 +100,13 @@ for (const backend of backends) {
 
   const rss0 = rssOf(svc.pid) + (db ? rssOf(db.pid) : 0);
   const t0 = performance.now();
-  for (let i = 0; i < N; i += 1000) {
+  for (let i = 0; i < N; i += BATCH) {
     const items = [];
-    for (let j = i; j < Math.min(N, i + 1000); j++) items.push({ relative_path: `img/${j}.jpg`, vec_features: row(set.data, j, DIM) });
+    for (let j = i; j < Math.min(N, i + BATCH); j++) items.push({ relative_path: `img/${j}.jpg`, vec_features: row(set.data, j, DIM) });
     await post('/vectors', { items });
   }
   const buildS = (performance.now() - t0) / 1000;
-  col['build (POST /vectors, 1000 per batch)'] = `${fmt(buildS, 1)} s = ${fmt(N / buildS)} vectors/s`;
+  col[`build (POST /vectors, ${BATCH} per batch)`] = `${fmt(buildS, 1)} s = ${fmt(N / buildS)} vectors/s`;
   const rss1 = rssOf(svc.pid) + (db ? rssOf(db.pid) : 0);
   col['RSS growth per vector (service + database process)'] = `${fmt((rss1 - rss0) / N)} B`;
   if (db) col['database files per vector (table + HNSW index + WAL)'] = `${fmt((await duBytes(dbDir)) / N)} B`;
