@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { cpus, loadavg } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { decodeImage, int8PathFor, loadOnnxModel, type EncoderModel } from '@doppel/image-encoder';
-import { originalOfQuery, transformOf } from '../pipeline/metrics.bench.js';
+import { originalOfQuery, transformOf } from '@doppel/cli';
 
 const repo = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const dir = resolve(process.env.BENCH_DIR ?? join(repo, '..', 'shared', 'bench', 'dev'));
