@@ -1,5 +1,8 @@
 /** Messages between the main thread and the verification workers (internal, not the HTTP contract). */
-import type { CandidateFeatures, Features, GreyImage, VerifyOptions } from './sift.features.js';
+import type { GreyImage } from './opencv.binding.js';
+import type { Features } from './sift.extract.js';
+import type { CandidateFeatures } from './sift.mirror.js';
+import type { VerifyOptions } from './sift.verify.js';
 import type { Quad } from './transform.geometry.js';
 
 export interface TargetFeatures {

@@ -1,6 +1,10 @@
 /** Verification child process: runs the OpenCV work so the service's event loop never blocks on it. */
 import { LruCache } from './feature.cache.js';
-import { denseCorrelation, extractCandidateFeatures, extractFeatures, siftAvailable, verifySift } from './sift.features.js';
+import { denseCorrelation } from './dense.check.js';
+import { siftAvailable } from './opencv.binding.js';
+import { extractFeatures } from './sift.extract.js';
+import { extractCandidateFeatures } from './sift.mirror.js';
+import { verifySift } from './sift.verify.js';
 import type { PairVerdict, Shared, WorkerReply, WorkerResult, WorkerTask } from './verify.protocol.js';
 
 /** A referenced value this process does not hold (evicted, or never sent): the pool resends it. */
