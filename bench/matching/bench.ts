@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  createApp, createLogger, cv, decodeImage, extractCandidateFeatures, extractFeatures, inliersFor, loadConfig, MatchingConfig,
+  createApp, createLogger, cv, decodeImage, extractCandidateFeatures, extractionOf, extractAdaptive, inliersFor, loadConfig, MatchingConfig,
   postJson, Registry, serve, sharp, verifyPass, verifySift, WorkerPool, type CandidateFeatures, type Features, type GreyImage,
 } from '../../services/instance-matching/src/bench.support.js';
 
@@ -54,14 +54,14 @@ const extractMs: number[] = [];
 const target = new Map<string, Features>();
 for (const f of index) {
   const t = performance.now();
-  target.set(f, extractFeatures(grey.get(f)!, config.MAX_KEYPOINTS));
+  target.set(f, extractAdaptive(grey.get(f)!, extractionOf(config)));
   extractMs.push(performance.now() - t);
 }
 const candMs: number[] = [];
 const cand = new Map<string, CandidateFeatures>();
 for (const [qn] of chosen) {
   const t = performance.now();
-  cand.set(qn, extractCandidateFeatures(grey.get(qn)!, config.MAX_KEYPOINTS));
+  cand.set(qn, extractCandidateFeatures(grey.get(qn)!, extractionOf(config)));
   candMs.push(performance.now() - t);
 }
 const kp = [...target.values()].map((f) => f.count);
@@ -153,7 +153,7 @@ console.log(`   per-pair Node/python (knnMatch), matching: ${pairRatio(acc.m1, a
 console.log(`   per-pair Node/python (knnMatch), non-matching: ${pairRatio(acc.n1, acc.pyN, nonMatching.length)}`);
 
 // 4. Requests/s of a 10-neighbour /match.
-const pool = new WorkerPool({ size: config.NB_WORKERS, queueLimit: config.QUEUE_LIMIT, sharedEntries: config.WORKER_CACHE_ENTRIES });
+const pool = WorkerPool.fromConfig(config);
 const logger = createLogger('bench', 'silent');
 const { app } = createApp({ config, registry: new Registry(), logger, pool });
 const srv = await serve(app, { port: 0, host: '127.0.0.1', logger });

@@ -13,7 +13,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  cv, decodeImage, denseCorrelation, extractCandidateFeatures, extractFeatures, loadConfig, MatchingConfig, WorkerPool, type GreyImage,
+  cv, decodeImage, denseCorrelation, extractCandidateFeatures, extractionOf, extractFeatures, loadConfig, MatchingConfig, WorkerPool, type GreyImage, structureOf,
 } from '../../services/instance-matching/src/bench.support.js';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
@@ -54,11 +54,11 @@ const thumbs: GreyImage[] = decoded.map((d) => d.thumb);
 let j = 0;
 console.log(`3. dense check, one pair of 32x32 thumbnails: p50 ${(await time(100, () => denseCorrelation(thumbs[j++ % thumbs.length]!, thumbs[(j + 7) % thumbs.length]!))).toFixed(2)} ms`);
 
-const candidate = { features: extractCandidateFeatures(full[2]!.d.grey, config.MAX_KEYPOINTS), thumb: full[2]!.d.thumb };
-const targets = full.slice(3, 8).map((x) => ({ features: x.f, thumb: x.d.thumb }));
-const policy = { ratio: config.RATIO_TEST, model: config.RANSAC_MODEL, reprojPx: config.RANSAC_REPROJ_PX, acceptInliers: 10, denseMinKeypoints: 0 };
-for (const entries of [0, 100]) {
-  const pool = new WorkerPool({ size: 1, queueLimit: 10, sharedEntries: entries });
+const candidate = { features: extractCandidateFeatures(full[2]!.d.grey, extractionOf(config)), thumb: full[2]!.d.thumb, structure: structureOf(full[2]!.d.thumb) };
+const targets = full.slice(3, 8).map((x) => ({ features: x.f, thumb: x.d.thumb, structure: structureOf(x.d.thumb) }));
+const policy = { ratio: config.RATIO_TEST, model: config.RANSAC_MODEL, reprojPx: config.RANSAC_REPROJ_PX, acceptInliers: 10, denseMinKeypoints: 0, denseMinEdgeStd: 0 };
+for (const entries of [0, 2 ** 26]) {
+  const pool = new WorkerPool({ size: 1, queueLimit: 10, sharedBytes: entries });
   await pool.run({ kind: 'probe' });
   let i = 0;
   const verify = () => {

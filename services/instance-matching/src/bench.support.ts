@@ -8,10 +8,11 @@ export { MatchingConfig } from '@doppel/schemas';
 export { createLogger, loadConfig, Registry, serve } from '@doppel/service-kit';
 export { createApp } from './app.js';
 export { WorkerPool } from './worker.pool.js';
-export { inliersFor } from './match.service.js';
+export { extractionOf, inliersFor } from './match.service.js';
 export { decodeImage } from './image.decode.js';
 export { denseCorrelation } from './dense.check.js';
-export { extractFeatures, type Features } from './sift.extract.js';
+export { structureOf } from './structure.measure.js';
+export { extractAdaptive, extractFeatures, type Features } from './sift.extract.js';
 export { extractCandidateFeatures, type CandidateFeatures } from './sift.mirror.js';
 export { MIN_SPREAD_CELLS, verifyPass, verifySift } from './sift.verify.js';
 

@@ -25,6 +25,7 @@ export const cv = (createRequire(import.meta.url)('@u4/opencv4nodejs') as { defa
 export declare namespace cv {
   type Mat = cvTypes.Mat;
   type SIFTDetector = cvTypes.SIFTDetector;
+  type Point2 = cvTypes.Point2;
 }
 
 // One OpenCV thread per process: the pool's processes are the parallelism, and the

@@ -17,20 +17,24 @@ export interface Features {
 
 export const DESCRIPTOR_SIZE = 128;
 
-let detector: cv.SIFTDetector | undefined;
-let detectorCap = -1;
-function siftDetector(maxKeypoints: number): cv.SIFTDetector {
-  if (!detector || detectorCap !== maxKeypoints) {
-    detector = new cv.SIFTDetector({ nFeatures: maxKeypoints });
-    detectorCap = maxKeypoints;
+/** OpenCV's default SIFT contrast threshold. */
+export const DEFAULT_CONTRAST = 0.04;
+
+const detectors = new Map<string, cv.SIFTDetector>();
+function siftDetector(maxKeypoints: number, contrastThreshold: number): cv.SIFTDetector {
+  const key = `${maxKeypoints}/${contrastThreshold}`;
+  let d = detectors.get(key);
+  if (!d) {
+    d = new cv.SIFTDetector({ nFeatures: maxKeypoints, contrastThreshold });
+    detectors.set(key, d);
   }
-  return detector;
+  return d;
 }
 
-export function extractFeatures(img: GreyImage, maxKeypoints: number): Features {
+export function extractFeatures(img: GreyImage, maxKeypoints: number, contrastThreshold = DEFAULT_CONTRAST): Features {
   const mat = toMat(img);
   // One call, one scale space (detect() then compute() builds it twice).
-  const found = siftDetector(maxKeypoints).detectAndCompute(mat);
+  const found = siftDetector(maxKeypoints, contrastThreshold).detectAndCompute(mat);
   // nFeatures keeps the strongest responses, but ties can exceed it: cap explicitly.
   const count = Math.min(found.keypoints.length, maxKeypoints);
   const points = new Float32Array(count * 2);
@@ -42,6 +46,28 @@ export function extractFeatures(img: GreyImage, maxKeypoints: number): Features 
   const descriptors = new Uint8Array(count * DESCRIPTOR_SIZE);
   if (count > 0) copyOut(found.descriptors.convertTo(cv.CV_8U).getData(), descriptors);
   return { width: mat.cols, height: mat.rows, count, points, descriptors };
+}
+
+export interface ExtractOptions {
+  maxKeypoints: number;
+  /** Fewer keypoints than this at the default contrast threshold: extract again at `lowContrast`. */
+  adaptBelow: number;
+  lowContrast: number;
+}
+
+/**
+ * SIFT drops extrema whose contrast is under a fixed threshold, so a smooth, low-contrast
+ * picture (a wallpaper of gradients and soft shapes) keeps a handful of keypoints, too few
+ * to verify a crop or a rotation. Such an image is described again with a lower threshold.
+ * Each side decides alone, from its own count, and a copy of a low-texture picture is
+ * low-texture too, so both sides of a true pair see the same weak extrema. Noise picked up
+ * this way is harmless: it does not survive RANSAC and the spread check.
+ */
+export function extractAdaptive(img: GreyImage, opts: ExtractOptions): Features {
+  const f = extractFeatures(img, opts.maxKeypoints);
+  if (f.count >= opts.adaptBelow || opts.lowContrast >= DEFAULT_CONTRAST) return f;
+  const low = extractFeatures(img, opts.maxKeypoints, opts.lowContrast);
+  return low.count > f.count ? low : f;
 }
 
 /** Bytes a Features value holds (the caches are bounded by bytes, not entries). */

@@ -1,5 +1,5 @@
 /** Mirrored SIFT features derived from the plain ones, without a second SIFT run. */
-import { DESCRIPTOR_SIZE, extractFeatures, type Features } from './sift.extract.js';
+import { DESCRIPTOR_SIZE, extractAdaptive, type ExtractOptions, type Features } from './sift.extract.js';
 import type { GreyImage } from './opencv.binding.js';
 
 /** The candidate is described twice: as given and mirrored, so mirrored copies verify. */
@@ -38,7 +38,7 @@ export function mirrorFeatures(f: Features): Features {
   return { width: f.width, height: f.height, count: f.count, points, descriptors };
 }
 
-export function extractCandidateFeatures(img: GreyImage, maxKeypoints: number): CandidateFeatures {
-  const plain = extractFeatures(img, maxKeypoints);
+export function extractCandidateFeatures(img: GreyImage, opts: ExtractOptions): CandidateFeatures {
+  const plain = extractAdaptive(img, opts);
   return { plain, mirrored: mirrorFeatures(plain) };
 }

@@ -65,6 +65,7 @@ export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesReques
 
   t = performance.now();
   let duplicated: DuplicatesResult['duplicated'] = [];
+  let reason: DuplicatesResult['reason'];
   if (candidates.length > 0) {
     // The matcher reads indexed paths itself; a query that is not a path goes as bytes.
     const candidate: Pick<MatchRequest, 'candidate' | 'candidate_base64'> = req.relative_path !== undefined
@@ -83,8 +84,11 @@ export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesReques
       ...(searchScore.has(d.relative_path) ? { search_score: searchScore.get(d.relative_path)! } : {}),
       ...(d.method ? { method: d.method } : {}),
       ...(d.region ? { region: d.region } : {}),
+      ...(d.query_region ? { query_region: d.query_region } : {}),
+      ...(d.partial !== undefined ? { partial: d.partial } : {}),
     })).sort((a, b) => b.score - a.score);
+    reason = matched.reason;
   }
   const matchMs = ms(t);
-  return { duplicated, candidates, timings_ms: { encode: encodeMs, search: searchMs, match: matchMs } };
+  return { duplicated, candidates, timings_ms: { encode: encodeMs, search: searchMs, match: matchMs }, ...(reason ? { reason } : {}) };
 }
