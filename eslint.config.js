@@ -18,7 +18,7 @@ export default tseslint.config(
   },
   {
     // Entry points, scripts, benchmarks and tests may read the environment.
-    files: ['**/main.ts', '**/scripts/**', 'bench/**', '**/test/**', 'tests/**', 'bin/**', '**/*.mjs', 'packages/service-kit/src/config.ts', 'services/pipeline/src/cli/**'],
+    files: ['**/main.ts', '**/scripts/**', 'bench/**', '**/test/**', 'tests/**', 'bin/**', '**/*.mjs', 'packages/service-kit/src/config.ts', 'packages/cli/src/**'],
     rules: { 'no-restricted-syntax': 'off' },
   },
 );

@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureTestModel } from '@doppel/image-encoder/testing';
-import { waitReady } from '../services/pipeline/src/cli/stack.launcher.js';
-import { freePorts } from './helpers/images.fixture.js';
+import { waitReady } from '@doppel/cli';
+import { freePorts } from '@doppel/service-kit/testing';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
@@ -19,7 +19,7 @@ describe('doppel up', { timeout: 180_000 }, () => {
     const ports = await freePorts(4);
     const [pipeline, encoder, search, matching] = ports.map(String);
     // Its own process group, like a terminal job: Ctrl-C is SIGINT to the whole group.
-    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'doppel.mjs'), 'up', '--images', join(tmp, 'images'),
+    const child = spawn(process.execPath, [join(repoRoot, 'packages', 'cli', 'bin', 'doppel.mjs'), 'up', '--images', join(tmp, 'images'),
       '--port', pipeline!, '--encoder-port', encoder!, '--search-port', search!, '--matching-port', matching!],
     { env: { ...process.env, DOPPEL_HOME: join(tmp, 'home'), MODEL_PATH: ensureTestModel() }, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';

@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureTestModel } from '@doppel/image-encoder/testing';
-import { call } from '@doppel/service-kit/testing';
-import { startStack, type Stack } from '../services/pipeline/src/cli/stack.launcher.js';
-import { freePorts, syntheticImage, transformed, type Transform } from './helpers/images.fixture.js';
+import { call, freePorts } from '@doppel/service-kit/testing';
+import { startStack, type Stack } from '@doppel/cli';
+import { syntheticImage, transformed, type Transform } from './helpers/images.fixture.js';
 
 /*
  * The four real services as processes (the production entry points, from source), a

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import { ensureTestModel } from '@doppel/image-encoder/testing';
-import { freePorts, syntheticImage, transformed } from './helpers/images.fixture.js';
+import { freePorts } from '@doppel/service-kit/testing';
+import { syntheticImage, transformed } from './helpers/images.fixture.js';
 
 /*
  * `doppel scan` on a fresh folder with nothing running: the CLI must start the stack
@@ -18,7 +19,7 @@ const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 
 function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'bin', 'doppel.mjs'), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [join(repoRoot, 'packages', 'cli', 'bin', 'doppel.mjs'), ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
     child.on('exit', (code) => resolve({ code, stderr }));

@@ -11,12 +11,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createRequire } from 'node:module';
-import { decodeImage, imageTensors, inspectModel } from '../../services/image-encoder/src/index.js';
+import * as ort from 'onnxruntime-node';
+import { decodeImage, imageTensors, inspectModel } from '@doppel/image-encoder';
 
 const repo = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-// onnxruntime-node is a dependency of the encoder, not of the repo root: resolve it from there.
-const ort = createRequire(join(repo, 'services/image-encoder/package.json'))('onnxruntime-node') as typeof import('onnxruntime-node');
 const dir = resolve(process.env.BENCH_DIR ?? join(repo, '..', 'shared', 'bench', 'dev'));
 const modelPath = resolve(process.env.MODEL_PATH ?? join(repo, 'models', 'resnet18.onnx'));
 const N = Number(process.env.BENCH_N ?? 320);

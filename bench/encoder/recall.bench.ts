@@ -8,7 +8,7 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { decodeImage, loadOnnxModel } from '../../services/image-encoder/src/index.js';
+import { decodeImage, loadOnnxModel } from '@doppel/image-encoder';
 
 const repo = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const dir = resolve(process.env.BENCH_DIR ?? join(repo, '..', 'shared', 'bench', 'dev'));

@@ -15,10 +15,14 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import { MatchingConfig } from '@doppel/schemas';
+import { createLogger, loadConfig, Registry, serve } from '@doppel/service-kit';
+import { postJson } from './post-json.http.js';
 import {
-  createApp, createLogger, cv, decodeImage, extractCandidateFeatures, extractionOf, extractAdaptive, inliersFor, loadConfig, MatchingConfig,
-  postJson, Registry, serve, sharp, verifyPass, verifySift, WorkerPool, type CandidateFeatures, type Features, type GreyImage,
-} from '../../services/instance-matching/src/bench.support.js';
+  createApp, cv, decodeImage, extractAdaptive, extractCandidateFeatures, extractionOf, inliersFor, verifyPass, verifySift, WorkerPool,
+  type CandidateFeatures, type Features, type GreyImage,
+} from '@doppel/instance-matching';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
 const config = loadConfig(MatchingConfig, { ...process.env, LOG_LEVEL: 'silent', SOURCE_DIR: path.join(dev, 'queries'), TARGET_DIR: path.join(dev, 'index') });

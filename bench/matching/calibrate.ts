@@ -19,10 +19,11 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { writeFile } from 'node:fs/promises';
-import {
-  createApp, createLogger, decodeImage, extractFeatures, loadConfig, MatchingConfig, postJson, Registry, serve, sharp, structureOf, WorkerPool,
-} from '../../services/instance-matching/src/bench.support.js';
-import { denseScore } from '../../services/instance-matching/src/index.js';
+import sharp from 'sharp';
+import { MatchingConfig } from '@doppel/schemas';
+import { createLogger, loadConfig, Registry, serve } from '@doppel/service-kit';
+import { postJson } from './post-json.http.js';
+import { createApp, decodeImage, denseScore, extractFeatures, structureOf, WorkerPool } from '@doppel/instance-matching';
 import { originalOfQuery, scoreQueries, transformOf } from '../pipeline/metrics.bench.js';
 import { devSplit, V2_TRANSFORMS, type Half } from './dev-split.bench.js';
 
@@ -39,40 +40,47 @@ const index = (await readdir(path.join(dev, 'index'))).filter((f) => !f.startsWi
 const queries = Object.keys(truth).sort();
 const step = Number(process.env.STEP ?? 1);
 
-const logger = createLogger('calibrate', 'silent');
-const pool = WorkerPool.fromConfig(config);
-const { app } = createApp({ config, registry: new Registry(), logger, pool });
-const srv = await serve(app, { port: 0, host: '127.0.0.1', logger });
-const baseUrl = `http://127.0.0.1:${srv.port}`;
-
 interface Checked { relative_path: string; score: number; inliers: number; method: 'sift' | 'dense'; reason?: string }
 interface Row { query: string; original: string; transform: string; truth: string | null; half: Half; checked: Checked[] }
 const halfOf = devSplit(index, truth);
 
-const t0 = performance.now();
-const rows: Row[] = [];
-let next = 0;
-const todo = queries.filter((_, i) => i % step === 0);
-await Promise.all(
-  Array.from({ length: 4 }, async () => {
-    while (next < todo.length) {
-      const q = todo[next++]!;
-      const r = await postJson(baseUrl, '/match', { candidate: q, neighbors: index, threshold: 1 });
-      if (r.status !== 200) throw new Error(`${q}: ${r.status} ${r.error}`);
-      rows.push({ query: q, original: originalOfQuery(q), transform: transformOf(q), truth: truth[q] ?? null, half: halfOf(q), checked: (r.response as { checked: Checked[] }).checked });
-    }
-  }),
-);
-const elapsed = (performance.now() - t0) / 1000;
-await srv.close();
-await pool.close();
-
-// Structure of every image, measured as the service measures it (its 32x32 thumbnail).
-const limits = { maxPixels: config.MAX_PIXELS, maxBytes: config.MAX_IMAGE_BYTES, width: config.WIDTH, height: config.HEIGHT, thumbSize: 32 };
+let rows: Row[] = [];
+let elapsed = 0;
 const edgeOf = new Map<string, number>();
-for (const f of index) edgeOf.set(`i/${f}`, structureOf((await decodeImage(await readFile(path.join(dev, 'index', f)), limits)).thumb).edgeStd);
-for (const r of rows) edgeOf.set(`q/${r.query}`, structureOf((await decodeImage(await readFile(path.join(dev, 'queries', r.query)), limits)).thumb).edgeStd);
-if (process.env.RAW) await writeFile(process.env.RAW, JSON.stringify({ config, rows, edge: Object.fromEntries(edgeOf) }));
+if (process.env.FROM) {
+  // Re-score rows kept by an earlier run (RAW=...), e.g. to report at other knobs without re-verifying.
+  const kept = JSON.parse(await readFile(process.env.FROM, 'utf8')) as { rows: Row[]; edge: Record<string, number>; elapsed?: number };
+  rows = kept.rows;
+  elapsed = kept.elapsed ?? 0;
+  for (const [k, v] of Object.entries(kept.edge)) edgeOf.set(k, v);
+} else {
+  const logger = createLogger('calibrate', 'silent');
+  const pool = WorkerPool.fromConfig(config);
+  const { app } = createApp({ config, registry: new Registry(), logger, pool });
+  const srv = await serve(app, { port: 0, host: '127.0.0.1', logger });
+  const baseUrl = `http://127.0.0.1:${srv.port}`;
+  const t0 = performance.now();
+  let next = 0;
+  const todo = queries.filter((_, i) => i % step === 0);
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (next < todo.length) {
+        const q = todo[next++]!;
+        const r = await postJson(baseUrl, '/match', { candidate: q, neighbors: index, threshold: 1 });
+        if (r.status !== 200) throw new Error(`${q}: ${r.status} ${r.error}`);
+        rows.push({ query: q, original: originalOfQuery(q), transform: transformOf(q), truth: truth[q] ?? null, half: halfOf(q), checked: (r.response as { checked: Checked[] }).checked });
+      }
+    }),
+  );
+  elapsed = (performance.now() - t0) / 1000;
+  await srv.close();
+  await pool.close();
+  // Structure of every image, measured as the service measures it (its 32x32 thumbnail).
+  const limits = { maxPixels: config.MAX_PIXELS, maxBytes: config.MAX_IMAGE_BYTES, width: config.WIDTH, height: config.HEIGHT, thumbSize: 32 };
+  for (const f of index) edgeOf.set(`i/${f}`, structureOf((await decodeImage(await readFile(path.join(dev, 'index', f)), limits)).thumb).edgeStd);
+  for (const r of rows) edgeOf.set(`q/${r.query}`, structureOf((await decodeImage(await readFile(path.join(dev, 'queries', r.query)), limits)).thumb).edgeStd);
+  if (process.env.RAW) await writeFile(process.env.RAW, JSON.stringify({ config, rows, elapsed, edge: Object.fromEntries(edgeOf) }));
+}
 
 interface Knobs { t: number; cutoff: number; edge: number }
 const chosenCutoff = config.DENSE_MIN_CORRELATION;

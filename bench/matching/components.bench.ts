@@ -12,9 +12,11 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { MatchingConfig } from '@doppel/schemas';
+import { loadConfig } from '@doppel/service-kit';
 import {
-  cv, decodeImage, denseCorrelation, extractCandidateFeatures, extractionOf, extractFeatures, loadConfig, MatchingConfig, WorkerPool, type GreyImage, structureOf,
-} from '../../services/instance-matching/src/bench.support.js';
+  cv, decodeImage, denseCorrelation, extractCandidateFeatures, extractionOf, extractFeatures, structureOf, WorkerPool, type GreyImage,
+} from '@doppel/instance-matching';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
 const config = loadConfig(MatchingConfig, { ...process.env, LOG_LEVEL: 'silent' });

@@ -12,10 +12,11 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { MatchingConfig } from '@doppel/schemas';
+import { loadConfig } from '@doppel/service-kit';
 import {
-  decodeImage, extractCandidateFeatures, extractionOf, extractAdaptive, loadConfig, MatchingConfig, MIN_SPREAD_CELLS, verifySift,
-  type CandidateFeatures, type Features,
-} from '../../services/instance-matching/src/bench.support.js';
+  decodeImage, extractAdaptive, extractCandidateFeatures, extractionOf, MIN_SPREAD_CELLS, verifySift, type CandidateFeatures, type Features,
+} from '@doppel/instance-matching';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
 const config = loadConfig(MatchingConfig, { ...process.env, LOG_LEVEL: 'silent' });

@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 // bench/ is not a workspace package: workspace code is imported by path.
-import { createPipelineClient } from '../../packages/clients/src/index.js';
-import { startStack } from '../../services/pipeline/src/cli/stack.launcher.js';
-import { freePorts } from '../../tests/helpers/images.fixture.js';
+import { createPipelineClient } from '@doppel/clients';
+import { startStack } from '@doppel/cli';
+import { freePorts } from '@doppel/service-kit/testing';
 import { scorePairs, scoreQueries, type QueryOutcome } from './metrics.bench.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { GROUPING_POLICIES, groupPairs, type ScanPair } from '../../services/pipeline/src/cli/scan-groups.logic.js';
+import { GROUPING_POLICIES, groupPairs, type ScanPair } from '@doppel/cli';
 import { scorePairs } from './metrics.bench.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));

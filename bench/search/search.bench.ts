@@ -13,11 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { Registry, createLogger, loadConfig, mulberry32 as rng } from '../../packages/service-kit/src/index.js';
-import { SearchConfig } from '../../packages/schemas/src/index.js';
-import { createApp } from '../../services/contextual-search/src/app.js';
-import { ExactIndex } from '../../services/contextual-search/src/exact.index.js';
-import { HnswIndex } from '../../services/contextual-search/src/hnsw.index.js';
+import { Registry, createLogger, loadConfig, mulberry32 as rng } from '@doppel/service-kit';
+import { SearchConfig } from '@doppel/schemas';
+import { createApp, ExactIndex, HnswIndex } from '@doppel/contextual-search';
 
 const env = (k: string, d: number): number => (process.env[k] === undefined ? d : Number(process.env[k]));
 const N = env('BENCH_N', 100_000);
@@ -141,7 +139,8 @@ const cfgEnv = (location: string, extra: Record<string, string> = {}) => ({
   globalThis.gc?.();
   const rss1 = process.memoryUsage().rss;
   out('build time', `${fmt(buildS, 1)} s (${fmt(N / buildS)} vectors/s added)`);
-  const fsync = (await registry.getSingleMetric('search_wal_fsync_seconds')!.get()).values;
+  // A histogram's values carry the series name (_sum, _count); prom-client's type omits it.
+  const fsync = (await registry.getSingleMetric('search_wal_fsync_seconds')!.get()).values as Array<{ metricName?: string; value: number }>;
   const fsum = fsync.find((x) => x.metricName === 'search_wal_fsync_seconds_sum')?.value ?? NaN;
   const fcount = fsync.find((x) => x.metricName === 'search_wal_fsync_seconds_count')?.value ?? NaN;
   out('WAL fdatasync per group commit (1000-vector records)', `mean ${fmt((fsum / fcount) * 1000, 2)} ms over ${fcount}`);

@@ -1,5 +1,4 @@
 import sharp from 'sharp';
-import { createServer } from 'node:net';
 import { mulberry32 as rng } from '@doppel/service-kit';
 
 
@@ -40,15 +39,4 @@ export async function transformed(img: Buffer, t: Transform): Promise<Buffer> {
     case 'recompress':
       return s.resize(Math.round(width * 0.6)).jpeg({ quality: 35 }).toBuffer();
   }
-}
-
-/** Ports nothing listens on right now (bound to 0, read, released). */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => resolve(s));
-  })));
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  return ports;
 }

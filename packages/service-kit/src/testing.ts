@@ -2,6 +2,8 @@
  * Helpers for tests that speak HTTP to a real app. Kept out of the main entry so
  * production code never imports them.
  */
+import { createServer } from 'node:net';
+
 export interface EnvelopeReply {
   status: number;
   headers: Headers;
@@ -32,4 +34,15 @@ export async function call(
     throw new Error(`${method} ${path}: non-JSON reply ${r.status}: ${text.slice(0, 200)}`);
   }
   return { status: r.status, headers: r.headers, body: parsed };
+}
+
+/** Ports nothing listens on right now (bound to 0, read, released). */
+export async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => resolve(s));
+  })));
+  const ports = servers.map((s) => (s.address() as { port: number }).port);
+  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  return ports;
 }

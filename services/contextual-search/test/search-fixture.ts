@@ -6,10 +6,13 @@ import { createLogger, loadConfig, Registry, serve } from '@doppel/service-kit';
 import { call } from '@doppel/service-kit/testing';
 import { createApp } from '../src/app.js';
 import type { Collection } from '../src/collection.service.js';
+import { HnswlibBackend } from '../src/hnswlib.backend.js';
 
 export interface Running {
   base: string;
   collection: Collection;
+  /** The hnswlib backend (snapshots, seed report); throws on another backend. */
+  readonly hnsw: HnswlibBackend;
   close(): Promise<void>;
   /** Stops serving but skips the shutdown snapshot, leaving state as a crash would (WAL only). */
   abandon(): Promise<void>;
@@ -34,6 +37,10 @@ export async function start(dir: string, env: Record<string, string> = {}): Prom
   return {
     base: `http://127.0.0.1:${srv.port}`,
     collection,
+    get hnsw() {
+      if (!(collection.backend instanceof HnswlibBackend)) throw new Error(`the ${collection.backend.name} backend has no snapshots`);
+      return collection.backend;
+    },
     close: async () => {
       await srv.close();
       await collection.close();

@@ -2,7 +2,7 @@ import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Express } from 'express';
 import type { EncoderConfig } from '@doppel/schemas';
-import { createServiceApp, type Logger, type Registry } from '@doppel/service-kit';
+import { admissionFromConfig, createServiceApp, type Logger, type Registry } from '@doppel/service-kit';
 import { encodeDocs, encodeRoutes } from './encode.routes.js';
 import { createEncoderMetrics } from './encoder.metrics.js';
 import type { EncoderModel } from './onnx.model.js';
@@ -42,12 +42,15 @@ export function createApp(deps: AppDeps): Express {
     preprocess: { size: model.inputSize, mode: config.RESIZE_MODE, maxPixels: config.MAX_PIXELS },
     decodeConcurrency: config.DECODE_CONCURRENCY,
   };
+  // Enough requests at once to fill a micro-batch on every worker while the next ones decode.
+  const admission = admissionFromConfig(config, 'encode', Math.max(4, config.NB_WORKERS * 2), deps.registry);
   return createServiceApp({
     service: 'image-encoder',
+    body: { timeoutMs: config.BODY_TIMEOUT_MS, budgetBytes: config.BODY_BUDGET_BYTES },
     registry: deps.registry,
     logger: deps.logger,
     readiness: { model: () => ({ ok: model.ready(), detail: `${model.name}, ${model.dimension}-d` }) },
     docs: encodeDocs,
-    routes: (app) => encodeRoutes(app, encodeDeps, { maxImageBytes: config.MAX_IMAGE_BYTES, maxBatchBodyBytes: config.MAX_BATCH_BODY_BYTES }),
+    routes: (app) => encodeRoutes(app, encodeDeps, { maxImageBytes: config.MAX_IMAGE_BYTES, maxBatchBodyBytes: config.MAX_BATCH_BODY_BYTES }, admission),
   });
 }

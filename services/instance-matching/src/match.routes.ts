@@ -1,5 +1,5 @@
-import type { Express, Response } from 'express';
-import { jsonBody, jsonRoute } from '@doppel/service-kit';
+import type { Express } from 'express';
+import { admitted, clientGoneSignal, jsonBody, jsonRoute, type Admission } from '@doppel/service-kit';
 import { CompareRequest, CompareResponse, MatchRequest, MatchResponse, type RouteDoc } from '@doppel/schemas';
 import type { Matcher } from './match.service.js';
 
@@ -11,16 +11,7 @@ export const matchDocs: RouteDoc[] = [
   { method: 'post', path: '/compare', summary: 'Verify one candidate/target pair.', request: CompareRequest, response: CompareResponse },
 ];
 
-/** Aborts when the connection closes before the answer was sent: the caller is gone. */
-function callerGone(res: Response): AbortSignal {
-  const ac = new AbortController();
-  res.on('close', () => {
-    if (!res.writableFinished) ac.abort();
-  });
-  return ac.signal;
-}
-
-export function matchRoutes(app: Express, matcher: Matcher): void {
-  app.post('/match', jsonBody(BODY_LIMIT), jsonRoute(MatchRequest, (body, { log, res }) => matcher.match(body, log, callerGone(res))));
-  app.post('/compare', jsonBody(BODY_LIMIT), jsonRoute(CompareRequest, (body) => matcher.compare(body)));
+export function matchRoutes(app: Express, matcher: Matcher, admission?: Admission): void {
+  app.post('/match', jsonBody(BODY_LIMIT), jsonRoute(MatchRequest, admitted(admission, (body, { log, res }) => matcher.match(body, log, clientGoneSignal(res)))));
+  app.post('/compare', jsonBody(BODY_LIMIT), jsonRoute(CompareRequest, admitted(admission, (body) => matcher.compare(body))));
 }

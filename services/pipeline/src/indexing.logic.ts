@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import type { EncoderClient, SearchClient } from '@doppel/clients';
 import { MAX_DELETE_ITEMS, type IndexRequest, type IndexResponse, type Static } from '@doppel/schemas';
 import { AppError, toItemError } from '@doppel/service-kit';
-import { collectFiles, stampFiles, toId, type FileStamp } from './image-files.fs.js';
+import { collectFiles, stampFiles, toId, type FileStamp } from '@doppel/image-source';
 import { stampMetadata, type KnownFiles } from './known-files.store.js';
 
 export type IndexResult = Static<typeof IndexResponse>['response'];

@@ -1,5 +1,5 @@
 import type { SearchClient } from '@doppel/clients';
-import type { FileStamp } from './image-files.fs.js';
+import type { FileStamp } from '@doppel/image-source';
 
 type Stamp = { size: number; mtime_ms: number };
 

@@ -4,8 +4,8 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { StackPorts } from './stack.launcher.js';
 
-/** services/pipeline/src/cli -> repository root. */
-export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
+/** packages/cli/src (or dist) -> repository root. */
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 export const DEFAULT_PORTS: StackPorts = { pipeline: 8000, encoder: 8500, search: 8800, matching: 8300 };
 

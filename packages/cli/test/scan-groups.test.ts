@@ -1,8 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { groupPairs } from '../src/cli/scan-groups.logic.js';
-import { renderReport } from '../src/cli/scan-report.html.js';
-import { mergeNeighbours } from '../src/duplicates.logic.js';
+import { groupPairs } from '../src/scan-groups.logic.js';
+import { renderReport } from '../src/scan-report.html.js';
 
 const pair = (query: string, match: string, score = 0.9) => ({ query, match, score, inliers: 40 });
 
@@ -37,13 +36,5 @@ describe('scan grouping and report', () => {
     const html = await renderReport({ root: '/r', generatedAt: 't', filesScanned: 2, groups: groupPairs([pair('<b>.jpg', 'x".jpg')]) });
     assert.doesNotMatch(html, /<b>\.jpg/);
     assert.match(html, /&#60;b&#62;\.jpg/);
-  });
-
-  it('when orientations return the same path, then the best score and its orientation are kept', () => {
-    const merged = mergeNeighbours([
-      { orientation: 'identity', neighbors: [{ relative_path: 'p', score: 0.4 }, { relative_path: 'q', score: 0.3 }] },
-      { orientation: 'rot90', neighbors: [{ relative_path: 'p', score: 0.95 }, { relative_path: 'self', score: 1 }] },
-    ], 10, 'self');
-    assert.deepEqual(merged, [{ relative_path: 'p', score: 0.95, orientation: 'rot90' }, { relative_path: 'q', score: 0.3, orientation: 'identity' }]);
   });
 });

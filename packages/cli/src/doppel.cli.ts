@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { dirname, join, relative, resolve } from 'node:path';
 import { AppError } from '@doppel/service-kit';
 import type { DuplicatesResult, PipelineClient } from '@doppel/clients';
-import { listImages } from '../image-files.fs.js';
+import { listImages } from '@doppel/image-source';
 import { ProgressBar } from './progress.view.js';
 import { groupPairs, type ScanPair } from './scan-groups.logic.js';
 import { renderReport } from './scan-report.html.js';

@@ -1,0 +1,3 @@
+export { startStack, waitReady, SERVICES, StackError, type Stack, type StackOptions, type StackPorts, type ServiceName } from './stack.launcher.js';
+export { groupPairs, linkBetween, GROUPING_POLICIES, type ScanPair, type ScanGroup } from './scan-groups.logic.js';
+export { renderReport } from './scan-report.html.js';
