@@ -15,7 +15,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Registry, createLogger, loadConfig, mulberry32 as rng } from '@doppel/service-kit';
 import { SearchConfig } from '@doppel/schemas';
-import { createApp, ExactIndex, HnswIndex } from '@doppel/contextual-search';
+import { createApp, ExactIndex, HnswIndex, HnswlibBackend } from '@doppel/contextual-search';
 
 const env = (k: string, d: number): number => (process.env[k] === undefined ? d : Number(process.env[k]));
 const N = env('BENCH_N', 100_000);
@@ -76,15 +76,16 @@ const recallOf = (got: number[][], gt: number[][]) => {
 };
 const qrows = Array.from({ length: Q }, (_, q) => row(queries, q, DIM));
 
-function measureEf(search: (q: number[], ef: number) => number[], gt: number[][], efs: number[]): Array<{ ef: number; recall: number; qps: number }> {
+// The service's backends answer through a promise; the raw engines synchronously.
+async function measureEf(search: (q: number[], ef: number) => number[] | Promise<number[]>, gt: number[][], efs: number[]): Promise<Array<{ ef: number; recall: number; qps: number }>> {
   const res = [];
   for (const ef of efs) {
     const got: number[][] = [];
-    for (const q of qrows) got.push(search(q, ef));
+    for (const q of qrows) got.push(await search(q, ef));
     // Timed pass separately (results above warm the caches too).
     const reps = Math.max(1, Math.ceil(2000 / Q));
     const t = performance.now();
-    for (let r = 0; r < reps; r++) for (const q of qrows) search(q, ef);
+    for (let r = 0; r < reps; r++) for (const q of qrows) await search(q, ef);
     const qps = (reps * Q) / ((performance.now() - t) / 1000);
     res.push({ ef, recall: recallOf(got, gt), qps });
   }
@@ -101,7 +102,7 @@ if (SWEEP_N > 0) {
     const t = performance.now();
     for (let i = 0; i < n; i++) idx.add(i, row(data, i, DIM), true);
     const s = (performance.now() - t) / 1000;
-    const r = measureEf((q, ef) => idx.search(q, K, ef).labels, gt, [16, 32, 64, 128]);
+    const r = await measureEf((q, ef) => idx.search(q, K, ef).labels, gt, [16, 32, 64, 128]);
     out(`M=${m} efC=${efc}: build ${fmt(n / s)} vec/s`, r.map((x) => `ef${x.ef} ${x.recall.toFixed(3)}/${fmt(x.qps)}`).join('  '));
   }
 }
@@ -147,7 +148,7 @@ const cfgEnv = (location: string, extra: Record<string, string> = {}) => ({
   // Computed after the build so its 100k-row matrix does not blur the RSS figure above.
   const gtFull = groundTruth(N);
   const lab = (p: string) => Number(p.slice(4, -4));
-  const r = measureEf((q, ef) => collection.search(q, K, 0, ef).map((n) => lab(n.relative_path)), gtFull, [16, 20, 24, 32, 48, 64, 96, 128, 256]);
+  const r = await measureEf(async (q, ef) => (await collection.search(q, K, 0, ef)).map((n) => lab(n.relative_path)), gtFull, [16, 20, 24, 32, 48, 64, 96, 128, 256]);
   for (const x of r) out(`ef=${x.ef}`, `recall@${K} ${x.recall.toFixed(3)}  QPS ${fmt(x.qps)}  (${fmt(1000 / x.qps, 3)} ms/query)`);
   // A concurrent search stream shows whether searches stall while the snapshot is written.
   let worst = 0;
@@ -156,12 +157,12 @@ const cfgEnv = (location: string, extra: Record<string, string> = {}) => ({
     while (writing) {
       const s = performance.now();
       await new Promise((res) => setImmediate(res));
-      collection.search(qrows[0]!, K);
+      await collection.search(qrows[0]!, K);
       const gap = performance.now() - s;
       worst = Math.max(worst, gap);
     }
   })();
-  const snap = await collection.snapshot();
+  const snap = await (collection.backend as HnswlibBackend).snapshot();
   writing = false;
   await probe;
   if (snap) out('snapshot write', `${fmt(snap.ms / 1000, 2)} s for ${fmt(snap.bytes / 1e6)} MB; mutations blocked ${fmt(snap.mutations_blocked_ms / 1000, 2)} s; a search loop meanwhile waited at most ${fmt(worst, 1)} ms for the event loop + search`);

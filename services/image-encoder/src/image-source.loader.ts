@@ -2,6 +2,7 @@ import { open, realpath } from 'node:fs/promises';
 import { isAbsolute, relative, resolve } from 'node:path';
 import type { EncodeRequest } from '@doppel/schemas';
 import { AppError } from '@doppel/service-kit';
+import { realLocation } from '@doppel/image-source';
 import type { UrlFetcher } from '@doppel/service-kit';
 
 export interface ImageSourceOptions {
@@ -30,18 +31,20 @@ export async function readUnderRoot(relPath: string, opts: ImageSourceOptions): 
   }
   if (relPath.split(/[\\/]/).includes('..')) throw new AppError('INVALID_REQUEST', 'relative_path: must not contain ".." segments');
   const lexical = resolve(opts.imagesRoot, relPath);
-  let real: string;
+  let located: { real: string; exists: boolean };
   try {
-    real = await realpath(lexical);
+    located = await realLocation(lexical);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new AppError('IMAGE_NOT_FOUND', `image ${relPath} not found`);
     if (code === 'ELOOP') throw new AppError('FORBIDDEN_PATH', `image ${relPath} is a symlink loop`);
     throw new AppError('IMAGE_NOT_FOUND', `image ${relPath} cannot be read (${code ?? 'error'})`);
   }
+  const real = located.real;
+  // Outside first, missing second: a missing file behind a link out is as forbidden as an existing one.
   if (!inside(opts.imagesRoot, real) && real !== opts.imagesRoot) {
     throw new AppError('FORBIDDEN_PATH', `image ${relPath} points outside the images root`);
   }
+  if (!located.exists) throw new AppError('IMAGE_NOT_FOUND', `image ${relPath} not found`);
   const fh = await open(real, 'r').catch((e: NodeJS.ErrnoException) => {
     throw new AppError('IMAGE_NOT_FOUND', `image ${relPath} cannot be opened (${e.code ?? 'error'})`);
   });

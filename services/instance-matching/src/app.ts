@@ -11,13 +11,15 @@ export interface AppDeps {
   registry: Registry;
   logger: Logger;
   pool: WorkerPool;
+  /** See MatcherDeps.clock. */
+  clock?: { now(): number };
 }
 
 export const SERVICE_NAME = 'instance-matching';
 
 /** Builds the app (never listens); the caller owns the pool and closes it. */
 export function createApp(deps: AppDeps): { app: Express; matcher: Matcher } {
-  const matcher = createMatcher({ config: deps.config, pool: deps.pool });
+  const matcher = createMatcher({ config: deps.config, pool: deps.pool, clock: deps.clock });
   registerMatchingMetrics(deps.registry, deps.pool, matcher.cache);
   let siftChecked: Promise<boolean> | undefined;
   // Two requests per worker process keep every worker busy while one answer travels back.

@@ -1,7 +1,9 @@
 /** The matching logic: candidate preparation, cached target features, pair verification. */
+import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { LRUCache } from 'lru-cache';
 import { AppError, toItemError, type Logger } from '@doppel/service-kit';
-import type { CompareRequest, MatchedItem, MatchingConfig, MatchRequest, MatchResponse, CompareResponse } from '@doppel/schemas';
+import type { CompareRequest, MatchedItem, MatchingConfig, MatchRequest, MatchResponse, CompareResponse, PrepareRequest, PrepareResponse } from '@doppel/schemas';
 import { decodeImage, type DecodeLimits } from './image.decode.js';
 import { ByteLru, fileKey } from './feature.cache.js';
 import { resolveUnder } from './paths.resolve.js';
@@ -49,10 +51,13 @@ export const extractionOf = (config: MatchingConfig): ExtractOptions => ({
 
 export type MatchResult = MatchResponse['response'];
 export type CompareResult = CompareResponse['response'];
+export type PrepareResult = PrepareResponse['response'];
 
 export interface MatcherDeps {
   config: MatchingConfig;
   pool: WorkerPool;
+  /** Time source of the prepared-candidate TTL (tests move it instead of sleeping). */
+  clock?: { now(): number };
 }
 
 const round4 = (v: number) => Math.round(v * 1e4) / 1e4;
@@ -102,11 +107,42 @@ export function createMatcher(deps: MatcherDeps) {
     return readFile(file);
   }
 
-  async function prepareCandidate(bytes: Buffer, signal?: AbortSignal): Promise<Shared<PreparedCandidate>> {
+  async function extractCandidate(bytes: Buffer, signal?: AbortSignal): Promise<{ cand: Shared<PreparedCandidate>; decodeMs: number; extractMs: number }> {
+    const t0 = performance.now();
     const img = await decodeImage(bytes, limits);
+    const t1 = performance.now();
     const r = await pool.run({ kind: 'extract-candidate', image: img.grey, extraction }, { signal });
     if (r.kind !== 'extract-candidate') throw new Error('unexpected worker result');
-    return { key: freshKey('candidate'), value: { features: r.features, thumb: img.thumb, structure: structureOf(img.thumb) } };
+    return { cand: { key: freshKey('candidate'), value: { features: r.features, thumb: img.thumb, structure: structureOf(img.thumb) } }, decodeMs: t1 - t0, extractMs: performance.now() - t1 };
+  }
+  const prepareCandidate = async (bytes: Buffer, signal?: AbortSignal) => (await extractCandidate(bytes, signal)).cand;
+
+  /**
+   * Candidates prepared ahead of /match (the pipeline starts this when a query arrives, so
+   * the extraction runs while the query is encoded and searched). Short-lived: a handle
+   * unused for PREPARED_TTL_MS is gone, and /match then answers 410.
+   */
+  const prepared = new LRUCache<string, Shared<PreparedCandidate>>({
+    max: config.PREPARED_MAX, ttl: config.PREPARED_TTL_MS, updateAgeOnGet: true,
+    ...(deps.clock ? { perf: deps.clock, ttlResolution: 0 } : {}),
+  });
+
+  async function prepare(body: PrepareRequest): Promise<PrepareResult> {
+    const { cand, decodeMs, extractMs } = await extractCandidate(await candidateBytes(body));
+    const handle = randomUUID();
+    prepared.set(handle, cand);
+    return {
+      candidate_handle: handle,
+      expires_in_ms: config.PREPARED_TTL_MS,
+      keypoints: cand.value?.features.plain.count ?? 0,
+      timings_ms: { decode: round4(decodeMs), extract: round4(extractMs) },
+    };
+  }
+
+  function preparedCandidate(handle: string): Shared<PreparedCandidate> {
+    const cand = prepared.get(handle);
+    if (!cand) throw new AppError('HANDLE_EXPIRED', `candidate_handle ${handle} is unknown or expired (prepared candidates live ${config.PREPARED_TTL_MS} ms): prepare it again or send the candidate`);
+    return cand;
   }
 
   async function targetFromBytes(bytes: Buffer, key: string): Promise<Shared<TargetFeatures>> {
@@ -177,7 +213,9 @@ export function createMatcher(deps: MatcherDeps) {
   async function match(body: MatchRequest, log?: Logger, signal?: AbortSignal): Promise<MatchResult> {
     const threshold = body.threshold ?? config.THRESHOLD;
     const policy = policyFor(threshold);
-    const cand = await prepareCandidate(await candidateBytes(body), signal);
+    const cand = body.candidate_handle !== undefined
+      ? preparedCandidate(body.candidate_handle)
+      : await prepareCandidate(await candidateBytes(body), signal);
     type Outcome = { item: MatchedItem } | { error: MatchResult['errors'][number] };
     const outcomes = await mapLimit(body.neighbors, Math.max(2, config.NB_WORKERS * 2), async (rel): Promise<Outcome> => {
       try {
@@ -215,7 +253,7 @@ export function createMatcher(deps: MatcherDeps) {
     return { score: item.score, inliers: item.inliers, duplicated: item.score >= config.THRESHOLD };
   }
 
-  return { match, compare, cache };
+  return { match, compare, prepare, cache, prepared };
 }
 
 export type Matcher = ReturnType<typeof createMatcher>;

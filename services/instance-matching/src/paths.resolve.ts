@@ -2,6 +2,7 @@
 import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '@doppel/service-kit';
+import { realLocation } from '@doppel/image-source';
 
 export interface ResolvedFile {
   /** Real path on disk (symlinks resolved). */
@@ -20,14 +21,14 @@ export async function resolveUnder(root: string, relative: string): Promise<Reso
   });
   const lexical = path.resolve(rootReal, relative);
   if (!inside(rootReal, lexical)) throw new AppError('FORBIDDEN_PATH', `path escapes the image root: ${relative}`);
-  let real: string;
-  try {
-    real = await realpath(lexical);
-  } catch {
+  const located = await realLocation(lexical).catch(() => {
     throw new AppError('IMAGE_NOT_FOUND', `no such image: ${relative}`);
-  }
-  // A symlink inside the root may point anywhere; what counts is where it lands.
+  });
+  const real = located.real;
+  // A symlink inside the root may point anywhere; what counts is where it lands (for a
+  // missing file, where its folder lands, so 403/404 does not reveal outside files).
   if (!inside(rootReal, real)) throw new AppError('FORBIDDEN_PATH', `path escapes the image root: ${relative}`);
+  if (!located.exists) throw new AppError('IMAGE_NOT_FOUND', `no such image: ${relative}`);
   const st = await stat(real);
   if (!st.isFile()) throw new AppError('IMAGE_NOT_FOUND', `not a file: ${relative}`);
   return { file: real, size: st.size, mtimeMs: st.mtimeMs };
