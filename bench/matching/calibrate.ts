@@ -24,7 +24,7 @@ import { MatchingConfig } from '@doppel/schemas';
 import { createLogger, loadConfig, Registry, serve } from '@doppel/service-kit';
 import { postJson } from './post-json.http.js';
 import { createApp, decodeImage, denseScore, extractFeatures, structureOf, WorkerPool } from '@doppel/instance-matching';
-import { originalOfQuery, scoreQueries, transformOf } from '../pipeline/metrics.bench.js';
+import { originalOfQuery, scoreQueries, transformOf } from '@doppel/cli';
 import { devSplit, V2_TRANSFORMS, type Half } from './dev-split.bench.js';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';

@@ -5,7 +5,7 @@
  * apart, so each half has its own real negatives. Every constant is chosen on the
  * calibration half; the held-back half only reports.
  */
-import { originalOfQuery } from '../pipeline/metrics.bench.js';
+import { originalOfQuery } from '@doppel/cli';
 
 export type Half = 'calibration' | 'held-back';
 

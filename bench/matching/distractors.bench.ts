@@ -16,7 +16,7 @@ import { MatchingConfig } from '@doppel/schemas';
 import { createLogger, loadConfig, Registry, serve } from '@doppel/service-kit';
 import { createApp, WorkerPool } from '@doppel/instance-matching';
 import { postJson } from './post-json.http.js';
-import { originalOfQuery } from '../pipeline/metrics.bench.js';
+import { originalOfQuery } from '@doppel/cli';
 import { devSplit } from './dev-split.bench.js';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';

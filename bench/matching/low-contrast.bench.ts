@@ -16,7 +16,7 @@ import path from 'node:path';
 import { MatchingConfig } from '@doppel/schemas';
 import { loadConfig } from '@doppel/service-kit';
 import { decodeImage, extractAdaptive, extractFeatures, mirrorFeatures, verifySift, type Features, type GreyImage } from '@doppel/instance-matching';
-import { transformOf } from '../pipeline/metrics.bench.js';
+import { transformOf } from '@doppel/cli';
 import { devSplit } from './dev-split.bench.js';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';

@@ -19,6 +19,8 @@ export const Candidate = Type.Object({
   relative_path: Type.String(),
   score: Score,
   orientation: Type.Optional(Type.String()),
+  /** instance-matching's score for this candidate, kept or rejected (absent when it was not verified). */
+  verification_score: Type.Optional(Score),
 });
 export const ConfirmedDuplicate = Type.Object({
   relative_path: Type.String(),

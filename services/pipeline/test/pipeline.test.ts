@@ -203,6 +203,10 @@ describe('pipeline over HTTP', () => {
     assert.equal(res.duplicated[0].region.length, 4);
     assert.ok(res.duplicated[0].search_score > 0.9);
     assert.ok(!res.candidates.some((c: { relative_path: string }) => c.relative_path === 'a.png'));
+    // Rejected candidates keep their verification score too (the eval's threshold curve).
+    const scores = Object.fromEntries(res.candidates.map((c: { relative_path: string; verification_score?: number }) => [c.relative_path, c.verification_score]));
+    assert.equal(scores['a-copy.png'], 0.9);
+    assert.ok(Object.values(scores).includes(0.1), JSON.stringify(res.candidates));
     for (const k of ['encode', 'search', 'match']) assert.equal(typeof res.timings_ms[k], 'number');
     assert.deepEqual(encSeen.bodies.at(-1), { relative_path: 'a.png', orientations: 'all' });
   });
