@@ -19,7 +19,10 @@ import sharp from 'sharp';
 import { MatchingConfig } from '@doppel/schemas';
 import { createLogger, loadConfig, Registry, serve } from '@doppel/service-kit';
 import { postJson } from './post-json.http.js';
-import { createApp, cv, decodeImage, extractCandidateFeatures, extractFeatures, inliersFor, verifyPass, verifySift, WorkerPool, type CandidateFeatures, type Features, type GreyImage } from '@doppel/instance-matching';
+import {
+  createApp, cv, decodeImage, extractAdaptive, extractCandidateFeatures, extractionOf, inliersFor, verifyPass, verifySift, WorkerPool,
+  type CandidateFeatures, type Features, type GreyImage,
+} from '@doppel/instance-matching';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
 const config = loadConfig(MatchingConfig, { ...process.env, LOG_LEVEL: 'silent', SOURCE_DIR: path.join(dev, 'queries'), TARGET_DIR: path.join(dev, 'index') });
@@ -55,14 +58,14 @@ const extractMs: number[] = [];
 const target = new Map<string, Features>();
 for (const f of index) {
   const t = performance.now();
-  target.set(f, extractFeatures(grey.get(f)!, config.MAX_KEYPOINTS));
+  target.set(f, extractAdaptive(grey.get(f)!, extractionOf(config)));
   extractMs.push(performance.now() - t);
 }
 const candMs: number[] = [];
 const cand = new Map<string, CandidateFeatures>();
 for (const [qn] of chosen) {
   const t = performance.now();
-  cand.set(qn, extractCandidateFeatures(grey.get(qn)!, config.MAX_KEYPOINTS));
+  cand.set(qn, extractCandidateFeatures(grey.get(qn)!, extractionOf(config)));
   candMs.push(performance.now() - t);
 }
 const kp = [...target.values()].map((f) => f.count);
@@ -154,7 +157,7 @@ console.log(`   per-pair Node/python (knnMatch), matching: ${pairRatio(acc.m1, a
 console.log(`   per-pair Node/python (knnMatch), non-matching: ${pairRatio(acc.n1, acc.pyN, nonMatching.length)}`);
 
 // 4. Requests/s of a 10-neighbour /match.
-const pool = new WorkerPool({ size: config.NB_WORKERS, queueLimit: config.QUEUE_LIMIT, sharedEntries: config.WORKER_CACHE_ENTRIES });
+const pool = WorkerPool.fromConfig(config);
 const logger = createLogger('bench', 'silent');
 const { app } = createApp({ config, registry: new Registry(), logger, pool });
 const srv = await serve(app, { port: 0, host: '127.0.0.1', logger });

@@ -2,6 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { CommonConfigProps, Envelope, PageQueryProps, ItemError, RelativePath, Score, schemaId } from './common.schemas.js';
 import { ImageSourceProps, exactlyOneImageSource } from './encoder.schemas.js';
 import { MAX_NEIGHBORS } from './search.schemas.js';
+import { MatchReason } from './matching.schemas.js';
 
 export const DuplicatesRequest = Type.Object(
   {
@@ -33,6 +34,9 @@ export const ConfirmedDuplicate = Type.Object({
   // [x, y] pairs as plain arrays: TypeBox tuples emit draft-07 `items` arrays, which the
   // 2020-12 ajv refuses to compile.
   region: Type.Optional(Type.Array(Type.Array(Type.Number(), { minItems: 2, maxItems: 2 }), { minItems: 4, maxItems: 4 })),
+  /** From instance-matching: the duplicate's corners in the query, and whether it fills only part of it. */
+  query_region: Type.Optional(Type.Array(Type.Array(Type.Number(), { minItems: 2, maxItems: 2 }), { minItems: 4, maxItems: 4 })),
+  partial: Type.Optional(Type.Boolean()),
 });
 export type ConfirmedDuplicate = Static<typeof ConfirmedDuplicate>;
 
@@ -42,6 +46,8 @@ export const DuplicatesResponse = Envelope(
     duplicated: Type.Array(ConfirmedDuplicate),
     candidates: Type.Array(Candidate),
     timings_ms: Type.Object({ encode: Type.Number(), search: Type.Number(), match: Type.Number() }),
+    /** From instance-matching: why the query declares nothing (it is almost flat). */
+    reason: Type.Optional(MatchReason),
   }),
 );
 export type DuplicatesResponse = Static<typeof DuplicatesResponse>;

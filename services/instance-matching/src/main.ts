@@ -6,7 +6,7 @@ import { WorkerPool } from './worker.pool.js';
 await runMain(SERVICE_NAME, async () => {
   const config = loadConfig(MatchingConfig, process.env);
   const logger = createLogger(SERVICE_NAME, config.LOG_LEVEL);
-  const pool = new WorkerPool({ size: config.NB_WORKERS, queueLimit: config.QUEUE_LIMIT, sharedEntries: config.WORKER_CACHE_ENTRIES });
+  const pool = WorkerPool.fromConfig(config);
   const { app } = createApp({ config, registry: new Registry(), logger, pool });
   await serveMain(app, config, logger, () => pool.close());
 });

@@ -27,7 +27,7 @@ describe('prepared candidates (POST /prepare, then /match by candidate_handle)',
     const images = path.join(root, 'images');
     const config = loadConfig(MatchingConfig, { LOG_LEVEL: 'silent', SOURCE_DIR: images, TARGET_DIR: images, NB_WORKERS: '1', PREPARED_TTL_MS: String(TTL) });
     const logger = createLogger('instance-matching', 'silent');
-    const pool = new WorkerPool({ size: config.NB_WORKERS, queueLimit: config.QUEUE_LIMIT, sharedEntries: config.WORKER_CACHE_ENTRIES });
+    const pool = WorkerPool.fromConfig(config);
     const { app } = createApp({ config, registry: new Registry(), logger, pool, clock: { now: () => now } });
     srv = await serve(app, { port: 0, host: '127.0.0.1', logger, onShutdown: () => pool.close() });
     base = `http://127.0.0.1:${srv.port}`;

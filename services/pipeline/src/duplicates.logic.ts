@@ -82,6 +82,7 @@ export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesReques
 
   t = performance.now();
   let duplicated: DuplicatesResult['duplicated'] = [];
+  let reason: DuplicatesResult['reason'];
   let verified: Candidate[] = candidates;
   if (candidates.length > 0) {
     // Ids added through POST /images are verified against where their bytes are kept.
@@ -99,12 +100,15 @@ export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesReques
       ...(searchScore.has(d.relative_path) ? { search_score: searchScore.get(d.relative_path)! } : {}),
       ...(d.method ? { method: d.method } : {}),
       ...(d.region ? { region: d.region } : {}),
+      ...(d.query_region ? { query_region: d.query_region } : {}),
+      ...(d.partial !== undefined ? { partial: d.partial } : {}),
     })).sort((a, b) => b.score - a.score);
+    reason = matched.reason;
     // Every candidate's verification score, rejected ones too: a precision/recall curve over
     // the match threshold needs no re-run (doppel eval).
     const scores = new Map(matched.checked.map((c) => [c.relative_path, c.score]));
     verified = candidates.map((c) => (scores.has(c.relative_path) ? { ...c, verification_score: scores.get(c.relative_path)! } : c));
   }
   const matchMs = ms(t);
-  return { duplicated, candidates: verified, timings_ms: { encode: encodeMs, search: searchMs, match: matchMs } };
+  return { duplicated, candidates: verified, timings_ms: { encode: encodeMs, search: searchMs, match: matchMs }, ...(reason ? { reason } : {}) };
 }
