@@ -179,6 +179,10 @@ if (process.argv[2] === 'encode') {
     'trim-regions-gem': { index: [part('cc-trim', all, 'gem')], query: [part('cc-trim', whole, 'gem')] },
     'trim-regions-whole': { index: [part('cc-trim', all), part('whole-trim', all)], query: [part('cc-trim', whole)] },
     'trim-whole-regions': { index: [part('cc-trim', whole), part('whole-trim', all)], query: [part('cc-trim', whole)] },
+    whole: { index: [part('whole', whole)], query: [part('whole', whole)] },
+    'whole-regions': { index: [part('whole', all)], query: [part('whole', whole)] },
+    'whole-trim-regions': { index: [part('whole-trim', all)], query: [part('whole-trim', whole)] },
+    'cc-regions+whole-regions': { index: [part('cc', all), part('whole', all)], query: [part('cc', whole)] },
     'trim-regions-q2': { index: [part('cc-trim', all)], query: [part('cc-trim', whole), part('cc', whole)] },
   } as const;
   const names = (process.env.VARIANTS ?? Object.keys(catalogue).join(',')).split(',') as Array<keyof typeof catalogue>;

@@ -69,6 +69,9 @@ export async function rankTrue(ctx: Ctx, v: Variant, nDistractors: number) {
   const nw = ctx.windows.length;
   const indexSets = await Promise.all(v.index.map((p) => load(ctx, 'index', p.prep, 1)));
   const distSets = nDistractors > 0 ? await Promise.all(v.index.map((p) => load(ctx, 'distractors', p.prep, 1))) : [];
+  for (const d of distSets) {
+    if (d.files.slice(0, nDistractors).join('\n') !== distSets[0]!.files.slice(0, nDistractors).join('\n')) throw new Error(`${v.name}: the cached distractor sets hold different files (re-encode them together)`);
+  }
   const querySets = await Promise.all(v.query.map((p) => load(ctx, 'queries', p.prep, v.queryOrient)));
   const queries = querySets[0]!.files;
   const indexFiles = indexSets[0]!.files;

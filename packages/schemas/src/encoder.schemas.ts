@@ -24,6 +24,8 @@ const EncodeItemProps = {
   request_id: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
   ...ImageSourceProps,
   orientations: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('all')])),
+  /** Also return the fingerprints of the image's regions (REGIONS on the encoder), to index them. */
+  regions: Type.Optional(Type.Boolean()),
 };
 
 export const EncodeRequest = Type.Object(EncodeItemProps, {
@@ -45,6 +47,8 @@ export const EncodeResult = Type.Object({
   dimension: Type.Integer({ minimum: 1 }),
   model: Type.String(),
   orientations: Type.Optional(Type.Array(OrientationFingerprint)),
+  /** Fingerprints of regions of the (unrotated) image, when asked and the encoder has REGIONS. */
+  regions: Type.Optional(Type.Array(Fingerprint)),
 });
 export type EncodeResult = Static<typeof EncodeResult>;
 
@@ -101,6 +105,9 @@ export const EncoderConfig = Type.Object(
     FEATURE_TENSOR: Type.String({ default: '', description: 'Tensor to pool into the fingerprint; found automatically when empty.' }),
     INPUT_SIZE: Type.Integer({ minimum: 0, maximum: 2048, default: 0, description: 'Model input side; read from the model when 0.' }),
     RESIZE_MODE: Type.Union([Type.Literal('whole'), Type.Literal('center-crop')], { default: 'center-crop', description: 'center-crop: largest centred square (measured better recall, see the encoder README); whole: squash the whole image.' }),
+    TRIM_BORDERS: Type.Boolean({ default: false, description: 'Cut uniform borders, bars and app frames off before resizing. Off: it lowered candidate recall on dev v3 with distractors (bench/encoder/candidates.bench.ts, encoder README).' }),
+    REGIONS: Type.Union([Type.Literal('none'), Type.Literal('rmac')], { default: 'rmac', description: 'rmac: also pool 13 regions of the feature map (R-MAC grid, levels 2 and 3) for indexing, so a crop meets its region.' }),
+    POOLING: Type.Union([Type.Literal('gap'), Type.Literal('gem')], { default: 'gap', description: 'Pooling of the feature map: average, or generalised mean (p = 3).' }),
     NB_WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'Inference worker threads.' }),
     INTRA_OP_THREADS: Type.Integer({ minimum: 1, maximum: 64, default: 2, description: 'onnxruntime intra-op threads per worker (NB_WORKERS x this should fit the cores).' }),
     MAX_BATCH: Type.Integer({ minimum: 1, maximum: 256, default: 16, description: 'Largest micro-batch per session.run.' }),

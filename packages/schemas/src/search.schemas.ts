@@ -9,6 +9,8 @@ export const MAX_DELETE_ITEMS = 10000;
 export const MAX_METADATA_BYTES = 16 * 1024;
 /** Nesting depth cap of metadata: serialising and storing it must never exhaust the stack. */
 export const MAX_METADATA_DEPTH = 32;
+/** Regional fingerprints per image (the encoder's R-MAC grid has 13). */
+export const MAX_REGIONS = 16;
 
 const Vector = Type.Array(Type.Number(), { minItems: 1, maxItems: MAX_DIMENSION });
 
@@ -23,9 +25,13 @@ export const SearchRequest = Type.Object(
 );
 export type SearchRequest = Static<typeof SearchRequest>;
 
+/** Set when a region of the image scored best (its index in the image's `regions`), absent for the whole image. */
+const RegionIndex = Type.Optional(Type.Integer({ minimum: 0 }));
+
 export const Neighbor = Type.Object({
   relative_path: Type.String(),
   score: Score,
+  region: RegionIndex,
   metadata: Type.Optional(Metadata),
 });
 export type Neighbor = Static<typeof Neighbor>;
@@ -55,6 +61,7 @@ export const BatchNeighbor = Type.Object({
   score: Score,
   /** Index (in `queries`) of the vector that scored best for this path. */
   query: Type.Integer({ minimum: 0 }),
+  region: RegionIndex,
   metadata: Type.Optional(Metadata),
 });
 export type BatchNeighbor = Static<typeof BatchNeighbor>;
@@ -64,7 +71,13 @@ export const SearchBatchResponse = Envelope('search/search-batch-response', Type
 export type SearchBatchResponse = Static<typeof SearchBatchResponse>;
 
 export const VectorItem = Type.Object(
-  { relative_path: RelativePath, vec_features: Vector, metadata: Type.Optional(Metadata) },
+  {
+    relative_path: RelativePath,
+    vec_features: Vector,
+    metadata: Type.Optional(Metadata),
+    /** Fingerprints of regions of the image: stored, replaced and deleted with it; a search scores the image by its best one. */
+    regions: Type.Optional(Type.Array(Vector, { maxItems: MAX_REGIONS })),
+  },
   { additionalProperties: false },
 );
 export type VectorItem = Static<typeof VectorItem>;
@@ -138,6 +151,8 @@ export const StatsResponse = Envelope(
     deleted_slots: Type.Integer(),
     /** Deleted paths remembered so a JSONL seed cannot resurrect them. */
     tombstones: Type.Integer(),
+    /** Regional fingerprints stored beside the images' own. */
+    region_vectors: Type.Optional(Type.Integer()),
     ready: Type.Boolean(),
     /** Which store answers: the embedded hnswlib index or PostgreSQL + pgvector. */
     backend: Type.Optional(Type.Union([Type.Literal('hnswlib'), Type.Literal('pgvector')])),

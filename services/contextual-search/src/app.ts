@@ -3,6 +3,7 @@ import type { Express } from 'express';
 import { admissionFromConfig, createServiceApp, type Logger, type Registry } from '@doppel/service-kit';
 import type { SearchConfig } from '@doppel/schemas';
 import { Collection } from './collection.service.js';
+import { ImageIndex } from './image-index.service.js';
 import { HnswlibBackend } from './hnswlib.backend.js';
 import { PgvectorBackend } from './pgvector.backend.js';
 import { createSearchMetrics, type SearchMetrics } from './search.metrics.js';
@@ -21,13 +22,16 @@ export const SERVICE_NAME = 'contextual-search';
 /** Where snapshots and the WAL live: DATA_DIR, or LOCATION/.index (skipped by the JSONL scan). */
 export const dataDirOf = (config: SearchConfig): string => config.DATA_DIR || join(config.LOCATION, '.index');
 
+/** Where a collection lives: the images' (the defaults) or their regions' (beside them). */
+export interface StorePlace { dataDir?: string; location?: string; table?: string }
+
 /** SEARCH_BACKEND picks the store; both get the same parameters from the same variables. */
-export function createBackend(config: SearchConfig, logger: Logger, metrics: SearchMetrics): VectorBackend {
+export function createBackend(config: SearchConfig, logger: Logger, metrics: SearchMetrics, place: StorePlace = {}): VectorBackend {
   const params = { M: config.HNSW_M, efConstruction: config.HNSW_EF_CONSTRUCTION, efSearch: config.HNSW_EF_SEARCH };
   if (config.SEARCH_BACKEND === 'pgvector') {
     return new PgvectorBackend({
       url: config.DATABASE_URL,
-      table: config.DATABASE_TABLE,
+      table: place.table ?? config.DATABASE_TABLE,
       poolSize: config.DATABASE_POOL_SIZE,
       dimension: config.DIMENSION,
       distance: config.DISTANCE_TYPE,
@@ -36,8 +40,8 @@ export function createBackend(config: SearchConfig, logger: Logger, metrics: Sea
     });
   }
   return new HnswlibBackend({
-    dataDir: dataDirOf(config),
-    location: config.LOCATION,
+    dataDir: place.dataDir ?? dataDirOf(config),
+    location: place.location ?? config.LOCATION,
     batchSize: config.BATCH_SIZE,
     dimension: config.DIMENSION,
     distance: config.DISTANCE_TYPE,
@@ -54,13 +58,22 @@ export function createBackend(config: SearchConfig, logger: Logger, metrics: Sea
 }
 
 /**
- * Builds the app (never listens) and its collection, not yet opened: the caller serves
- * the app, then awaits collection.open(); /readyz is 503 until that finishes.
+ * Builds the app (never listens) and its index (the images' collection and their regions'),
+ * not yet opened: the caller serves the app, then awaits index.open(); /readyz is 503
+ * until that finishes.
  */
-export function createApp(deps: AppDeps): { app: Express; collection: Collection } {
+export function createApp(deps: AppDeps): { app: Express; collection: Collection; index: ImageIndex } {
   const { config } = deps;
-  const backend = createBackend(config, deps.logger, createSearchMetrics(deps.registry));
-  const collection = new Collection(backend, { dimension: config.DIMENSION, distance: config.DISTANCE_TYPE, efSearch: config.HNSW_EF_SEARCH });
+  const opts = { dimension: config.DIMENSION, distance: config.DISTANCE_TYPE, efSearch: config.HNSW_EF_SEARCH };
+  const collection = new Collection(createBackend(config, deps.logger, createSearchMetrics(deps.registry)), opts);
+  // Regional fingerprints live in a store of their own beside the images': a folder inside
+  // DATA_DIR (same volume, own WAL and snapshots, no JSONL seed: its LOCATION is itself),
+  // or a second table.
+  const regionsDir = join(dataDirOf(config), 'regions');
+  const regions = new Collection(createBackend(config, deps.logger, createSearchMetrics(deps.registry, 'search_regions'), {
+    dataDir: regionsDir, location: regionsDir, table: `${config.DATABASE_TABLE}_regions`,
+  }), opts);
+  const index = new ImageIndex(collection, regions, { dimension: config.DIMENSION, distance: config.DISTANCE_TYPE });
   // hnswlib searches run synchronously on the main thread: one at a time, one per loop
   // turn, so /healthz and sockets are served between them. pgvector waits on the
   // database, so a few may be in flight.
@@ -71,11 +84,11 @@ export function createApp(deps: AppDeps): { app: Express; collection: Collection
     registry: deps.registry,
     logger: deps.logger,
     docs: [...searchDocs, ...vectorsDocs],
-    readiness: { index: () => collection.readiness() },
+    readiness: { index: () => index.readiness() },
     routes: (a) => {
-      searchRoutes(a, collection, admission);
-      vectorsRoutes(a, collection, config.DIMENSION);
+      searchRoutes(a, index, admission);
+      vectorsRoutes(a, index, config.DIMENSION);
     },
   });
-  return { app, collection };
+  return { app, collection, index };
 }

@@ -5,8 +5,8 @@ import { createApp, SERVICE_NAME } from './app.js';
 await runMain(SERVICE_NAME, async () => {
   const config = loadConfig(SearchConfig, process.env);
   const logger = createLogger(SERVICE_NAME, config.LOG_LEVEL);
-  const { app, collection } = createApp({ config, registry: new Registry(), logger });
+  const { app, index } = createApp({ config, registry: new Registry(), logger });
   // Listen first so /healthz and /readyz answer while the index loads.
-  await serveMain(app, config, logger, () => collection.close());
-  await collection.open();
+  await serveMain(app, config, logger, () => index.close());
+  await index.open();
 });

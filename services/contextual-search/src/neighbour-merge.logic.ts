@@ -6,12 +6,18 @@ import type { BatchNeighbor, Neighbor } from '@doppel/schemas';
  * tie), best first (ties by path, so the order is deterministic). Shared by every search
  * that asks more than one vector, whatever backend answered the single searches.
  */
-export function mergeByImage(lists: Neighbor[][], limit = Infinity): BatchNeighbor[] {
+export function mergeByImage(lists: Array<Array<Neighbor | BatchNeighbor>>, limit = Infinity): BatchNeighbor[] {
   const best = new Map<string, BatchNeighbor>();
   lists.forEach((neighbors, query) => {
     for (const n of neighbors) {
       const prev = best.get(n.relative_path);
-      if (!prev || n.score > prev.score) best.set(n.relative_path, { ...n, query });
+      if (!prev || n.score > prev.score) {
+        // A region hit carries no metadata: keep the image's from its whole-image hit.
+        const metadata = n.metadata ?? prev?.metadata;
+        best.set(n.relative_path, { ...n, query, ...(metadata ? { metadata } : {}) });
+      } else if (!prev.metadata && n.metadata) {
+        prev.metadata = n.metadata;
+      }
     }
   });
   return [...best.values()]

@@ -317,7 +317,7 @@ describe('contextual-search: query ef and loading state', () => {
     const dir = await tempDir();
     const config = loadConfig(SearchConfig, { LOCATION: dir, DIMENSION: '4', LOG_LEVEL: 'silent' });
     const logger = createLogger('contextual-search', 'silent');
-    const { app, collection } = createApp({ config, registry: new Registry(), logger });
+    const { app, index } = createApp({ config, registry: new Registry(), logger });
     const srv = await serve(app, { port: 0, host: '127.0.0.1', logger });
     const base = `http://127.0.0.1:${srv.port}`;
     try {
@@ -326,11 +326,11 @@ describe('contextual-search: query ef and loading state', () => {
       assert.match(ready.body.error_message, /index/);
       assert.equal((await search(base, [1, 0, 0, 0], 1)).status, 503);
       assert.equal((await upsert(base, [{ relative_path: 'x', vec_features: [1, 0, 0, 0] }])).status, 503);
-      await collection.open();
+      await index.open();
       assert.equal((await call(base, 'GET', '/readyz')).status, 200);
     } finally {
       await srv.close();
-      await collection.close();
+      await index.close();
       await removeDir(dir);
     }
   });

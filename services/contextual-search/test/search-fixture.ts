@@ -32,13 +32,13 @@ export const removeDir = (dir: string): Promise<void> => rm(dir, { recursive: tr
 export async function start(dir: string, env: Record<string, string> = {}): Promise<Running> {
   const config = loadConfig(SearchConfig, { LOCATION: dir, DIMENSION: '4', LOG_LEVEL: 'silent', SNAPSHOT_INTERVAL_MS: '0', ...env });
   const logger = createLogger('contextual-search', config.LOG_LEVEL);
-  const { app, collection } = createApp({ config, registry: new Registry(), logger });
+  const { app, collection, index } = createApp({ config, registry: new Registry(), logger });
   const srv = await serve(app, { port: 0, host: '127.0.0.1', logger });
   try {
-    await collection.open();
+    await index.open();
   } catch (err) {
     await srv.close();
-    await collection.close();
+    await index.close();
     throw err;
   }
   return {
@@ -50,7 +50,7 @@ export async function start(dir: string, env: Record<string, string> = {}): Prom
     },
     close: async () => {
       await srv.close();
-      await collection.close();
+      await index.close();
     },
     abandon: () => srv.close(),
   };

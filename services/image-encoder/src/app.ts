@@ -39,7 +39,7 @@ export function createApp(deps: AppDeps): Express {
     model,
     metrics,
     sources: { imagesRoot: realRoot(config.IMAGES_ROOT), maxImageBytes: config.MAX_IMAGE_BYTES, urls: deps.urls },
-    preprocess: { size: model.inputSize, mode: config.RESIZE_MODE, maxPixels: config.MAX_PIXELS },
+    preprocess: { size: model.inputSize, mode: config.RESIZE_MODE, maxPixels: config.MAX_PIXELS, trim: config.TRIM_BORDERS },
     decodeConcurrency: config.DECODE_CONCURRENCY,
   };
   // Enough requests at once to fill a micro-batch on every worker while the next ones decode.

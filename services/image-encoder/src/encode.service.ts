@@ -14,7 +14,7 @@ export interface EncodeDeps {
   decodeConcurrency: number;
 }
 
-export type EncodeInput = ImageSource & Pick<EncodeRequest, 'request_id' | 'orientations'>;
+export type EncodeInput = ImageSource & Pick<EncodeRequest, 'request_id' | 'orientations' | 'regions'>;
 
 /** An image decoded and resized to the model input, ready for inference. */
 interface Prepared {
@@ -30,16 +30,33 @@ async function prepare(input: EncodeInput, deps: EncodeDeps): Promise<Prepared> 
 /** The 8 orientations are one job, so they share one session.run. */
 const infer = (p: Prepared, deps: EncodeDeps) => deps.model.infer(p.pixels, p.input.orientations === 'all');
 
+/**
+ * The unit vectors of one fingerprint row: the whole image, then its regions (one row
+ * holds model.vectors of them, scaled together by the row's normalisation).
+ */
+export function regionalVectors(row: Float32Array, dimension: number): number[][] {
+  const out: number[][] = [];
+  for (let off = 0; off < row.length; off += dimension) {
+    let ss = 0;
+    for (let i = off; i < off + dimension; i++) ss += row[i]! * row[i]!;
+    const inv = ss > 0 ? 1 / Math.sqrt(ss) : 0;
+    out.push(Array.from(row.subarray(off, off + dimension), (v) => v * inv));
+  }
+  return out;
+}
+
 function toResult(p: Prepared, fingerprints: Float32Array[], requestId: number, model: EncoderModel): EncodeResult {
+  const whole = (row: Float32Array) => (model.vectors === 1 ? Array.from(row) : regionalVectors(row.subarray(0, model.dimension), model.dimension)[0]!);
   const result: EncodeResult = {
     request_id: requestId,
-    fingerprint: Array.from(fingerprints[0]!),
+    fingerprint: whole(fingerprints[0]!),
     dimension: model.dimension,
     model: model.name,
   };
   if (p.input.orientations === 'all') {
-    result.orientations = ORIENTATION_NAMES.map((name, i) => ({ name, fingerprint: Array.from(fingerprints[i]!) }));
+    result.orientations = ORIENTATION_NAMES.map((name, i) => ({ name, fingerprint: whole(fingerprints[i]!) }));
   }
+  if (p.input.regions) result.regions = regionalVectors(fingerprints[0]!, model.dimension).slice(1);
   return result;
 }
 

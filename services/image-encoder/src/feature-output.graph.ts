@@ -1,4 +1,4 @@
-import { ModelProtoType, ONNX_FLOAT, decodeModel, type OnnxGraph, type OnnxNode } from './onnx-proto.schema.js';
+import { ModelProtoType, ONNX_FLOAT, ONNX_INT64, decodeModel, type OnnxGraph, type OnnxNode, type OnnxTensor } from './onnx-proto.schema.js';
 
 export interface ModelLayout {
   inputName: string;
@@ -135,4 +135,93 @@ export function exposeFeature(bytes: Uint8Array, tensor: string, pool: boolean, 
   out.set(bytes, 0);
   out.set(fragment, bytes.length);
   return { bytes: out, output };
+}
+
+/** [top, left, bottom, right] as fractions of the feature map. */
+export type Window = readonly [number, number, number, number];
+
+/**
+ * R-MAC's grid (Tolias et al. 2016) for a square map: level l has l x l windows of side
+ * 2/(l+1), evenly spaced. Levels 2 and 3 give 4 windows of 2/3 and 9 of 1/2 of the side:
+ * a crop keeping a quarter to a half of each side meets one of them.
+ */
+export function rmacWindows(levels: readonly number[] = [2, 3]): Window[] {
+  const out: Window[] = [];
+  for (const l of levels) {
+    const side = 2 / (l + 1);
+    const starts = Array.from({ length: l }, (_, i) => (l === 1 ? 0 : (i * (1 - side)) / (l - 1)));
+    for (const y of starts) for (const x of starts) out.push([y, x, y + side, x + side]);
+  }
+  return out;
+}
+
+export type Pooling = 'gap' | 'gem';
+export const REGIONAL_OUTPUT = 'doppel_regional';
+/** GeM exponent: 3 is the usual choice for ReLU maps (Radenovic et al.). */
+const GEM_P = 3;
+
+/**
+ * The map a fingerprint tensor was pooled from: through Flatten/Reshape/Squeeze back to a
+ * GlobalAveragePool/ReduceMean, whose input is the map. A tensor with no pooling before
+ * it is taken to be the map itself.
+ */
+export function featureMapOf(bytes: Uint8Array, tensor: string): string {
+  const graph = decodeModel(bytes).graph;
+  if (!graph) throw new ModelLayoutError('the file holds no ONNX graph');
+  const weights = new Set((graph.initializer ?? []).map((t) => t.name));
+  const byOutput = producers(graph);
+  let cur = tensor;
+  for (let steps = 0; steps < 8; steps++) {
+    const node = byOutput.get(cur);
+    const act = node && activationInput(node, weights);
+    if (!node || act === undefined) break;
+    if (node.op_type === 'GlobalAveragePool' || node.op_type === 'ReduceMean') return act;
+    if (!['Flatten', 'Reshape', 'Squeeze', 'Identity'].includes(node.op_type)) break;
+    cur = act;
+  }
+  return tensor;
+}
+
+/**
+ * Appends the pooling of the whole map and of each window (average, or GeM), each
+ * L2-normalised, concatenated into `doppel_regional` = [N, (1 + windows) * C]. Window
+ * bounds are computed in the graph from the map's shape (floor of the start, ceiling of
+ * the end), so any input size works; one forward pass gives every regional vector.
+ */
+export function exposeRegional(bytes: Uint8Array, map: string, windows: readonly Window[], pooling: Pooling): Uint8Array {
+  const node: OnnxNode[] = [];
+  const initializer: OnnxTensor[] = [];
+  const p = 'doppel_r';
+  const ints = (name: string, v: number[]) => { initializer.push({ name, dims: [v.length], data_type: ONNX_INT64, int64_data: v }); return name; };
+  const floats = (name: string, v: number[], dims = [v.length]) => { initializer.push({ name, dims, data_type: ONNX_FLOAT, float_data: v }); return name; };
+  const op = (op_type: string, input: string[], out: string, attribute: OnnxNode['attribute'] = []) => {
+    node.push({ op_type, name: out, input, output: [out], attribute });
+    return out;
+  };
+  const INT = 2;
+  const toType = (t: number) => [{ name: 'to', type: INT, i: t }];
+  const src = pooling === 'gem' ? op('Pow', [map, floats(`${p}_p`, [GEM_P], [])], `${p}_pow`) : map;
+  const hw = op('Cast', [op('Gather', [op('Shape', [map], `${p}_shape`), ints(`${p}_hw_idx`, [2, 3])], `${p}_hw`, [{ name: 'axis', type: INT, i: 0 }])], `${p}_hwf`, toType(ONNX_FLOAT));
+  const axes = ints(`${p}_axes`, [2, 3]);
+  const vector = (x: string, name: string) => {
+    let v = op('GlobalAveragePool', [x], `${name}_gap`);
+    if (pooling === 'gem') v = op('Pow', [v, floats(`${name}_inv_p`, [1 / GEM_P], [])], `${name}_root`);
+    v = op('Flatten', [v], `${name}_flat`, [{ name: 'axis', type: INT, i: 1 }]);
+    return op('LpNormalization', [v], `${name}_norm`, [{ name: 'axis', type: INT, i: 1 }, { name: 'p', type: INT, i: 2 }]);
+  };
+  const parts = [vector(src, `${p}_whole`)];
+  windows.forEach(([t, l, b, r], i) => {
+    const w = `${p}_w${i}`;
+    const start = op('Cast', [op('Floor', [op('Mul', [hw, floats(`${w}_s`, [t, l])], `${w}_sm`)], `${w}_sf`)], `${w}_start`, toType(ONNX_INT64));
+    const end = op('Cast', [op('Ceil', [op('Mul', [hw, floats(`${w}_e`, [b, r])], `${w}_em`)], `${w}_ec`)], `${w}_end`, toType(ONNX_INT64));
+    parts.push(vector(op('Slice', [src, start, end, axes], `${w}_slice`), w));
+  });
+  op('Concat', parts, REGIONAL_OUTPUT, [{ name: 'axis', type: INT, i: 1 }]);
+  const fragment = ModelProtoType.encode(ModelProtoType.fromObject({
+    graph: { node, initializer, output: [{ name: REGIONAL_OUTPUT, type: { tensor_type: { elem_type: ONNX_FLOAT } } }] },
+  })).finish();
+  const out = new Uint8Array(bytes.length + fragment.length);
+  out.set(bytes, 0);
+  out.set(fragment, bytes.length);
+  return out;
 }

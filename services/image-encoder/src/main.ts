@@ -4,6 +4,7 @@ import { EncoderConfig } from '@doppel/schemas';
 import { Registry, createLogger, loadConfig, runMain, serveMain } from '@doppel/service-kit';
 import { createApp } from './app.js';
 import { loadOnnxModel } from './onnx.model.js';
+import { rmacWindows } from './feature-output.graph.js';
 import { modelPathFrom } from './model-path.config.js';
 import { createUrlFetcher } from '@doppel/service-kit';
 
@@ -31,6 +32,8 @@ await runMain('image-encoder', async () => {
     maxBatch: config.MAX_BATCH,
     batchWindowMs: config.BATCH_WINDOW_MS,
     queueLimit: config.QUEUE_LIMIT,
+    regions: config.REGIONS === 'rmac' ? rmacWindows() : [],
+    pooling: config.POOLING,
   });
   logger.info({ model: modelPath, precision: config.MODEL_PRECISION, dimension: model.dimension, input: model.inputSize, feature: model.layout.featureTensor, why: model.layout.reason }, 'model loaded');
   const urls = createUrlFetcher({

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { AppError } from '@doppel/service-kit';
-import { inspectModel, type ModelLayout } from './feature-output.graph.js';
+import { REGIONAL_OUTPUT, exposeRegional, featureMapOf, inspectModel, type ModelLayout, type Pooling, type Window } from './feature-output.graph.js';
 import { ModelFileError, WorkerPool, type WorkerInit } from './inference-worker.pool.js';
 import { MicroBatchQueue, type ModelObserver } from './micro-batch.queue.js';
 import { modelMetadata } from './qdq-quantize.graph.js';
@@ -25,6 +25,10 @@ export interface ModelOptions {
   maxBatch?: number;
   batchWindowMs?: number;
   queueLimit?: number;
+  /** Windows of the feature map pooled besides the whole map (regional fingerprints); none by default. */
+  regions?: readonly Window[];
+  /** How the map is pooled into a vector: average (default) or generalised mean. */
+  pooling?: Pooling;
 }
 
 /** The model runtime as the rest of the service sees it. */
@@ -32,6 +36,12 @@ export interface EncoderModel {
   /** File name of the model, reported with each fingerprint. */
   readonly name: string;
   readonly dimension: number;
+  /**
+   * Vectors per image: 1, or 1 + the regions. Each fingerprint row returned by infer() is
+   * then `vectors` unit vectors of `dimension` back to back (whole image first), scaled
+   * together by the row normalisation: split and renormalise them (regionalVectors()).
+   */
+  readonly vectors: number;
   readonly inputSize: number;
   readonly layout: ModelLayout;
   /** Images waiting for a worker. */
@@ -67,12 +77,20 @@ async function readModelBytes(path: string, sha256: string | undefined): Promise
 
 /** Reads and checks the model file; returns what a worker needs to open it. */
 async function prepareInit(opts: ModelOptions): Promise<{ init: WorkerInit; layout: ModelLayout }> {
-  const bytes = await readModelBytes(opts.path, opts.sha256);
+  let bytes = await readModelBytes(opts.path, opts.sha256);
   let layout: ModelLayout;
   try {
     layout = inspectModel(bytes, opts.featureTensor ?? '');
   } catch (e) {
     throw new ModelFileError(`model ${opts.path}: ${(e as Error).message}`);
+  }
+  const windows = opts.regions ?? [];
+  if (windows.length > 0 || opts.pooling === 'gem') {
+    // Pooled in the graph (feature-output.graph.ts): the worker sees one 2-D output.
+    const map = featureMapOf(bytes, layout.featureTensor);
+    const pooling = opts.pooling ?? 'gap';
+    bytes = exposeRegional(bytes, map, windows, pooling);
+    layout = { ...layout, featureTensor: REGIONAL_OUTPUT, isGraphOutput: true, reason: `${layout.reason}; ${pooling} pooling of ${map} over the whole map and ${windows.length} regions` };
   }
   if (layout.channels !== undefined && layout.channels !== 3) throw new ModelFileError(`model ${opts.path} wants ${layout.channels} input channels, not 3 (RGB)`);
   const inputSize = opts.inputSize || layout.inputSize || 224;
@@ -103,9 +121,12 @@ export async function loadOnnxModel(opts: ModelOptions): Promise<EncoderModel> {
   const pool = await WorkerPool.start(init, opts.workers ?? 1, () => queue.schedule());
   queue.bind(pool);
   let closed = false;
+  const vectors = 1 + (opts.regions?.length ?? 0);
+  if (pool.dimension % vectors !== 0) throw new ModelFileError(`model ${opts.path}: regional output of ${pool.dimension} values is not ${vectors} vectors`);
   return {
     name: basename(opts.path),
-    dimension: pool.dimension,
+    dimension: pool.dimension / vectors,
+    vectors,
     inputSize: init.inputSize,
     layout,
     get queueDepth() { return queue.depth; },

@@ -9,6 +9,7 @@ import { createApp } from '../src/app.js';
 import { loadOnnxModel, type EncoderModel } from '../src/onnx.model.js';
 import { createUrlFetcher } from '@doppel/service-kit';
 import { ensureTestModel } from '../src/testing.js';
+import { rmacWindows } from '../src/feature-output.graph.js';
 
 export interface TestEncoder {
   base: string;
@@ -22,6 +23,7 @@ export async function startEncoder(env: Record<string, string> = {}, modelPath =
     path: config.MODEL_PATH, featureTensor: config.FEATURE_TENSOR, inputSize: config.INPUT_SIZE,
     workers: config.NB_WORKERS, intraOpThreads: 1, maxBatch: config.MAX_BATCH,
     batchWindowMs: config.BATCH_WINDOW_MS, queueLimit: config.QUEUE_LIMIT,
+    regions: config.REGIONS === 'rmac' ? rmacWindows() : [], pooling: config.POOLING,
   });
   const urls = createUrlFetcher({
     timeoutMs: config.URL_TIMEOUT_MS, maxBytes: config.MAX_IMAGE_BYTES, maxRedirects: config.URL_MAX_REDIRECTS,

@@ -23,19 +23,20 @@ const failureOf = (relative_path: string, e: unknown): Failure => ({ relative_pa
 async function indexBatch(deps: IndexingDeps, batch: FileStamp[]): Promise<{ indexed: number; failed: Failure[] }> {
   const failed: Failure[] = [];
   const { results } = await deps.encoder.encodeBatch({
-    items: batch.map((f, i) => ({ request_id: i, relative_path: f.relative_path, orientations: 'none' as const })),
+    // Regions (when the encoder pools them) are indexed with the image, so a crop finds it.
+    items: batch.map((f, i) => ({ request_id: i, relative_path: f.relative_path, orientations: 'none' as const, regions: true })),
   });
-  const items: Array<{ file: FileStamp; vec: number[] }> = [];
+  const items: Array<{ file: FileStamp; vec: number[]; regions?: number[][] }> = [];
   for (const r of results) {
     const file = batch[r.request_id];
     if (!file) continue;
-    if ('fingerprint' in r) items.push({ file, vec: r.fingerprint });
+    if ('fingerprint' in r) items.push({ file, vec: r.fingerprint, ...(r.regions?.length ? { regions: r.regions } : {}) });
     else failed.push({ relative_path: file.relative_path, error_code: r.error_code, error_message: r.error_message, status: r.status });
   }
   if (items.length === 0) return { indexed: 0, failed };
   try {
     await deps.search.upsert({
-      items: items.map(({ file, vec }) => ({ relative_path: file.relative_path, vec_features: vec, metadata: stampMetadata(file) })),
+      items: items.map(({ file, vec, regions }) => ({ relative_path: file.relative_path, vec_features: vec, metadata: stampMetadata(file), ...(regions ? { regions } : {}) })),
     });
   } catch (e) {
     // A 4xx here (a dimension mismatch) concerns every item alike; outages stop the run.

@@ -119,11 +119,11 @@ describe('pipeline over HTTP', () => {
     encoderSrv = await start(standInEncoder(images, encSeen));
     const matchSrv = await start(standInMatcher(images, matchSeen));
     const searchConfig = loadConfig(SearchConfig, { LOCATION: join(root, 'embeddings'), DIMENSION: '4', SNAPSHOT_INTERVAL_MS: '0' });
-    const { app: searchApp, collection } = createSearchApp({ config: searchConfig, registry: new Registry(), logger });
+    const { app: searchApp, index } = createSearchApp({ config: searchConfig, registry: new Registry(), logger });
     const searchSrv = await start(searchApp);
-    await collection.open();
-    closeSearch = () => collection.close();
-    indexedPaths = async () => (await collection.list(0, 1000, false)).items.map((i: { relative_path: string }) => i.relative_path).sort();
+    await index.open();
+    closeSearch = () => index.close();
+    indexedPaths = async () => (await index.images.list(0, 1000, false)).items.map((i: { relative_path: string }) => i.relative_path).sort();
     const url = (s: RunningServer) => `http://127.0.0.1:${s.port}`;
     const pipelineWith = (allowPrivate: boolean) => createApp({
       config: { IMAGES_ROOT: images, NB_NEIGHBORS: 10, MIN_SCORE: 0, INDEX_BATCH_SIZE: 2, INDEX_CONCURRENCY: 2, MAX_IMAGE_BYTES: 1 << 20, API_STATE_DIR: '.doppel-api', COMPAT_ACCURACY: 0.5 },

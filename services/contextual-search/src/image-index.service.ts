@@ -1,0 +1,113 @@
+import { AppError } from '@doppel/service-kit';
+import { MAX_DELETE_ITEMS, MAX_REGIONS, MAX_UPSERT_ITEMS, type BatchNeighbor, type DeleteResponse, type Neighbor, type StatsResponse, type UpsertResponse, type VectorItem } from '@doppel/schemas';
+import type { Collection } from './collection.service.js';
+import { mergeByImage } from './neighbour-merge.logic.js';
+import { vectorProblem } from './vector.check.js';
+import type { Readiness } from './vector.backend.js';
+
+/** Keys of region entries are `<image path><SEP><region index>`; image paths may not contain it. */
+export const REGION_SEPARATOR = '\u001f';
+/**
+ * Region neighbours fetched per wanted image: an original's regions crowd the top of the
+ * list (a crop matches its own window and the overlapping ones), so k region hits can name
+ * far fewer than k images.
+ */
+export const REGION_FANOUT = 4;
+
+const regionKey = (path: string, i: number) => `${path}${REGION_SEPARATOR}${i}`;
+function imageOfKey(key: string): { path: string; region: number } {
+  const at = key.lastIndexOf(REGION_SEPARATOR);
+  return { path: key.slice(0, at), region: Number(key.slice(at + 1)) };
+}
+
+export interface ImageIndexOptions {
+  dimension: number;
+  distance: StatsResponse['response']['distance'];
+}
+
+/**
+ * Images with optional regional fingerprints, over two collections: `images` holds one
+ * vector per image (keyed by its path, with its metadata: what /vectors lists and counts),
+ * `regions` one entry per region. Regions are added, replaced and deleted with their image,
+ * and a search returns images, each once, with the best score of the whole image or any
+ * region. It keeps no state of its own (replicas may share a pgvector database), so the
+ * keys a replaced or deleted image may have left are deleted blindly (MAX_REGIONS per
+ * image; a key that is not there costs nothing but its name). Region changes are applied
+ * before the image's: after a crash in between, the image still carries its old stamp, so
+ * the pipeline re-indexes it.
+ */
+export class ImageIndex {
+  constructor(readonly images: Collection, readonly regions: Collection, private readonly opts: ImageIndexOptions) {}
+
+  async open(): Promise<void> {
+    await Promise.all([this.images.open(), this.regions.open()]);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.images.close(), this.regions.close()]);
+  }
+
+  async readiness(): Promise<Readiness> {
+    const [a, b] = await Promise.all([this.images.readiness(), this.regions.readiness()]);
+    return a.ok && b.ok ? { ok: true } : { ok: false, detail: a.ok ? `regions: ${b.detail ?? 'not ready'}` : a.detail ?? 'not ready' };
+  }
+
+  async upsert(items: VectorItem[]): Promise<UpsertResponse['response']> {
+    // Everything is checked before anything changes, as a single collection does.
+    items.forEach((it, i) => {
+      if (it.relative_path.includes(REGION_SEPARATOR)) throw new AppError('INVALID_REQUEST', `items[${i}].relative_path: must not contain the control character U+001F`);
+      const problem = vectorProblem(it.vec_features, this.opts.dimension, this.opts.distance, `items[${i}].vec_features`);
+      if (problem) throw new AppError('INVALID_REQUEST', problem);
+      it.regions?.forEach((v, j) => {
+        const p = vectorProblem(v, this.opts.dimension, this.opts.distance, `items[${i}].regions[${j}]`);
+        if (p) throw new AppError('INVALID_REQUEST', p);
+      });
+    });
+    // The last item of a path wins, as in the collection.
+    const last = new Map(items.map((it) => [it.relative_path, it]));
+    const add: VectorItem[] = [];
+    const drop: string[] = [];
+    for (const [path, it] of last) {
+      const n = it.regions?.length ?? 0;
+      it.regions?.forEach((v, j) => add.push({ relative_path: regionKey(path, j), vec_features: v }));
+      for (let j = n; j < MAX_REGIONS; j++) drop.push(regionKey(path, j));
+    }
+    const plain = items.map(({ regions: _regions, ...rest }) => rest);
+    await this.dropRegions(drop);
+    for (let i = 0; i < add.length; i += MAX_UPSERT_ITEMS) await this.regions.upsert(add.slice(i, i + MAX_UPSERT_ITEMS));
+    return this.images.upsert(plain);
+  }
+
+  async delete(paths: string[]): Promise<DeleteResponse['response']> {
+    await this.dropRegions(paths.flatMap((p) => Array.from({ length: MAX_REGIONS }, (_, j) => regionKey(p, j))));
+    return this.images.delete(paths);
+  }
+
+  private async dropRegions(keys: string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += MAX_DELETE_ITEMS) await this.regions.delete(keys.slice(i, i + MAX_DELETE_ITEMS));
+  }
+
+  /** The k best images for one vector: whole-image and region hits merged per image. */
+  async search(vec: number[], k: number, minScore?: number, ef?: number): Promise<Neighbor[]> {
+    const [whole, hits] = await Promise.all([
+      this.images.search(vec, k, minScore, ef),
+      this.regions.search(vec, k * REGION_FANOUT, minScore, ef),
+    ]);
+    if (hits.length === 0) return whole;
+    const regional = hits.map((n) => {
+      const { path, region } = imageOfKey(n.relative_path);
+      return { relative_path: path, score: n.score, region };
+    });
+    return mergeByImage([whole, regional], k).map(({ query: _query, ...n }) => n);
+  }
+
+  /** Several vectors (a query's orientations), merged per image. */
+  async searchBatch(vecs: number[][], k: number, minScore?: number, ef?: number, limit?: number): Promise<BatchNeighbor[]> {
+    return mergeByImage(await Promise.all(vecs.map((v) => this.search(v, k, minScore, ef))), limit);
+  }
+
+  async stats(): Promise<StatsResponse['response']> {
+    const [images, regions] = await Promise.all([this.images.stats(), this.regions.stats()]);
+    return { ...images, region_vectors: regions.count };
+  }
+}
