@@ -12,9 +12,10 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
 import { MatchingConfig } from '@doppel/schemas';
-import { createLogger, loadConfig, Registry, serve } from '@doppel/service-kit';
+import { loadConfig } from '@doppel/service-kit';
+import { listen } from '@doppel/service-kit/testing';
 import { postJson } from './post-json.http.js';
-import { createApp, extractFeatures, WorkerPool } from '@doppel/instance-matching';
+import { buildService, extractFeatures } from '@doppel/instance-matching';
 import { originalOfQuery, scoreQueries, transformOf } from '../pipeline/metrics.bench.js';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
@@ -30,11 +31,7 @@ const index = (await readdir(path.join(dev, 'index'))).filter((f) => !f.startsWi
 const queries = Object.keys(truth).sort();
 const step = Number(process.env.STEP ?? 1);
 
-const logger = createLogger('calibrate', 'silent');
-const pool = new WorkerPool({ size: config.NB_WORKERS, queueLimit: config.QUEUE_LIMIT, sharedEntries: config.WORKER_CACHE_ENTRIES });
-const { app } = createApp({ config, registry: new Registry(), logger, pool });
-const srv = await serve(app, { port: 0, host: '127.0.0.1', logger });
-const base = `http://127.0.0.1:${srv.port}`;
+const { base, close } = await listen(buildService(config));
 
 interface Checked { relative_path: string; score: number; inliers: number; method: 'sift' | 'dense' }
 interface Row { query: string; original: string; transform: string; truth: string | null; checked: Checked[] }
@@ -54,8 +51,7 @@ await Promise.all(
   }),
 );
 const elapsed = (performance.now() - t0) / 1000;
-await srv.close();
-await pool.close();
+await close();
 
 // Low-texture originals: under 40 keypoints at 512 px, measured on each group's grey copy.
 const lowTexture = new Set<string>();

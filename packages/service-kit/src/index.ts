@@ -6,6 +6,7 @@ export * from './metrics.js';
 export * from './routes.js';
 export * from './create-service-app.js';
 export * from './serve.js';
+export * from './service.js';
 export { Registry } from 'prom-client';
 export * from './random.js';
 export * from './safe-url.fetcher.js';

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Express } from 'express';
-import { createServiceApp, type Logger, type Registry } from '@doppel/service-kit';
+import { createLogger, createServiceApp, Registry, type Logger, type Service, type ServiceDeps } from '@doppel/service-kit';
 import type { SearchConfig } from '@doppel/schemas';
 import { Collection } from './collection.service.js';
 import { createSearchMetrics } from './search.metrics.js';
@@ -51,4 +51,14 @@ export function createApp(deps: AppDeps): { app: Express; collection: Collection
     },
   });
   return { app, collection };
+}
+
+/**
+ * The composition root. start() loads the collection (main.ts runs it after listening, so
+ * /healthz answers and /readyz says 503 while a large index loads); close() flushes it.
+ */
+export function buildService(config: SearchConfig, deps: ServiceDeps = {}): Service & { collection: Collection } {
+  const logger = deps.logger ?? createLogger(SERVICE_NAME, config.LOG_LEVEL);
+  const { app, collection } = createApp({ config, registry: deps.registry ?? new Registry(), logger });
+  return { app, collection, start: () => collection.open(), close: () => collection.close() };
 }

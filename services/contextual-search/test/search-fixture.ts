@@ -2,9 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SearchConfig, type StatsResponse } from '@doppel/schemas';
-import { createLogger, loadConfig, Registry, serve } from '@doppel/service-kit';
-import { call } from '@doppel/service-kit/testing';
-import { createApp } from '../src/app.js';
+import { loadConfig } from '@doppel/service-kit';
+import { call, listen } from '@doppel/service-kit/testing';
+import { buildService } from '../src/app.js';
 import type { Collection } from '../src/collection.service.js';
 
 export interface Running {
@@ -18,28 +18,11 @@ export interface Running {
 export const tempDir = (): Promise<string> => mkdtemp(join(tmpdir(), 'doppel-search-'));
 export const removeDir = (dir: string): Promise<void> => rm(dir, { recursive: true, force: true });
 
-/** The real app on port 0 over `dir` (LOCATION; data in dir/.index), loaded and ready. */
+/** The service as main.ts builds it, on port 0 over `dir` (LOCATION; data in dir/.index), loaded and ready. */
 export async function start(dir: string, env: Record<string, string> = {}): Promise<Running> {
   const config = loadConfig(SearchConfig, { LOCATION: dir, DIMENSION: '4', LOG_LEVEL: 'silent', SNAPSHOT_INTERVAL_MS: '0', ...env });
-  const logger = createLogger('contextual-search', config.LOG_LEVEL);
-  const { app, collection } = createApp({ config, registry: new Registry(), logger });
-  const srv = await serve(app, { port: 0, host: '127.0.0.1', logger });
-  try {
-    await collection.open();
-  } catch (err) {
-    await srv.close();
-    await collection.close();
-    throw err;
-  }
-  return {
-    base: `http://127.0.0.1:${srv.port}`,
-    collection,
-    close: async () => {
-      await srv.close();
-      await collection.close();
-    },
-    abandon: () => srv.close(),
-  };
+  const service = buildService(config);
+  return { ...(await listen(service)), collection: service.collection };
 }
 
 export const upsert = (base: string, items: unknown[]) => call(base, 'POST', '/vectors', { items });

@@ -6,22 +6,17 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { cv, extractFeatures, mirrorFeatures, verifyPass, type GreyImage } from '../src/sift.features.js';
 import { MatchingConfig } from '@doppel/schemas';
-import { createLogger, loadConfig, Registry, serve, type RunningServer } from '@doppel/service-kit';
-import { call } from '@doppel/service-kit/testing';
-import { createApp, WorkerPool } from '../src/index.js';
+import { loadConfig } from '@doppel/service-kit';
+import { call, listen, type Listening } from '@doppel/service-kit/testing';
+import { buildService, WorkerPool } from '../src/index.js';
 import type { PairVerdict, PreparedCandidate, TargetFeatures, WorkerResult } from '../src/verify.protocol.js';
 import { lowTextureScene, texturedScene, TRANSFORMS } from './scenes.fixture.js';
 
-interface Started { srv: RunningServer; pool: WorkerPool; base: string }
+type Started = Listening;
 
-async function start(env: Record<string, string>): Promise<Started> {
-  const config = loadConfig(MatchingConfig, { LOG_LEVEL: 'silent', ...env });
-  const logger = createLogger('instance-matching', 'silent');
-  const pool = new WorkerPool({ size: config.NB_WORKERS, queueLimit: config.QUEUE_LIMIT, sharedEntries: config.WORKER_CACHE_ENTRIES });
-  const { app } = createApp({ config, registry: new Registry(), logger, pool });
-  const srv = await serve(app, { port: 0, host: '127.0.0.1', logger, onShutdown: () => pool.close() });
-  return { srv, pool, base: `http://127.0.0.1:${srv.port}` };
-}
+/** The service as main.ts builds it, on port 0. */
+const start = (env: Record<string, string>): Promise<Started> =>
+  listen(buildService(loadConfig(MatchingConfig, { LOG_LEVEL: 'silent', ...env })));
 
 async function greyOf(png: Buffer): Promise<GreyImage> {
   const { data, info } = await sharp(png).greyscale().raw().toBuffer({ resolveWithObject: true });
@@ -115,7 +110,7 @@ describe('instance-matching over HTTP', () => {
     s = await start({ SOURCE_DIR: path.join(root, 'source'), TARGET_DIR: path.join(root, 'target'), NB_WORKERS: '2', MAX_PIXELS: '4000000' });
   });
   after(async () => {
-    await s.srv.close();
+    await s.close();
     await rm(root, { recursive: true, force: true });
   });
 
@@ -280,7 +275,7 @@ describe('instance-matching under load', () => {
     s = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1', QUEUE_LIMIT: '1', CACHE_ENTRIES: '0' });
   });
   after(async () => {
-    await s.srv.close();
+    await s.close();
     await rm(root, { recursive: true, force: true });
   });
 
