@@ -76,15 +76,16 @@ const recallOf = (got: number[][], gt: number[][]) => {
 };
 const qrows = Array.from({ length: Q }, (_, q) => row(queries, q, DIM));
 
-function measureEf(search: (q: number[], ef: number) => number[], gt: number[][], efs: number[]): Array<{ ef: number; recall: number; qps: number }> {
+// The collection's search is async (a backend may wait on a database): awaited one at a time.
+async function measureEf(search: (q: number[], ef: number) => number[] | Promise<number[]>, gt: number[][], efs: number[]): Promise<Array<{ ef: number; recall: number; qps: number }>> {
   const res = [];
   for (const ef of efs) {
     const got: number[][] = [];
-    for (const q of qrows) got.push(search(q, ef));
+    for (const q of qrows) got.push(await search(q, ef));
     // Timed pass separately (results above warm the caches too).
     const reps = Math.max(1, Math.ceil(2000 / Q));
     const t = performance.now();
-    for (let r = 0; r < reps; r++) for (const q of qrows) search(q, ef);
+    for (let r = 0; r < reps; r++) for (const q of qrows) await search(q, ef);
     const qps = (reps * Q) / ((performance.now() - t) / 1000);
     res.push({ ef, recall: recallOf(got, gt), qps });
   }
@@ -101,7 +102,7 @@ if (SWEEP_N > 0) {
     const t = performance.now();
     for (let i = 0; i < n; i++) idx.add(i, row(data, i, DIM), true);
     const s = (performance.now() - t) / 1000;
-    const r = measureEf((q, ef) => idx.search(q, K, ef).labels, gt, [16, 32, 64, 128]);
+    const r = await measureEf((q, ef) => idx.search(q, K, ef).labels, gt, [16, 32, 64, 128]);
     out(`M=${m} efC=${efc}: build ${fmt(n / s)} vec/s`, r.map((x) => `ef${x.ef} ${x.recall.toFixed(3)}/${fmt(x.qps)}`).join('  '));
   }
 }
@@ -148,7 +149,7 @@ const cfgEnv = (location: string, extra: Record<string, string> = {}) => ({
   // Computed after the build so its 100k-row matrix does not blur the RSS figure above.
   const gtFull = groundTruth(N);
   const lab = (p: string) => Number(p.slice(4, -4));
-  const r = measureEf((q, ef) => collection.search(q, K, 0, ef).map((n) => lab(n.relative_path)), gtFull, [16, 20, 24, 32, 48, 64, 96, 128, 256]);
+  const r = await measureEf(async (q, ef) => (await collection.search(q, K, 0, ef)).map((n) => lab(n.relative_path)), gtFull, [16, 20, 24, 32, 48, 64, 96, 128, 256]);
   for (const x of r) out(`ef=${x.ef}`, `recall@${K} ${x.recall.toFixed(3)}  QPS ${fmt(x.qps)}  (${fmt(1000 / x.qps, 3)} ms/query)`);
   // A concurrent search stream shows whether searches stall while the snapshot is written.
   let worst = 0;
@@ -157,12 +158,14 @@ const cfgEnv = (location: string, extra: Record<string, string> = {}) => ({
     while (writing) {
       const s = performance.now();
       await new Promise((res) => setImmediate(res));
-      collection.search(qrows[0]!, K);
+      await collection.search(qrows[0]!, K);
       const gap = performance.now() - s;
       worst = Math.max(worst, gap);
     }
   })();
-  const snap = await collection.snapshot();
+  // INDEX_MODE=hnsw on the default backend: hnswlib, the one that writes snapshots.
+  const backend = collection.backend as typeof collection.backend & { snapshot?: () => Promise<{ ms: number; bytes: number; mutations_blocked_ms: number } | undefined> };
+  const snap = await backend.snapshot?.();
   writing = false;
   await probe;
   if (snap) out('snapshot write', `${fmt(snap.ms / 1000, 2)} s for ${fmt(snap.bytes / 1e6)} MB; mutations blocked ${fmt(snap.mutations_blocked_ms / 1000, 2)} s; a search loop meanwhile waited at most ${fmt(worst, 1)} ms for the event loop + search`);

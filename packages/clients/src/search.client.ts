@@ -1,6 +1,6 @@
 import {
-  DeleteResponse, ListResponse, SearchResponse, StatsResponse, UpsertResponse,
-  type DeleteRequest, type ListQuery, type SearchRequest, type UpsertRequest,
+  DeleteResponse, ListResponse, SearchBatchResponse, SearchResponse, StatsResponse, UpsertResponse,
+  type DeleteRequest, type ListQuery, type SearchBatchRequest, type SearchRequest, type UpsertRequest,
 } from '@doppel/schemas';
 import { ServiceHttp, type ClientOptions } from './http.client.js';
 import { readinessOf } from './readiness.client.js';
@@ -15,6 +15,8 @@ export function createSearchClient(opts: ClientOptions) {
     baseUrl: http.baseUrl,
     search: (body: SearchRequest) =>
       http.call({ method: 'POST', path: '/search', body, schema: SearchResponse, idempotent: true }),
+    searchBatch: (body: SearchBatchRequest) =>
+      http.call({ method: 'POST', path: '/search/batch', body, schema: SearchBatchResponse, idempotent: true }),
     upsert: (body: UpsertRequest) =>
       http.call({ method: 'POST', path: '/vectors', body, schema: UpsertResponse, idempotent: true }),
     remove: (body: DeleteRequest) =>

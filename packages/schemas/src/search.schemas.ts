@@ -7,6 +7,8 @@ export const MAX_UPSERT_ITEMS = 1000;
 export const MAX_DELETE_ITEMS = 10000;
 /** Serialized size cap of one item's metadata: it is kept in memory and in every snapshot. */
 export const MAX_METADATA_BYTES = 16 * 1024;
+/** Nesting depth cap of metadata: serialising and storing it must never exhaust the stack. */
+export const MAX_METADATA_DEPTH = 32;
 
 const Vector = Type.Array(Type.Number(), { minItems: 1, maxItems: MAX_DIMENSION });
 
@@ -30,6 +32,36 @@ export type Neighbor = Static<typeof Neighbor>;
 
 export const SearchResponse = Envelope('search/search-response', Type.Object({ neighbors: Type.Array(Neighbor) }));
 export type SearchResponse = Static<typeof SearchResponse>;
+
+/** Vectors of one batch search (the 8 orientations of a query, its regions, ...). */
+export const MAX_BATCH_QUERIES = 64;
+
+export const SearchBatchRequest = Type.Object(
+  {
+    queries: Type.Array(Type.Object({ vec_features: Vector }, { additionalProperties: false }), { minItems: 1, maxItems: MAX_BATCH_QUERIES }),
+    /** Neighbours searched per vector, as in /search. */
+    nb_neighbors: Type.Integer({ minimum: 1, maximum: MAX_NEIGHBORS }),
+    min_score: Type.Optional(Score),
+    ef: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000 })),
+    /** At most this many merged neighbours are returned (default: the whole union). */
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_NEIGHBORS * MAX_BATCH_QUERIES })),
+  },
+  { $id: schemaId('search/search-batch-request'), additionalProperties: false },
+);
+export type SearchBatchRequest = Static<typeof SearchBatchRequest>;
+
+export const BatchNeighbor = Type.Object({
+  relative_path: Type.String(),
+  score: Score,
+  /** Index (in `queries`) of the vector that scored best for this path. */
+  query: Type.Integer({ minimum: 0 }),
+  metadata: Type.Optional(Metadata),
+});
+export type BatchNeighbor = Static<typeof BatchNeighbor>;
+
+/** The union of the neighbours of every vector, each path once with its best score, best first. */
+export const SearchBatchResponse = Envelope('search/search-batch-response', Type.Object({ neighbors: Type.Array(BatchNeighbor) }));
+export type SearchBatchResponse = Static<typeof SearchBatchResponse>;
 
 export const VectorItem = Type.Object(
   { relative_path: RelativePath, vec_features: Vector, metadata: Type.Optional(Metadata) },
@@ -108,6 +140,8 @@ export const StatsResponse = Envelope(
     /** Deleted paths remembered so a JSONL seed cannot resurrect them. */
     tombstones: Type.Integer(),
     ready: Type.Boolean(),
+    /** Which store answers: the embedded hnswlib index or PostgreSQL + pgvector. */
+    backend: Type.Optional(Type.Union([Type.Literal('hnswlib'), Type.Literal('pgvector')])),
   }),
 );
 export type StatsResponse = Static<typeof StatsResponse>;
@@ -129,6 +163,17 @@ export const SearchConfig = Type.Object(
     SNAPSHOT_INTERVAL_MS: Type.Integer({ minimum: 0, default: 60000 }),
     SNAPSHOT_WAL_RECORDS: Type.Integer({ minimum: 1, default: 10000, description: 'Snapshot after this many logged mutations.' }),
     SNAPSHOT_KEEP: Type.Integer({ minimum: 1, maximum: 10, default: 2, description: 'Snapshots kept on disk; older ones are the fallback when the newest is corrupt.' }),
+    WAL_RECOVERY: Type.Union([Type.Literal('strict'), Type.Literal('truncate')], {
+      default: 'strict',
+      description: 'strict: a corrupt WAL record or a missing segment stops the start naming it; truncate: accept the loss (the log is cut at the bad record, a copy kept as *.corrupt).',
+    }),
+    SEARCH_BACKEND: Type.Union([Type.Literal('hnswlib'), Type.Literal('pgvector')], {
+      default: 'hnswlib',
+      description: 'hnswlib: embedded index with WAL and snapshots; pgvector: PostgreSQL table with an HNSW index (stateless replicas).',
+    }),
+    DATABASE_URL: Type.String({ default: '', description: 'PostgreSQL connection string (pgvector backend), e.g. postgres://user:pass@host:5432/db.' }),
+    DATABASE_TABLE: Type.String({ default: 'doppel_vectors', pattern: '^[a-z_][a-z0-9_]{0,62}$', description: 'Table of the pgvector backend (created with its HNSW index when missing).' }),
+    DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 100, default: 10, description: 'PostgreSQL connections per process (pgvector backend).' }),
   },
   { $id: schemaId('config/contextual-search'), additionalProperties: true },
 );

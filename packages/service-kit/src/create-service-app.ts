@@ -6,6 +6,8 @@ import { AppError, isAppError } from './app-error.js';
 import { sendError, sendOk } from './envelope.js';
 import { httpMetrics } from './metrics.js';
 import type { Logger } from './logger.js';
+import { setBodySettings } from './body-settings.js';
+import { BodyBudget } from './request-body.reader.js';
 
 export type ReadinessCheck = () => Promise<{ ok: boolean; detail?: string }> | { ok: boolean; detail?: string };
 
@@ -20,6 +22,8 @@ export interface ServiceAppOptions {
   docs?: RouteDoc[];
   /** Mounts the service's own routes. */
   routes: (app: Express) => void;
+  /** Body deadline and in-flight body budget shared by the app's parsers (BODY_TIMEOUT_MS, BODY_BUDGET_BYTES). */
+  body?: { timeoutMs: number; budgetBytes: number };
 }
 
 const requestContext = (logger: Logger): RequestHandler => (req, res, next) => {
@@ -53,6 +57,9 @@ function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const appErr = isAppError(err) ? err : fromFrameworkError(err);
     const log = (res.locals.log as Logger | undefined) ?? logger;
+    // A body left unread (refused by its length, cut at the limit, too slow) is not
+    // drained: the connection closes after this answer.
+    if (!req.complete && !res.headersSent) res.setHeader('Connection', 'close');
     if (res.headersSent) {
       log.error({ err }, 'error after response started');
       res.destroy();
@@ -76,6 +83,10 @@ export function createServiceApp(opts: ServiceAppOptions): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  setBodySettings(app.locals, {
+    timeoutMs: opts.body?.timeoutMs ?? 30_000,
+    budget: new BodyBudget(opts.body?.budgetBytes ?? 256 * 1024 * 1024),
+  });
   app.use(requestContext(opts.logger));
   app.use(httpMetrics(opts.registry));
 

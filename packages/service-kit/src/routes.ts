@@ -1,8 +1,11 @@
-import express, { type Request, type RequestHandler, type Response } from 'express';
+import bytes from 'bytes';
+import type { Request, RequestHandler, Response } from 'express';
 import { validate, type Static, type TSchema } from '@doppel/schemas';
 import { AppError } from './app-error.js';
 import { sendOk } from './envelope.js';
 import type { Logger } from './logger.js';
+import { bodySettingsOf } from './body-settings.js';
+import { hasBody, readBody } from './request-body.reader.js';
 
 export interface RouteContext {
   req: Request;
@@ -10,16 +13,73 @@ export interface RouteContext {
   log: Logger;
 }
 
-/** JSON body parser with a per-route size limit; other media types get 415. */
+/** Nesting deeper than this is refused before parsing: recursion in validators and JSON.stringify would overflow. */
+export const MAX_JSON_DEPTH = 64;
+
+/** Depth of the deepest array/object in JSON text, counted outside strings (O(n), no parse). */
+export function jsonDepth(buf: Buffer, stopAt = Infinity): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < buf.length; i++) {
+    const c = buf[i]!;
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max && (max = depth) > stopAt) return max;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return max;
+}
+
+/** Strict JSON (an object or array at the top), nesting bounded; errors are AppErrors. */
+export function parseJsonBody(buf: Buffer): unknown {
+  const first = buf.toString('latin1', 0, Math.min(buf.length, 64)).trimStart()[0];
+  if (first !== '{' && first !== '[') throw new AppError('INVALID_JSON', 'request body is not valid JSON (expected an object)');
+  if (jsonDepth(buf, MAX_JSON_DEPTH) > MAX_JSON_DEPTH) {
+    throw new AppError('INVALID_JSON', `request body nests deeper than ${MAX_JSON_DEPTH} levels`);
+  }
+  try {
+    return JSON.parse(buf.toString('utf8'));
+  } catch {
+    throw new AppError('INVALID_JSON', 'request body is not valid JSON');
+  }
+}
+
+function charsetProblem(req: Request): string | undefined {
+  const m = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.headers['content-type'] ?? '');
+  const cs = m?.[1]?.toLowerCase();
+  return cs === undefined || cs === 'utf-8' || cs === 'utf8' ? undefined : cs;
+}
+
+/**
+ * JSON body parser with a per-route size limit (a number of bytes or '1mb'); other media
+ * types get 415. The limit, the app's body deadline and its body budget apply while the
+ * body is read (see readBody), so nothing over the limit is ever buffered.
+ */
 export function jsonBody(limit: string | number = '1mb'): RequestHandler {
-  const parse = express.json({ limit, strict: true });
+  const maxBytes = typeof limit === 'number' ? limit : bytes.parse(limit);
+  if (maxBytes === null || !Number.isFinite(maxBytes)) throw new Error(`jsonBody: bad limit ${String(limit)}`);
   return (req, res, next) => {
-    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-    if (hasBody && !req.is('application/json')) {
+    if (!hasBody(req)) {
+      next();
+      return;
+    }
+    if (!req.is('application/json')) {
       next(new AppError('UNSUPPORTED_MEDIA_TYPE', `expected application/json, got ${req.headers['content-type'] ?? 'no content type'}`));
       return;
     }
-    parse(req, res, next);
+    const cs = charsetProblem(req);
+    if (cs) {
+      next(new AppError('UNSUPPORTED_MEDIA_TYPE', `unsupported charset ${JSON.stringify(cs)}: send utf-8`));
+      return;
+    }
+    readBody(req, res, { maxBytes, ...bodySettingsOf(req) }).then((buf) => {
+      req.body = parseJsonBody(buf);
+      next();
+    }).catch(next);
   };
 }
 

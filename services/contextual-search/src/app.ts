@@ -1,10 +1,13 @@
 import { join } from 'node:path';
 import type { Express } from 'express';
-import { createLogger, createServiceApp, Registry, type Logger, type Service, type ServiceDeps } from '@doppel/service-kit';
+import { admissionFromConfig, createLogger, createServiceApp, Registry, type Logger, type Service, type ServiceDeps } from '@doppel/service-kit';
 import type { SearchConfig } from '@doppel/schemas';
 import { Collection } from './collection.service.js';
-import { createSearchMetrics } from './search.metrics.js';
+import { HnswlibBackend } from './hnswlib.backend.js';
+import { PgvectorBackend } from './pgvector.backend.js';
+import { createSearchMetrics, type SearchMetrics } from './search.metrics.js';
 import { searchDocs, searchRoutes } from './search.routes.js';
+import type { VectorBackend } from './vector.backend.js';
 import { vectorsDocs, vectorsRoutes } from './vectors.routes.js';
 
 export interface AppDeps {
@@ -18,35 +21,59 @@ export const SERVICE_NAME = 'contextual-search';
 /** Where snapshots and the WAL live: DATA_DIR, or LOCATION/.index (skipped by the JSONL scan). */
 export const dataDirOf = (config: SearchConfig): string => config.DATA_DIR || join(config.LOCATION, '.index');
 
-/**
- * Builds the app (never listens) and its collection, not yet loaded: the caller serves
- * the app, then awaits collection.open(); /readyz is 503 until that finishes.
- */
-export function createApp(deps: AppDeps): { app: Express; collection: Collection } {
-  const { config } = deps;
-  const collection = new Collection({
+/** SEARCH_BACKEND picks the store; both get the same parameters from the same variables. */
+export function createBackend(config: SearchConfig, logger: Logger, metrics: SearchMetrics): VectorBackend {
+  const params = { M: config.HNSW_M, efConstruction: config.HNSW_EF_CONSTRUCTION, efSearch: config.HNSW_EF_SEARCH };
+  if (config.SEARCH_BACKEND === 'pgvector') {
+    return new PgvectorBackend({
+      url: config.DATABASE_URL,
+      table: config.DATABASE_TABLE,
+      poolSize: config.DATABASE_POOL_SIZE,
+      dimension: config.DIMENSION,
+      distance: config.DISTANCE_TYPE,
+      params,
+      log: logger,
+    });
+  }
+  return new HnswlibBackend({
     dataDir: dataDirOf(config),
     location: config.LOCATION,
     batchSize: config.BATCH_SIZE,
     dimension: config.DIMENSION,
     distance: config.DISTANCE_TYPE,
-    params: { M: config.HNSW_M, efConstruction: config.HNSW_EF_CONSTRUCTION, efSearch: config.HNSW_EF_SEARCH },
+    params,
     mode: config.INDEX_MODE,
     exactMax: config.EXACT_MAX,
     snapshotIntervalMs: config.SNAPSHOT_INTERVAL_MS,
     snapshotWalRecords: config.SNAPSHOT_WAL_RECORDS,
     snapshotKeep: config.SNAPSHOT_KEEP,
-    log: deps.logger,
-    metrics: createSearchMetrics(deps.registry),
+    walRecovery: config.WAL_RECOVERY,
+    log: logger,
+    metrics,
   });
+}
+
+/**
+ * Builds the app (never listens) and its collection, not yet opened: the caller serves
+ * the app, then awaits collection.open(); /readyz is 503 until that finishes.
+ */
+export function createApp(deps: AppDeps): { app: Express; collection: Collection } {
+  const { config } = deps;
+  const backend = createBackend(config, deps.logger, createSearchMetrics(deps.registry));
+  const collection = new Collection(backend, { dimension: config.DIMENSION, distance: config.DISTANCE_TYPE, efSearch: config.HNSW_EF_SEARCH });
+  // hnswlib searches run synchronously on the main thread: one at a time, one per loop
+  // turn, so /healthz and sockets are served between them. pgvector waits on the
+  // database, so a few may be in flight.
+  const admission = admissionFromConfig(config, 'search', config.SEARCH_BACKEND === 'pgvector' ? 4 : 1, deps.registry);
   const app = createServiceApp({
     service: SERVICE_NAME,
+    body: { timeoutMs: config.BODY_TIMEOUT_MS, budgetBytes: config.BODY_BUDGET_BYTES },
     registry: deps.registry,
     logger: deps.logger,
     docs: [...searchDocs, ...vectorsDocs],
     readiness: { index: () => collection.readiness() },
     routes: (a) => {
-      searchRoutes(a, collection);
+      searchRoutes(a, collection, admission);
       vectorsRoutes(a, collection, config.DIMENSION);
     },
   });

@@ -74,6 +74,19 @@ export async function removeTemporaries(dir: string): Promise<void> {
 }
 
 /**
+ * Removes `snap-<seq>.hnsw` files whose `.meta` never got renamed into place (a crash
+ * between the two renames): without the commit point they are not a snapshot. Called at
+ * start only, when no snapshot is being written. Returns the removed names.
+ */
+export async function removeOrphans(dir: string): Promise<string[]> {
+  const names = new Set(await readdir(dir));
+  const orphans = [...names].filter((n) => /^snap-\d{10}\.hnsw$/.test(n) && !names.has(n.replace(/\.hnsw$/, '.meta')));
+  for (const n of orphans) await rm(join(dir, n), { force: true });
+  if (orphans.length > 0) await fsyncDir(dir);
+  return orphans;
+}
+
+/**
  * Completes a snapshot whose index was written to tmpIndexFileOf(dir, seq): fsync,
  * checksum, write the meta (tmp, fsync), rename both into place, fsync the directory.
  */

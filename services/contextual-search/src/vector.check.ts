@@ -1,4 +1,4 @@
-import { MAX_METADATA_BYTES, type DistanceType } from '@doppel/schemas';
+import { MAX_METADATA_BYTES, MAX_METADATA_DEPTH, type DistanceType } from '@doppel/schemas';
 
 /** Largest finite float32: beyond it hnswlib would store Infinity. */
 const F32_MAX = 3.4028234663852886e38;
@@ -21,8 +21,25 @@ export function vectorProblem(v: readonly unknown[], dimension: number, distance
   return undefined;
 }
 
+/**
+ * Nesting depth of a parsed JSON value, walked without recursion and given up once past
+ * `max`: JSON.parse accepts nesting that JSON.stringify then cannot serialise (it recurses
+ * and overflows the stack), so depth is checked before anything serialises it.
+ */
+function depthExceeds(root: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[root, 1]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (d > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) if (child !== null && typeof child === 'object') stack.push([child, d + 1]);
+  }
+  return false;
+}
+
 export function metadataProblem(m: Record<string, unknown> | undefined, field: string): string | undefined {
   if (m === undefined) return undefined;
+  if (depthExceeds(m, MAX_METADATA_DEPTH)) return `${field}: must not nest objects or arrays more than ${MAX_METADATA_DEPTH} levels deep`;
   const bytes = Buffer.byteLength(JSON.stringify(m));
   if (bytes > MAX_METADATA_BYTES) return `${field}: must serialise to at most ${MAX_METADATA_BYTES} bytes (got ${bytes})`;
   return undefined;

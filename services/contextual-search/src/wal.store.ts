@@ -1,4 +1,4 @@
-import { open, readdir, rm, type FileHandle } from 'node:fs/promises';
+import { open, readdir, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '@doppel/service-kit';
@@ -7,9 +7,14 @@ import { fsyncDir } from './fs.util.js';
 /**
  * Write-ahead log in numbered segments `wal-<seq>.log`. A record is
  *   magic u32 | payload length u32 | crc32(payload) u32 | payload
- * (little endian). Appends are one write + fdatasync, so a crash can only tear the
- * last record of the last segment; that tail is dropped with a warning. A bad record
- * anywhere else (or followed by a valid one) is corruption and stops the start-up.
+ * (little endian); the payload is JSON text, which never holds a NUL byte. Appends are
+ * one write + fdatasync, so a crash can only tear the last record of the last segment,
+ * and a torn record is recognisable: its header or payload is incomplete, or the part the
+ * disk never wrote reads back as zero bytes. That tail is dropped with a warning. Any
+ * other bad record (a complete one whose checksum fails, a bad marker, anything before
+ * the tail) is corruption and stops the start naming the file and offset, unless
+ * WAL_RECOVERY=truncate accepts the loss. `wal-head` names the newest segment, so a
+ * missing segment, the newest included, is detected too.
  */
 
 const MAGIC = 0x4c415744; // "DWAL"
@@ -19,10 +24,17 @@ const MAX_RECORD = 256 * 1024 * 1024;
 
 const NAME = /^wal-(\d{10})\.log$/;
 export const walName = (seq: number): string => `wal-${String(seq).padStart(10, '0')}.log`;
+const HEAD_FILE = 'wal-head';
+const HEAD_LINE = /^DOPPEL-WAL-HEAD (\d+)\n$/;
+
+export type WalRecovery = 'strict' | 'truncate';
 
 export class WalCorruptError extends Error {
   constructor(readonly file: string, readonly offset: number, reason: string) {
-    super(`write-ahead log ${file} is corrupt at byte ${offset}: ${reason}; refusing to start (move the file away to accept the loss)`);
+    super(
+      `write-ahead log ${file} is corrupt at byte ${offset}: ${reason}; refusing to start ` +
+        '(restore the file from a backup, or start once with WAL_RECOVERY=truncate to accept the loss of the records from there on)',
+    );
     this.name = 'WalCorruptError';
   }
 }
@@ -36,21 +48,34 @@ export function encodeRecord(payload: Buffer): Buffer {
   return out;
 }
 
+/** Why parsing stopped: `torn` = what a crash during the last append leaves, `corrupt` = anything else. */
+type Stop = { offset: number; reason: string; kind: 'torn' | 'corrupt' };
+
+const allZero = (b: Buffer): boolean => b.every((x) => x === 0);
+
 /** Parses the records of one segment held in memory; stops at the first bad one. */
-function parse(buf: Buffer): { records: Buffer[]; goodEnd: number; reason?: string } {
+function parse(buf: Buffer): { records: Buffer[]; stop?: Stop } {
   const records: Buffer[] = [];
   let off = 0;
   while (off < buf.length) {
-    if (buf.length - off < HEADER) return { records, goodEnd: off, reason: 'incomplete record header' };
-    if (buf.readUInt32LE(off) !== MAGIC) return { records, goodEnd: off, reason: 'bad record marker' };
-    const len = buf.readUInt32LE(off + 4);
-    if (len > MAX_RECORD || off + HEADER + len > buf.length) return { records, goodEnd: off, reason: 'record runs past the end of the file' };
-    const payload = buf.subarray(off + HEADER, off + HEADER + len);
-    if (crc32(payload) !== buf.readUInt32LE(off + 8)) return { records, goodEnd: off, reason: 'checksum mismatch' };
+    const rest = buf.subarray(off);
+    if (rest.length < HEADER) return { records, stop: { offset: off, reason: 'incomplete record header', kind: 'torn' } };
+    if (rest.readUInt32LE(0) !== MAGIC) {
+      // Space the file system allocated but the crashed write never filled reads as zeros.
+      return { records, stop: { offset: off, reason: 'bad record marker', kind: allZero(rest) ? 'torn' : 'corrupt' } };
+    }
+    const len = rest.readUInt32LE(4);
+    if (len > MAX_RECORD) return { records, stop: { offset: off, reason: `record length ${len} exceeds the maximum`, kind: 'corrupt' } };
+    if (HEADER + len > rest.length) return { records, stop: { offset: off, reason: 'record runs past the end of the file', kind: 'torn' } };
+    const payload = rest.subarray(HEADER, HEADER + len);
+    if (crc32(payload) !== rest.readUInt32LE(8)) {
+      // Complete and no NUL byte: the record was written whole and changed since (bit rot, an edit).
+      return { records, stop: { offset: off, reason: 'checksum mismatch of a complete record', kind: payload.includes(0) ? 'torn' : 'corrupt' } };
+    }
     records.push(payload);
     off += HEADER + len;
   }
-  return { records, goodEnd: off };
+  return { records };
 }
 
 /** True when a valid record starts somewhere after `from`: the damage is not a torn tail. */
@@ -68,6 +93,8 @@ function validRecordAfter(buf: Buffer, from: number): boolean {
 export interface WalOptions {
   dir: string;
   log: Logger;
+  /** strict (default): corruption stops the start; truncate: the loss is accepted and logged. */
+  recovery?: WalRecovery;
   /** Called with the seconds each fdatasync took. */
   onSync?: (seconds: number) => void;
 }
@@ -93,16 +120,63 @@ export class WalStore {
     return this.seq;
   }
 
+  /** The newest segment ever opened, from `wal-head` (undefined before the first one). */
+  private async readHead(): Promise<number | undefined> {
+    let text: string;
+    try {
+      text = await readFile(join(this.opts.dir, HEAD_FILE), 'latin1');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+    const m = HEAD_LINE.exec(text);
+    if (!m) throw new WalCorruptError(join(this.opts.dir, HEAD_FILE), 0, 'unreadable head marker');
+    return Number(m[1]);
+  }
+
+  /** Records `seq` as the newest segment: tmp file, fsync, rename, fsync the directory. */
+  private async writeHead(seq: number): Promise<void> {
+    const file = join(this.opts.dir, HEAD_FILE);
+    const fh = await open(`${file}.tmp`, 'w');
+    try {
+      await fh.writeFile(`DOPPEL-WAL-HEAD ${seq}\n`);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(`${file}.tmp`, file);
+    await fsyncDir(this.opts.dir);
+  }
+
+  /** Segments fromSeq..head that are not on disk. */
+  private async missingSegments(fromSeq: number, present: number[], snapshotLoaded: boolean): Promise<number[]> {
+    const head = await this.readHead();
+    // A snapshot n is taken right after segment n was created; the head is the newest created.
+    const last = Math.max(head ?? -1, snapshotLoaded ? fromSeq : -1, present.at(-1) ?? -1);
+    const have = new Set(present);
+    const missing: number[] = [];
+    for (let s = fromSeq; s <= last; s++) if (!have.has(s)) missing.push(s);
+    return missing;
+  }
+
   /**
    * Reads every record of the segments >= fromSeq, in order. A torn tail of the last
-   * segment is truncated away (with a warning) so later appends follow valid data.
+   * segment is truncated away (with a warning) so later appends follow valid data;
+   * corruption or a missing segment throws WalCorruptError unless recovery is `truncate`.
    */
-  async replay(fromSeq: number, onRecord: (payload: Buffer, seq: number) => void): Promise<{ records: number; segments: number[] }> {
-    const all = (await this.segments()).filter((s) => s >= fromSeq);
-    for (let i = 1; i < all.length; i++) {
-      if (all[i] !== all[i - 1]! + 1) throw new WalCorruptError(walName(all[i - 1]! + 1), 0, 'segment is missing');
+  async replay(fromSeq: number, snapshotLoaded: boolean, onRecord: (payload: Buffer, seq: number) => void): Promise<{ records: number; segments: number[] }> {
+    const strict = (this.opts.recovery ?? 'strict') === 'strict';
+    let all = (await this.segments()).filter((s) => s >= fromSeq);
+    const missing = await this.missingSegments(fromSeq, all, snapshotLoaded);
+    if (missing.length > 0) {
+      const first = missing[0]!;
+      if (strict) throw new WalCorruptError(join(this.opts.dir, walName(first)), 0, `segment is missing (expected segments ${fromSeq}..${Math.max(...missing, ...all)})`);
+      // Accepting the loss: only the segments before the first gap can be trusted to be complete history.
+      const dropped = all.filter((s) => s > first);
+      for (const s of dropped) await rename(join(this.opts.dir, walName(s)), join(this.opts.dir, `${walName(s)}.corrupt`));
+      this.opts.log.error({ missing, set_aside: dropped.map(walName) }, 'WAL_RECOVERY=truncate: missing write-ahead log segment(s) accepted as lost; later segments renamed to *.corrupt');
+      all = all.filter((s) => s < first);
     }
-    if (all.length > 0 && all[0] !== fromSeq) throw new WalCorruptError(walName(fromSeq), 0, 'segment is missing');
     let count = 0;
     for (let i = 0; i < all.length; i++) {
       const seq = all[i]!;
@@ -115,20 +189,28 @@ export class WalStore {
           onRecord(p, seq);
           count++;
         }
-        if (r.reason !== undefined) {
-          const last = i === all.length - 1;
-          if (!last || validRecordAfter(buf, r.goodEnd)) throw new WalCorruptError(file, r.goodEnd, r.reason);
-          this.opts.log.warn(
-            { file, offset: r.goodEnd, dropped_bytes: buf.length - r.goodEnd, reason: r.reason },
-            'torn record at the end of the write-ahead log (expected after a crash): dropped',
-          );
-          await fh.truncate(r.goodEnd);
-          await fh.sync();
+        if (r.stop === undefined) continue;
+        const { offset, reason } = r.stop;
+        const last = i === all.length - 1;
+        const torn = r.stop.kind === 'torn' && last && !validRecordAfter(buf, offset);
+        if (torn) {
+          this.opts.log.warn({ file, offset, dropped_bytes: buf.length - offset, reason }, 'torn record at the end of the write-ahead log (expected after a crash): dropped');
+        } else if (strict) {
+          throw new WalCorruptError(file, offset, reason);
+        } else {
+          // Kept for inspection; everything after the bad record is dropped (later segments too).
+          await writeFile(`${file}.corrupt`, buf);
+          this.opts.log.error({ file, offset, dropped_bytes: buf.length - offset, reason, copy: `${file}.corrupt` }, 'WAL_RECOVERY=truncate: corrupt write-ahead log record accepted as lost');
+          for (const s of all.slice(i + 1)) await rename(join(this.opts.dir, walName(s)), join(this.opts.dir, `${walName(s)}.corrupt`));
+          all = all.slice(0, i + 1);
         }
+        await fh.truncate(offset);
+        await fh.sync();
       } finally {
         await fh.close();
       }
     }
+    if (!strict) await this.writeHead(all.at(-1) ?? fromSeq);
     return { records: count, segments: all };
   }
 
@@ -141,7 +223,13 @@ export class WalStore {
     this.fh = fh;
     this.size = st.size;
     this.seq = seq;
-    if (created) await fsyncDir(this.opts.dir);
+    if (created) {
+      await fsyncDir(this.opts.dir);
+      await this.writeHead(seq);
+    } else if ((await this.readHead()) === undefined) {
+      // A log written before the head marker existed.
+      await this.writeHead(seq);
+    }
   }
 
   /**

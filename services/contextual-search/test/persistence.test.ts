@@ -76,7 +76,7 @@ describe('contextual-search: persistence', () => {
       const a = await start(dir, { SNAPSHOT_WAL_RECORDS: '3', SNAPSHOT_KEEP: '2' });
       for (let i = 0; i < 12; i++) await upsert(a.base, items(i * 2, i * 2 + 2));
       assert.ok((await stats(a.base)).wal_records < 12, 'the threshold started snapshots');
-      await a.collection.snapshot();
+      await a.hnsw.snapshot();
       const expected = await listAll(a.base);
       await a.abandon();
       assert.equal((await files(dir, /^snap-.*\.meta$/)).length, 2);
@@ -136,10 +136,10 @@ describe('contextual-search: persistence', () => {
     withDir(async (dir) => {
       const a = await start(dir, { SNAPSHOT_KEEP: '2' });
       await upsert(a.base, items(0, 5));
-      await a.collection.snapshot();
+      await a.hnsw.snapshot();
       await upsert(a.base, items(5, 10));
       await remove(a.base, ['img/1.jpg']);
-      await a.collection.snapshot();
+      await a.hnsw.snapshot();
       await upsert(a.base, items(10, 12));
       const expected = await listAll(a.base);
       await a.abandon();
@@ -190,7 +190,7 @@ describe('contextual-search: persistence', () => {
       try {
         const big = Array.from({ length: 2000 }, (_, i) => ({ relative_path: `p${i}`, vec_features: Array.from({ length: 64 }, (_, j) => Math.sin(i * 7 + j)) }));
         for (let i = 0; i < big.length; i += 500) await upsert(a.base, big.slice(i, i + 500));
-        const snap = a.collection.snapshot();
+        const snap = a.hnsw.snapshot();
         const r = await search(a.base, big[3]!.vec_features, 5);
         assert.equal(r.status, 200);
         assert.equal(r.body.response.neighbors[0].relative_path, 'p3');
@@ -228,7 +228,7 @@ describe('contextual-search: JSONL seed', () => {
         assert.deepEqual(all.map((i) => i.relative_path), ['a/1.jpg', 'a/4.jpg', 'a/7.jpg', 'b/1.jpg']);
         assert.deepEqual(all[0]!.metadata, { src: 'a' });
         assert.deepEqual(all[0]!.vec_features, [1, 0, 0, 0], 'the first line for a path wins');
-        const bad = a.collection.seedReport.bad;
+        const bad = a.hnsw.seedReport.bad;
         assert.deepEqual(bad.map((b) => b.split(': ')[0]), ['a.jsonl:2', 'a.jsonl:3', 'a.jsonl:6', 'a.jsonl:7', 'a.jsonl:8']);
         assert.match(bad[1]!, /exactly 4 elements/);
       } finally {
@@ -241,13 +241,13 @@ describe('contextual-search: JSONL seed', () => {
       const file = join(dir, 'seed.jsonl');
       await writeFile(file, [line('s/1.jpg', [1, 0, 0, 0]), line('s/2.jpg', [0, 1, 0, 0]), line('s/3.jpg', [0, 0, 1, 0])].join('\n'));
       const a = await start(dir);
-      await a.collection.snapshot();
+      await a.hnsw.snapshot();
       await remove(a.base, ['s/1.jpg']);
       await upsert(a.base, [{ relative_path: 's/2.jpg', vec_features: [5, 5, 5, 5] }]);
       await a.abandon();
 
       const b = await start(dir);
-      assert.equal(b.collection.seedReport.files, 0, 'the unchanged file is not read again');
+      assert.equal(b.hnsw.seedReport.files, 0, 'the unchanged file is not read again');
       const all = await listAll(b.base);
       assert.deepEqual(all.map((i) => i.relative_path).sort(), ['s/2.jpg', 's/3.jpg']);
       assert.deepEqual(all.find((i) => i.relative_path === 's/2.jpg')!.vec_features!.map((x) => Math.round(x * 1000) / 1000), [0.5, 0.5, 0.5, 0.5]);
@@ -258,7 +258,7 @@ describe('contextual-search: JSONL seed', () => {
       await utimes(file, new Date(), new Date(Date.now() + 5000));
       const c = await start(dir);
       try {
-        assert.equal(c.collection.seedReport.added, 1);
+        assert.equal(c.hnsw.seedReport.added, 1);
         assert.deepEqual((await listAll(c.base)).map((i) => i.relative_path).sort(), ['s/2.jpg', 's/3.jpg', 's/4.jpg']);
       } finally {
         await c.close();

@@ -6,10 +6,13 @@ import { loadConfig } from '@doppel/service-kit';
 import { call, listen } from '@doppel/service-kit/testing';
 import { buildService } from '../src/app.js';
 import type { Collection } from '../src/collection.service.js';
+import { HnswlibBackend } from '../src/hnswlib.backend.js';
 
 export interface Running {
   base: string;
   collection: Collection;
+  /** The hnswlib backend (snapshots, seed report); throws on another backend. */
+  readonly hnsw: HnswlibBackend;
   close(): Promise<void>;
   /** Stops serving but skips the shutdown snapshot, leaving state as a crash would (WAL only). */
   abandon(): Promise<void>;
@@ -22,7 +25,15 @@ export const removeDir = (dir: string): Promise<void> => rm(dir, { recursive: tr
 export async function start(dir: string, env: Record<string, string> = {}): Promise<Running> {
   const config = loadConfig(SearchConfig, { LOCATION: dir, DIMENSION: '4', LOG_LEVEL: 'silent', SNAPSHOT_INTERVAL_MS: '0', ...env });
   const service = buildService(config);
-  return { ...(await listen(service)), collection: service.collection };
+  const { collection } = service;
+  return {
+    ...(await listen(service)),
+    collection,
+    get hnsw() {
+      if (!(collection.backend instanceof HnswlibBackend)) throw new Error(`the ${collection.backend.name} backend has no snapshots`);
+      return collection.backend;
+    },
+  };
 }
 
 export const upsert = (base: string, items: unknown[]) => call(base, 'POST', '/vectors', { items });

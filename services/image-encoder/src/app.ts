@@ -4,7 +4,7 @@ import type { Express } from 'express';
 import sharp from 'sharp';
 import type { EncoderConfig } from '@doppel/schemas';
 import {
-  createLogger, createServiceApp, createUrlFetcher, Registry, type Logger, type Service, type ServiceDeps, type UrlFetcher,
+  admissionFromConfig, createLogger, createServiceApp, createUrlFetcher, Registry, type Logger, type Service, type ServiceDeps, type UrlFetcher,
 } from '@doppel/service-kit';
 import { encodeDocs, encodeRoutes } from './encode.routes.js';
 import { createEncoderMetrics } from './encoder.metrics.js';
@@ -45,13 +45,16 @@ export function createApp(deps: AppDeps): Express {
     preprocess: { size: model.inputSize, mode: config.RESIZE_MODE, maxPixels: config.MAX_PIXELS },
     decodeConcurrency: config.DECODE_CONCURRENCY,
   };
+  // Enough requests at once to fill a micro-batch on every worker while the next ones decode.
+  const admission = admissionFromConfig(config, 'encode', Math.max(4, config.NB_WORKERS * 2), deps.registry);
   return createServiceApp({
     service: 'image-encoder',
+    body: { timeoutMs: config.BODY_TIMEOUT_MS, budgetBytes: config.BODY_BUDGET_BYTES },
     registry: deps.registry,
     logger: deps.logger,
     readiness: { model: () => ({ ok: model.ready(), detail: `${model.name}, ${model.dimension}-d` }) },
     docs: encodeDocs,
-    routes: (app) => encodeRoutes(app, encodeDeps, { maxImageBytes: config.MAX_IMAGE_BYTES, maxBatchBodyBytes: config.MAX_BATCH_BODY_BYTES }),
+    routes: (app) => encodeRoutes(app, encodeDeps, { maxImageBytes: config.MAX_IMAGE_BYTES, maxBatchBodyBytes: config.MAX_BATCH_BODY_BYTES }, admission),
   });
 }
 

@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import { AppError } from '@doppel/service-kit';
+import { contentBox } from './border-trim.image.js';
 
 export interface PreprocessOptions {
   /** Side of the square model input. */
@@ -7,6 +8,28 @@ export interface PreprocessOptions {
   /** 'whole': squash the whole image to the square; 'center-crop': largest centred square. */
   mode: 'whole' | 'center-crop';
   maxPixels: number;
+  /** Cut uniform borders, bars and frames off before resizing (border-trim.image.ts). */
+  trim?: boolean;
+}
+
+/** Long side of the thumbnail the borders are looked for in: a 1-2 px bar of a 1000 px image still shows. */
+const TRIM_PROBE = 256;
+
+/** The picture inside its uniform frame, in the coordinates of the decoded image. */
+async function trimmedBox(rgb: Buffer, width: number, height: number) {
+  const probe = await sharp(rgb, { raw: { width, height, channels: 3 } })
+    .resize(TRIM_PROBE, TRIM_PROBE, { fit: 'inside', withoutEnlargement: true })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  const b = contentBox(probe.data, probe.info.width, probe.info.height);
+  const sx = width / probe.info.width;
+  const sy = height / probe.info.height;
+  // Rounded inwards, so a blended edge pixel of the frame is not kept.
+  const left = Math.min(width - 1, Math.ceil(b.left * sx));
+  const top = Math.min(height - 1, Math.ceil(b.top * sy));
+  const right = Math.max(left + 1, Math.floor((b.left + b.width) * sx));
+  const bottom = Math.max(top + 1, Math.floor((b.top + b.height) * sy));
+  return { left, top, width: right - left, height: bottom - top };
 }
 
 /** Formats a photo arrives in. SVG is refused: rendering it is a fetch/CPU hazard, not a photo. */
@@ -38,14 +61,24 @@ export async function decodeImage(data: Buffer, opts: PreprocessOptions): Promis
   if (w * h > opts.maxPixels) throw new AppError('PAYLOAD_TOO_LARGE', `image has ${w}x${h} pixels, more than the ${opts.maxPixels} allowed`);
   const size = opts.size;
   let raw: { data: Buffer; info: sharp.OutputInfo };
+  const fit = { fit: opts.mode === 'whole' ? 'fill' : 'cover', position: 'centre' } as const;
   try {
-    raw = await sharp(data, { failOn: 'error', limitInputPixels: opts.maxPixels, pages: 1, page: 0 })
+    const decoded = () => sharp(data, { failOn: 'error', limitInputPixels: opts.maxPixels, pages: 1, page: 0 })
       .rotate()
       .flatten({ background: '#ffffff' })
-      .toColourspace('srgb')
-      .resize(size, size, { fit: opts.mode === 'whole' ? 'fill' : 'cover', position: 'centre' })
-      .raw()
-      .toBuffer({ resolveWithObject: true });
+      .toColourspace('srgb');
+    if (opts.trim) {
+      // Decoded once at full size: the border search and the crop read the same pixels.
+      const full = await decoded().removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      const { width: fw, height: fh } = full.info;
+      raw = await sharp(full.data, { raw: { width: fw, height: fh, channels: full.info.channels } })
+        .extract(full.info.channels === 3 ? await trimmedBox(full.data, fw, fh) : { left: 0, top: 0, width: fw, height: fh })
+        .resize(size, size, fit)
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+    } else {
+      raw = await decoded().resize(size, size, fit).raw().toBuffer({ resolveWithObject: true });
+    }
   } catch (e) {
     throw decodeError(e);
   }

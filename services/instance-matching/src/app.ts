@@ -1,5 +1,5 @@
 import type { Express } from 'express';
-import { createLogger, createServiceApp, Registry, type Logger, type Service, type ServiceDeps } from '@doppel/service-kit';
+import { admissionFromConfig, createLogger, createServiceApp, Registry, type Logger, type Service, type ServiceDeps } from '@doppel/service-kit';
 import type { MatchingConfig } from '@doppel/schemas';
 import { createMatcher, type Matcher } from './match.service.js';
 import { matchDocs, matchRoutes } from './match.routes.js';
@@ -20,8 +20,11 @@ export function createApp(deps: AppDeps): { app: Express; matcher: Matcher } {
   const matcher = createMatcher({ config: deps.config, pool: deps.pool });
   registerMatchingMetrics(deps.registry, deps.pool, matcher.cache);
   let siftChecked: Promise<boolean> | undefined;
+  // Two requests per worker process keep every worker busy while one answer travels back.
+  const admission = admissionFromConfig(deps.config, 'match', deps.config.NB_WORKERS * 2, deps.registry);
   const app = createServiceApp({
     service: SERVICE_NAME,
+    body: { timeoutMs: deps.config.BODY_TIMEOUT_MS, budgetBytes: deps.config.BODY_BUDGET_BYTES },
     registry: deps.registry,
     logger: deps.logger,
     docs: matchDocs,
@@ -39,7 +42,7 @@ export function createApp(deps: AppDeps): { app: Express; matcher: Matcher } {
         return ok ? { ok } : { ok, detail: 'cv.SIFTDetector is missing (unpatched @u4/opencv4nodejs?)' };
       },
     },
-    routes: (a) => matchRoutes(a, matcher),
+    routes: (a) => matchRoutes(a, matcher, admission),
   });
   return { app, matcher };
 }

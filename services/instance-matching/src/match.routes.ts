@@ -1,5 +1,5 @@
 import type { Express } from 'express';
-import { jsonBody, jsonRoute } from '@doppel/service-kit';
+import { admitted, jsonBody, jsonRoute, type Admission } from '@doppel/service-kit';
 import { CompareRequest, CompareResponse, MatchRequest, MatchResponse, type RouteDoc } from '@doppel/schemas';
 import type { Matcher } from './match.service.js';
 
@@ -11,7 +11,7 @@ export const matchDocs: RouteDoc[] = [
   { method: 'post', path: '/compare', summary: 'Verify one candidate/target pair.', request: CompareRequest, response: CompareResponse },
 ];
 
-export function matchRoutes(app: Express, matcher: Matcher): void {
-  app.post('/match', jsonBody(BODY_LIMIT), jsonRoute(MatchRequest, (body, { log }) => matcher.match(body, log)));
-  app.post('/compare', jsonBody(BODY_LIMIT), jsonRoute(CompareRequest, (body) => matcher.compare(body)));
+export function matchRoutes(app: Express, matcher: Matcher, admission?: Admission): void {
+  app.post('/match', jsonBody(BODY_LIMIT), jsonRoute(MatchRequest, admitted(admission, (body, { log }) => matcher.match(body, log))));
+  app.post('/compare', jsonBody(BODY_LIMIT), jsonRoute(CompareRequest, admitted(admission, (body) => matcher.compare(body))));
 }

@@ -279,15 +279,16 @@ describe('instance-matching under load', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  it('when more work arrives than the queue holds, then 429 with Retry-After and the rest succeed', async () => {
+  it('when more work arrives than the queue holds, then 429/503 with Retry-After and the rest succeed', async () => {
     const replies = await Promise.all(
       Array.from({ length: 8 }, () => call(s.base, 'POST', '/match', { candidate: 'a.png', neighbors: ['a.png'] })),
     );
     const statuses = replies.map((r) => r.status);
-    assert.ok(statuses.includes(429), statuses.join(','));
+    // Refused by the worker queue (429) or by the admission limiter's wait bound (429/503).
+    assert.ok(statuses.some((c) => c === 429 || c === 503), statuses.join(','));
     assert.ok(statuses.includes(200), statuses.join(','));
     for (const r of replies) {
-      if (r.status === 429) assert.equal(r.headers.get('retry-after'), '1');
+      if (r.status === 429 || r.status === 503) assert.match(r.headers.get('retry-after') ?? '', /^[1-9]\d*$/);
       else assert.equal(r.status, 200);
     }
     // The pool recovers: a lone request afterwards succeeds.

@@ -5,14 +5,15 @@ import {
 } from '@doppel/clients';
 import type { PipelineConfig } from '@doppel/schemas';
 import {
-  createLogger, createServiceApp, createUrlFetcher, Registry, type Logger, type ReadinessCheck, type Service, type ServiceDeps,
-  type UrlFetcher,
+  admissionFromConfig, createLogger, createServiceApp, createUrlFetcher, Registry, type AdmissionConfig, type Logger, type ReadinessCheck,
+  type Service, type ServiceDeps, type UrlFetcher,
 } from '@doppel/service-kit';
 import { KnownFiles } from './known-files.store.js';
 import { mountPipelineRoutes, pipelineDocs } from './pipeline.routes.js';
 
 export interface PipelineDeps {
-  config: Pick<PipelineConfig, 'IMAGES_ROOT' | 'NB_NEIGHBORS' | 'MIN_SCORE' | 'INDEX_BATCH_SIZE' | 'INDEX_CONCURRENCY'>;
+  config: Pick<PipelineConfig, 'IMAGES_ROOT' | 'NB_NEIGHBORS' | 'MIN_SCORE' | 'INDEX_BATCH_SIZE' | 'INDEX_CONCURRENCY'>
+    & Partial<AdmissionConfig & Pick<PipelineConfig, 'BODY_TIMEOUT_MS' | 'BODY_BUDGET_BYTES'>>;
   /** Downloads `url` queries (the kit's SSRF-guarded fetcher). */
   urls: UrlFetcher;
   encoder: EncoderClient;
@@ -34,8 +35,16 @@ const downstreamReady = (client: { ready: () => Promise<unknown> }): ReadinessCh
 export function createApp(deps: PipelineDeps): Express {
   const { config, encoder, search, matching, urls } = deps;
   const known = new KnownFiles(search);
+  const admit = { ADMIT_CONCURRENCY: config.ADMIT_CONCURRENCY ?? 0, ADMIT_QUEUE: config.ADMIT_QUEUE ?? 64, ADMIT_WAIT_MS: config.ADMIT_WAIT_MS ?? 2000 };
+  // A query mostly waits on its three downstreams; indexing a folder is long and runs alone
+  // (its own limiter, so its duration does not count against the expected wait of queries).
+  const admissions = {
+    duplicates: admissionFromConfig(admit, 'duplicates', 8, deps.registry),
+    index: admissionFromConfig({ ADMIT_CONCURRENCY: 2, ADMIT_QUEUE: Math.min(admit.ADMIT_QUEUE, 8), ADMIT_WAIT_MS: admit.ADMIT_WAIT_MS * 10 }, 'index', 2, deps.registry),
+  };
   return createServiceApp({
     service: 'pipeline',
+    body: { timeoutMs: config.BODY_TIMEOUT_MS ?? 30_000, budgetBytes: config.BODY_BUDGET_BYTES ?? 256 * 1024 * 1024 },
     registry: deps.registry,
     logger: deps.logger,
     readiness: {
@@ -45,6 +54,7 @@ export function createApp(deps: PipelineDeps): Express {
     },
     docs: pipelineDocs,
     routes: (app) => mountPipelineRoutes(app, {
+      admissions,
       duplicates: {
         encoder, search, matching, urls,
         nbNeighbors: config.NB_NEIGHBORS,

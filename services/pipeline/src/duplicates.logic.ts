@@ -17,27 +17,7 @@ export interface DuplicatesDeps {
 const ms = (start: number) => Math.round((performance.now() - start) * 10) / 10;
 
 /**
- * Union of the neighbours of every orientation fingerprint, keeping each path's best
- * score: a rotated or mirrored copy is close to exactly one of the 8 orientations.
- */
-export function mergeNeighbours(
-  lists: Array<{ orientation: string; neighbors: Array<{ relative_path: string; score: number }> }>,
-  limit: number,
-  exclude?: string,
-): Candidate[] {
-  const best = new Map<string, Candidate>();
-  for (const { orientation, neighbors } of lists) {
-    for (const n of neighbors) {
-      if (n.relative_path === exclude) continue;
-      const prev = best.get(n.relative_path);
-      if (!prev || n.score > prev.score) best.set(n.relative_path, { relative_path: n.relative_path, score: n.score, orientation });
-    }
-  }
-  return [...best.values()].sort((a, b) => b.score - a.score || a.relative_path.localeCompare(b.relative_path)).slice(0, limit);
-}
-
-/**
- * encode (all 8 orientations in one call) -> search each -> verify the union with
+ * encode (all 8 orientations in one call) -> one batch search -> verify the union with
  * instance-matching. A query given by relative_path is left out of its own results.
  */
 export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesRequest): Promise<DuplicatesResult> {
@@ -56,11 +36,17 @@ export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesReques
   const fingerprints = encoded.orientations?.length
     ? encoded.orientations.map((o) => ({ orientation: o.name, vec: o.fingerprint }))
     : [{ orientation: 'identity', vec: encoded.fingerprint }];
-  const lists = await Promise.all(fingerprints.map(async ({ orientation, vec }) => ({
-    orientation,
-    neighbors: (await deps.search.search({ nb_neighbors: nb, vec_features: vec, min_score: minScore })).neighbors,
-  })));
-  const candidates = mergeNeighbours(lists, nb, req.relative_path);
+  // One round-trip: search merges the orientations' neighbours per image (best score and
+  // the orientation that gave it).
+  const { neighbors } = await deps.search.searchBatch({
+    queries: fingerprints.map((f) => ({ vec_features: f.vec })),
+    nb_neighbors: nb,
+    min_score: minScore,
+  });
+  const candidates: Candidate[] = neighbors
+    .filter((n) => n.relative_path !== req.relative_path)
+    .slice(0, nb)
+    .map((n) => ({ relative_path: n.relative_path, score: n.score, orientation: fingerprints[n.query]?.orientation ?? 'identity' }));
   const searchMs = ms(t);
 
   t = performance.now();

@@ -1,0 +1,80 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { call } from '@doppel/service-kit/testing';
+import { mulberry32 } from '@doppel/service-kit';
+import { removeDir, search, start, tempDir, upsert, type Running } from './search-fixture.js';
+
+type Hit = { relative_path: string; score: number; query?: number };
+
+describe('contextual-search: POST /search/batch', () => {
+  let dir: string;
+  let svc: Running;
+  const rand = mulberry32(7);
+  const vec = () => [rand() - 0.5, rand() - 0.5, rand() - 0.5, rand() - 0.5];
+  before(async () => {
+    dir = await tempDir();
+    // HNSW from the first vector, so the batch goes through the graph as single searches do.
+    svc = await start(dir, { INDEX_MODE: 'hnsw' });
+    const r = await upsert(svc.base, Array.from({ length: 200 }, (_, i) => ({ relative_path: `img-${i}.jpg`, vec_features: vec(), metadata: { i } })));
+    assert.equal(r.status, 200);
+  });
+  after(async () => {
+    await svc.close();
+    await removeDir(dir);
+  });
+
+  it('when several vectors are searched in one batch, then the answer is the union of their single searches with each path\'s best score', async () => {
+    const queries = Array.from({ length: 8 }, vec);
+    const batch = await call(svc.base, 'POST', '/search/batch', { queries: queries.map((v) => ({ vec_features: v })), nb_neighbors: 10 });
+    assert.equal(batch.status, 200);
+    const got: Hit[] = batch.body.response.neighbors;
+    const union = new Map<string, { score: number; query: number }>();
+    for (const [q, v] of queries.entries()) {
+      for (const n of (await search(svc.base, v, 10)).body.response.neighbors as Hit[]) {
+        const prev = union.get(n.relative_path);
+        if (!prev || n.score > prev.score) union.set(n.relative_path, { score: n.score, query: q });
+      }
+    }
+    assert.equal(got.length, union.size);
+    for (const n of got) {
+      const u = union.get(n.relative_path);
+      assert.ok(u, `${n.relative_path} comes from some single search`);
+      assert.ok(Math.abs(u.score - n.score) < 1e-9);
+      assert.equal(n.query, u.query, 'the vector that gave the best score is named');
+    }
+    assert.equal(new Set(got.map((n) => n.relative_path)).size, got.length, 'no path twice');
+    for (let i = 1; i < got.length; i++) assert.ok(got[i - 1]!.score >= got[i]!.score, 'best first');
+    assert.ok(got.every((n) => typeof (n as { metadata?: { i?: number } }).metadata?.i === 'number'), 'metadata kept');
+  });
+
+  it('when the same vector is sent twice, then each path still appears once, credited to the first', async () => {
+    const v = vec();
+    const r = await call(svc.base, 'POST', '/search/batch', { queries: [{ vec_features: v }, { vec_features: v }], nb_neighbors: 5 });
+    const got: Hit[] = r.body.response.neighbors;
+    assert.equal(got.length, 5);
+    assert.ok(got.every((n) => n.query === 0));
+  });
+
+  it('when a limit is given, then only the best merged neighbours are returned', async () => {
+    const queries = Array.from({ length: 4 }, () => ({ vec_features: vec() }));
+    const all: Hit[] = (await call(svc.base, 'POST', '/search/batch', { queries, nb_neighbors: 10 })).body.response.neighbors;
+    const top: Hit[] = (await call(svc.base, 'POST', '/search/batch', { queries, nb_neighbors: 10, limit: 3 })).body.response.neighbors;
+    assert.deepEqual(top, all.slice(0, 3));
+  });
+
+  it('when one vector of a batch is invalid, then the whole request is a 400 envelope', async () => {
+    for (const body of [
+      { queries: [{ vec_features: vec() }, { vec_features: [1, 2, 3] }], nb_neighbors: 3 },
+      { queries: [{ vec_features: vec() }, { vec_features: [0, 0, 0, 0] }], nb_neighbors: 3 },
+      { queries: [], nb_neighbors: 3 },
+      { queries: Array.from({ length: 65 }, () => ({ vec_features: vec() })), nb_neighbors: 3 },
+      { queries: [{ vec_features: vec(), extra: 1 }], nb_neighbors: 3 },
+    ]) {
+      const r = await call(svc.base, 'POST', '/search/batch', body);
+      assert.equal(r.status, 400, JSON.stringify(body).slice(0, 80));
+      assert.equal(r.body.global_status, 0);
+      assert.equal(r.body.error_code, 'INVALID_REQUEST');
+      assert.deepEqual(r.body.response, {});
+    }
+  });
+});
