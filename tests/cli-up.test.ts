@@ -15,7 +15,7 @@ describe('doppel up', { timeout: 180_000 }, () => {
   const tmp = mkdtempSync(join(tmpdir(), 'doppel-up-'));
   after(() => rmSync(tmp, { recursive: true, force: true }));
 
-  it('when Ctrl-C reaches `doppel up`, then all four services stop and it exits 0', async () => {
+  it('when a service of `doppel up` dies, then it is restarted; when Ctrl-C reaches it, then all four stop and it exits 0', async () => {
     const ports = await freePorts(4);
     const [pipeline, encoder, search, matching] = ports.map(String);
     // Its own process group, like a terminal job: Ctrl-C is SIGINT to the whole group.
@@ -33,6 +33,14 @@ describe('doppel up', { timeout: 180_000 }, () => {
       await waitReady(`http://127.0.0.1:${pipeline}`, child, 120_000);
       await Promise.race([said, exited.then(() => { throw new Error('doppel up exited'); })]);
       for (const p of ports) assert.equal((await fetch(`http://127.0.0.1:${p}/healthz`)).status, 200);
+      // SIGKILL (as the OOM killer would) one service: up starts it again on its port.
+      const pid = Number(/contextual-search\s+\S+ \(pid (\d+)\)/.exec(stderr)?.[1]);
+      assert.ok(pid > 0, stderr);
+      const restarted = new Promise<void>((resolve) => child.stderr!.on('data', () => { if (/contextual-search restarted/.test(stderr)) resolve(); }));
+      process.kill(pid, 'SIGKILL');
+      await Promise.race([restarted, exited.then(() => { throw new Error('doppel up exited instead of restarting'); })]);
+      assert.equal((await fetch(`http://127.0.0.1:${search}/readyz`)).status, 200);
+      assert.equal((await fetch(`http://127.0.0.1:${pipeline}/readyz`)).status, 200);
     } catch (e) {
       process.kill(-child.pid!, 'SIGKILL');
       throw new Error(`${(e as Error).message}\n${stderr}`);

@@ -15,7 +15,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Registry, createLogger, loadConfig, mulberry32 as rng } from '@doppel/service-kit';
 import { SearchConfig } from '@doppel/schemas';
-import { buildService, ExactIndex, HnswIndex } from '@doppel/contextual-search';
+import { buildService, ExactIndex, HnswIndex, HnswlibBackend } from '@doppel/contextual-search';
 
 const env = (k: string, d: number): number => (process.env[k] === undefined ? d : Number(process.env[k]));
 const N = env('BENCH_N', 100_000);
@@ -76,7 +76,7 @@ const recallOf = (got: number[][], gt: number[][]) => {
 };
 const qrows = Array.from({ length: Q }, (_, q) => row(queries, q, DIM));
 
-// The collection's search is async (a backend may wait on a database): awaited one at a time.
+// The service's backends answer through a promise; the raw engines synchronously.
 async function measureEf(search: (q: number[], ef: number) => number[] | Promise<number[]>, gt: number[][], efs: number[]): Promise<Array<{ ef: number; recall: number; qps: number }>> {
   const res = [];
   for (const ef of efs) {
@@ -163,9 +163,7 @@ const cfgEnv = (location: string, extra: Record<string, string> = {}) => ({
       worst = Math.max(worst, gap);
     }
   })();
-  // INDEX_MODE=hnsw on the default backend: hnswlib, the one that writes snapshots.
-  const backend = collection.backend as typeof collection.backend & { snapshot?: () => Promise<{ ms: number; bytes: number; mutations_blocked_ms: number } | undefined> };
-  const snap = await backend.snapshot?.();
+  const snap = await (collection.backend as HnswlibBackend).snapshot();
   writing = false;
   await probe;
   if (snap) out('snapshot write', `${fmt(snap.ms / 1000, 2)} s for ${fmt(snap.bytes / 1e6)} MB; mutations blocked ${fmt(snap.mutations_blocked_ms / 1000, 2)} s; a search loop meanwhile waited at most ${fmt(worst, 1)} ms for the event loop + search`);

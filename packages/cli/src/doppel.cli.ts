@@ -1,13 +1,16 @@
+import type { ChildProcess } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { AppError } from '@doppel/service-kit';
-import type { DuplicatesResult, PipelineClient } from '@doppel/clients';
+import { createSearchClient, type DuplicatesResult, type PipelineClient } from '@doppel/clients';
 import { listImages } from '@doppel/image-source';
+import { exportCollection, importCollection } from './collection-transfer.logic.js';
 import { ProgressBar } from './progress.view.js';
 import { groupPairs, type ScanPair } from './scan-groups.logic.js';
 import { renderReport } from './scan-report.html.js';
 import { isInside, openSession, startActive, stopActive, type Session } from './stack-session.js';
+import type { ServiceName } from './stack.launcher.js';
 import {
   DEFAULT_PORTS, REPO_ROOT, canonical, clearStackRecord, lastRoot, rememberRoot, requireModel, stateDirFor,
   writeStackRecord, type Workspace,
@@ -20,6 +23,9 @@ const USAGE = `doppel: near-duplicate image search
   doppel scan DIR             find every duplicate group inside DIR; writes a JSON and a self-contained HTML report
                               [--out FILE.html] (default ./doppel-report.html, JSON next to it)
   doppel up [--images DIR]    run the four services until Ctrl-C (image root: DIR, default <repo>/images)
+  doppel export --out FILE.jsonl   write every vector of a running contextual-search (path, vector, metadata)
+  doppel import FILE.jsonl         upsert such a file into a running contextual-search (any backend)
+                              [--search-url URL] (default http://127.0.0.1:<--search-port>)
 
 index and scan start the services themselves when no pipeline answers on --port, and stop them after.
 State lives in <repo>/.doppel/roots/<folder>-<hash>/ (one index per image root; --home DIR to move it).
@@ -31,7 +37,7 @@ const options = {
   port: { type: 'string' }, 'encoder-port': { type: 'string' }, 'search-port': { type: 'string' }, 'matching-port': { type: 'string' },
   model: { type: 'string' }, home: { type: 'string' }, root: { type: 'string' }, images: { type: 'string' },
   json: { type: 'boolean' }, force: { type: 'boolean' }, out: { type: 'string' }, threshold: { type: 'string' },
-  neighbors: { type: 'string' }, concurrency: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  neighbors: { type: 'string' }, concurrency: { type: 'string' }, 'search-url': { type: 'string' }, help: { type: 'boolean', short: 'h' },
 } as const;
 type Flags = ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>['values'];
 
@@ -204,6 +210,10 @@ async function cmdScan(ws: Workspace, f: Flags, arg: string | undefined) {
   });
 }
 
+/** `doppel up` restarts a dead service at most this many times per window. */
+const MAX_RESTARTS = 5;
+const RESTART_WINDOW_MS = 60_000;
+
 async function cmdUp(ws: Workspace, f: Flags) {
   const images = resolve(f.images ?? process.env.DOPPEL_IMAGES ?? join(ws.repoRoot, 'images'));
   mkdirSync(images, { recursive: true });
@@ -214,7 +224,7 @@ async function cmdUp(ws: Workspace, f: Flags) {
   const stack = await startActive({ repoRoot: ws.repoRoot, imagesRoot: root, stateDir, modelPath: ws.modelPath, ports: ws.ports });
   writeStackRecord(ws.home, { pid: process.pid, imagesRoot: root, stateDir, ports: ws.ports });
   rememberRoot(ws.home, root);
-  for (const [name, url] of Object.entries(stack.urls)) say(`  ${name.padEnd(18)} ${url}`);
+  for (const [name, url] of Object.entries(stack.urls)) say(`  ${name.padEnd(18)} ${url} (pid ${stack.children[name as ServiceName].pid})`);
   say(`state: ${stateDir} (logs in logs/)\nready; Ctrl-C to stop`);
   await new Promise<void>((resolveDone) => {
     let stopping = false;
@@ -228,11 +238,50 @@ async function cmdUp(ws: Workspace, f: Flags) {
     process.removeAllListeners('SIGINT').removeAllListeners('SIGTERM');
     process.on('SIGINT', () => shutdown('interrupted'));
     process.on('SIGTERM', () => shutdown('terminated'));
-    for (const [name, child] of Object.entries(stack.children)) {
-      child.once('exit', (code, signal) => { if (code !== 0 && signal === null) shutdown(`${name} exited with code ${code} (see ${stateDir}/logs/${name}.log)`); });
-    }
+    // A service that dies is started again (a few times a minute at most: one that keeps
+    // dying stops the stack instead of looping); the others keep running meanwhile.
+    const restarts = new Map<ServiceName, number[]>();
+    const watch = (name: ServiceName, child: ChildProcess) => child.once('exit', (code, signal) => {
+      if (stopping) return;
+      const now = Date.now();
+      const recent = (restarts.get(name) ?? []).filter((t) => now - t < RESTART_WINDOW_MS);
+      const why = `${name} exited (${code ?? signal}; see ${stateDir}/logs/${name}.log)`;
+      if (recent.length >= MAX_RESTARTS) {
+        shutdown(`${why} ${MAX_RESTARTS} times within ${RESTART_WINDOW_MS / 1000} s`);
+        return;
+      }
+      restarts.set(name, [...recent, now]);
+      say(`${why}: restarting it ...`);
+      stack.restart(name).then(
+        (c) => {
+          if (stopping) return;
+          say(`${name} restarted (pid ${c.pid})`);
+          watch(name, c);
+        },
+        (e: unknown) => shutdown(`${name} could not be restarted: ${(e as Error).message}`),
+      );
+    });
+    for (const name of Object.keys(stack.children) as ServiceName[]) watch(name, stack.children[name]);
   });
   say('stopped');
+}
+
+const searchClientOf = (ws: Workspace, f: Flags) =>
+  createSearchClient({ baseUrl: f['search-url'] ?? `http://127.0.0.1:${ws.ports.search}`, timeoutMs: 120_000 });
+
+async function cmdExport(ws: Workspace, f: Flags) {
+  if (!f.out) throw new Error(`export: --out FILE.jsonl is required\n\n${USAGE}`);
+  const out = resolve(f.out);
+  const { exported } = await exportCollection(searchClientOf(ws, f), out, (done, total) => process.stderr.write(`\rexport ${done}/${total}`));
+  say(`\n${exported} vectors written to ${out}`);
+}
+
+async function cmdImport(ws: Workspace, f: Flags, arg: string | undefined) {
+  if (!arg || !existsSync(arg)) throw new Error(`import: a JSONL file is required\n\n${USAGE}`);
+  const r = await importCollection(searchClientOf(ws, f), resolve(arg), { onProgress: (n) => process.stderr.write(`\rimport ${n}`) });
+  say(`\n${r.imported} of ${r.lines} lines imported (${r.inserted} new, ${r.replaced} replaced), ${r.bad.length} bad`);
+  for (const b of r.bad.slice(0, 20)) say(`  ${b}`);
+  if (f.json) process.stdout.write(`${JSON.stringify(r)}\n`);
 }
 
 async function main(argv: string[]) {
@@ -260,6 +309,8 @@ async function main(argv: string[]) {
     case 'query': return cmdQuery(ws, f, arg);
     case 'scan': return cmdScan(ws, f, arg);
     case 'up': return cmdUp(ws, f);
+    case 'export': return cmdExport(ws, f);
+    case 'import': return cmdImport(ws, f, arg);
     default: throw new Error(`unknown command ${JSON.stringify(cmd)}\n\n${USAGE}`);
   }
 }

@@ -29,6 +29,8 @@ export interface Stack {
   dimension: number;
   /** SIGTERM to each child (pipeline first), SIGKILL after the grace period. */
   stop(): Promise<void>;
+  /** Starts one service again with the env it had (after it died); resolves once it is ready. */
+  restart(svc: ServiceName): Promise<ChildProcess>;
 }
 
 export class StackError extends Error {}
@@ -99,10 +101,13 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   const children: Partial<Record<ServiceName, ChildProcess>> = {};
   const logs: Partial<Record<ServiceName, string>> = {};
   const base = { SERVER_HOST: host, LOG_LEVEL: opts.logLevel ?? 'warn' };
-  const start = (svc: ServiceName, env: Record<string, string>) => {
+  const envs: Partial<Record<ServiceName, Record<string, string>>> = {};
+  const start = (svc: ServiceName, env: Record<string, string>, flags: 'w' | 'a' = 'w') => {
     const logFile = join(logDir, `${svc}.log`);
     logs[svc] = logFile;
-    const out = createWriteStream(logFile, { flags: 'w' });
+    envs[svc] = env;
+    // A restarted service appends, so the log of the run that died is kept.
+    const out = createWriteStream(logFile, { flags });
     const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', entryOf(opts.repoRoot, svc)], {
       cwd: opts.repoRoot,
       env: { ...process.env, ...base, ...env, ...opts.env?.[svc] },
@@ -144,7 +149,13 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
       waitReady(urls['instance-matching'], matcher, deadline, logs['instance-matching']),
     ]);
     await waitReady(urls.pipeline, pipeline, deadline, logs.pipeline);
-    return { urls, children: children as Record<ServiceName, ChildProcess>, dimension, stop };
+    const restart = async (svc: ServiceName) => {
+      const child = start(svc, envs[svc] ?? {}, 'a');
+      await waitReady(urls[svc], child, deadline, logs[svc]);
+      return child;
+    };
+    // `children` is this record itself, so a restarted child is the one stop() stops.
+    return { urls, children: children as Record<ServiceName, ChildProcess>, dimension, stop, restart };
   } catch (e) {
     await stop();
     throw e;

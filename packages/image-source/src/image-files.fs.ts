@@ -1,6 +1,7 @@
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { AppError } from '@doppel/service-kit';
+import { isInsideDir, realLocation } from './real-location.resolve.js';
 
 /** What the encoder can decode (sharp); anything else in a folder is not an image to index. */
 export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif']);
@@ -28,8 +29,20 @@ export interface FileStamp {
   mtime_ms: number;
 }
 
+/**
+ * resolveUnderRoot, then where the path really lands: a symlink (or a symlinked folder on
+ * the way) that leaves the root is FORBIDDEN_PATH whether or not its target exists, so
+ * the answer never tells whether an outside file exists.
+ */
+async function resolveInsideRoot(root: string, rel: string): Promise<string> {
+  const abs = resolveUnderRoot(root, rel);
+  const [rootReal, located] = await Promise.all([realpath(root).catch(() => resolve(root)), realLocation(abs).catch(() => undefined)]);
+  if (located && !isInsideDir(rootReal, located.real)) throw new AppError('FORBIDDEN_PATH', `${rel}: outside the image root (through a symlink)`);
+  return abs;
+}
+
 async function statFile(root: string, rel: string): Promise<FileStamp> {
-  const s = await stat(resolveUnderRoot(root, rel));
+  const s = await stat(await resolveInsideRoot(root, rel));
   return { relative_path: toId(rel), size: s.size, mtime_ms: Math.floor(s.mtimeMs) };
 }
 
@@ -56,7 +69,7 @@ export async function listImages(root: string, relDir: string, recursive: boolea
 export async function collectFiles(root: string, rel: string, recursive: boolean): Promise<FileStamp[]> {
   let s;
   try {
-    s = await stat(resolveUnderRoot(root, rel));
+    s = await stat(await resolveInsideRoot(root, rel));
   } catch (e) {
     if (e instanceof AppError) throw e;
     throw new AppError('IMAGE_NOT_FOUND', `${rel}: no such file or folder under the image root`);

@@ -1,6 +1,7 @@
 import { open, realpath, stat } from 'node:fs/promises';
-import { isAbsolute, posix, relative, resolve, sep } from 'node:path';
+import { posix, resolve, sep } from 'node:path';
 import { AppError } from '@doppel/service-kit';
+import { isInsideDir, realLocation } from './real-location.resolve.js';
 
 export interface ResolvedImage {
   /** Real path on disk (symlinks resolved, inside the real root). */
@@ -10,11 +11,6 @@ export interface ResolvedImage {
   size: number;
   mtimeMs: number;
 }
-
-const inside = (root: string, p: string) => {
-  const r = relative(root, p);
-  return r === '' || (!r.startsWith('..') && !isAbsolute(r));
-};
 
 /**
  * The id a relative path stands for. Every way out of the root (NUL, absolute, drive
@@ -39,15 +35,18 @@ export async function resolveImagePath(root: string, rel: string): Promise<Resol
   const rootReal = await realpath(root).catch(() => {
     throw new AppError('UNAVAILABLE', 'image root is not accessible');
   });
-  let real: string;
+  let located: { real: string; exists: boolean };
   try {
-    real = await realpath(resolve(rootReal, id.split('/').join(sep)));
+    located = await realLocation(resolve(rootReal, id.split('/').join(sep)));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ELOOP') throw new AppError('FORBIDDEN_PATH', `${rel}: is a symlink loop`);
-    throw new AppError('IMAGE_NOT_FOUND', `image ${rel} not found`);
+    throw new AppError('IMAGE_NOT_FOUND', `image ${rel} cannot be read (${code ?? 'error'})`);
   }
-  if (!inside(rootReal, real)) throw new AppError('FORBIDDEN_PATH', `${rel}: points outside the image root`);
+  const real = located.real;
+  // Outside first, missing second: 403 vs 404 must not tell whether a file outside exists.
+  if (!isInsideDir(rootReal, real)) throw new AppError('FORBIDDEN_PATH', `${rel}: points outside the image root`);
+  if (!located.exists) throw new AppError('IMAGE_NOT_FOUND', `image ${rel} not found`);
   const st = await stat(real);
   if (!st.isFile()) throw new AppError('IMAGE_NOT_FOUND', `image ${rel} is not a regular file`);
   return { file: real, id, size: st.size, mtimeMs: st.mtimeMs };

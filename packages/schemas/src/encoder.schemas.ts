@@ -97,6 +97,7 @@ export const EncoderConfig = Type.Object(
     MODEL_PATH: Type.String({ default: '', description: 'ONNX model file; overrides MODELS_DIR/MODELS_NAME.' }),
     MODELS_DIR: Type.String({ default: './models', description: 'Directory holding models.' }),
     MODELS_NAME: Type.String({ default: 'resnet18.onnx', description: 'Model file name inside MODELS_DIR.' }),
+    MODEL_PRECISION: Type.Union([Type.Literal('fp32'), Type.Literal('int8')], { default: 'fp32', description: 'int8: load the QDQ-quantised file written by `pnpm quantize` beside the model (`x.onnx` -> `x.int8.onnx`); fp32: the model itself.' }),
     FEATURE_TENSOR: Type.String({ default: '', description: 'Tensor to pool into the fingerprint; found automatically when empty.' }),
     INPUT_SIZE: Type.Integer({ minimum: 0, maximum: 2048, default: 0, description: 'Model input side; read from the model when 0.' }),
     RESIZE_MODE: Type.Union([Type.Literal('whole'), Type.Literal('center-crop')], { default: 'center-crop', description: 'center-crop: largest centred square (measured better recall, see the encoder README); whole: squash the whole image.' }),

@@ -18,17 +18,48 @@ export const MatchedItem = Type.Object({
 });
 export type MatchedItem = Static<typeof MatchedItem>;
 
+/** A candidate prepared by POST /prepare: a random id, valid for PREPARED_TTL_MS. */
+export const CandidateHandle = Type.String({ pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' });
+
+export const PrepareRequest = Type.Object(
+  {
+    candidate: Type.Optional(RelativePath),
+    candidate_base64: Type.Optional(Base64Image),
+  },
+  {
+    $id: schemaId('matching/prepare-request'),
+    additionalProperties: false,
+    oneOf: [{ required: ['candidate'] }, { required: ['candidate_base64'] }],
+  },
+);
+export type PrepareRequest = Static<typeof PrepareRequest>;
+
+export const PrepareResponse = Envelope(
+  'matching/prepare-response',
+  Type.Object({
+    candidate_handle: CandidateHandle,
+    /** The handle is refused (410 HANDLE_EXPIRED) after this long without use. */
+    expires_in_ms: Type.Integer({ minimum: 0 }),
+    keypoints: Type.Integer({ minimum: 0 }),
+    /** Server-side time of the decode and of the SIFT extraction. */
+    timings_ms: Type.Object({ decode: Type.Number(), extract: Type.Number() }),
+  }),
+);
+export type PrepareResponse = Static<typeof PrepareResponse>;
+
 export const MatchRequest = Type.Object(
   {
     candidate: Type.Optional(RelativePath),
     candidate_base64: Type.Optional(Base64Image),
+    /** A candidate prepared earlier by POST /prepare (its features are not extracted again). */
+    candidate_handle: Type.Optional(CandidateHandle),
     neighbors: Type.Array(RelativePath, { minItems: 0, maxItems: MAX_MATCH_NEIGHBORS }),
     threshold: Type.Optional(Score),
   },
   {
     $id: schemaId('matching/match-request'),
     additionalProperties: false,
-    oneOf: [{ required: ['candidate'] }, { required: ['candidate_base64'] }],
+    oneOf: [{ required: ['candidate'] }, { required: ['candidate_base64'] }, { required: ['candidate_handle'] }],
   },
 );
 export type MatchRequest = Static<typeof MatchRequest>;
@@ -87,6 +118,8 @@ export const MatchingConfig = Type.Object(
       description: 'Features each verification process keeps, so a target or candidate crosses the IPC pipe once per process (0: always sent).',
     }),
     QUEUE_LIMIT: Type.Integer({ minimum: 1, default: 1024 }),
+    PREPARED_TTL_MS: Type.Integer({ minimum: 1, default: 30000, description: 'How long a candidate prepared by POST /prepare stays usable after its last use.' }),
+    PREPARED_MAX: Type.Integer({ minimum: 1, default: 256, description: 'Prepared candidates kept at once (least recently used go first).' }),
     MAX_IMAGE_BYTES: Type.Integer({ minimum: 1, default: 20 * 1024 * 1024 }),
     MAX_PIXELS: Type.Integer({ minimum: 1, default: 50_000_000 }),
     RATIO_TEST: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.75, description: "Lowe's ratio: best/second-best descriptor distance." }),

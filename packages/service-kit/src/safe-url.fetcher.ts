@@ -23,19 +23,58 @@ for (const [net, bits] of [
   ['172.16.0.0', 12], ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
 ] as const) BLOCKED.addSubnet(net, bits, 'ipv4');
 for (const [net, bits] of [
-  ['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['64:ff9b::', 96], ['2001:db8::', 32],
+  // ::/96 holds ::, ::1 and the deprecated IPv4-compatible ::a.b.c.d (a host may route them to IPv4).
+  ['::', 96], ['100::', 64], ['2001::', 32], ['2001:db8::', 32], ['64:ff9b::', 96], ['64:ff9b:1::', 48],
+  ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8],
 ] as const) BLOCKED.addSubnet(net, bits, 'ipv6');
+
+/** The 16 bytes of an IPv6 address (any textual form, dotted IPv4 tail included). */
+function ipv6Bytes(address: string): number[] {
+  let text = address.toLowerCase().replace(/%.*$/, '');
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+  return groups.flatMap((g) => {
+    const n = parseInt(g, 16);
+    return [n >> 8, n & 0xff];
+  });
+}
+
+/** The IPv4 address an IPv6 form carries inside it (mapped, translated, 6to4), if any. */
+function embeddedIpv4(address: string): string | undefined {
+  const b = ipv6Bytes(address);
+  const zero = (from: number, to: number) => b.slice(from, to).every((x) => x === 0);
+  const v4 = (at: number) => b.slice(at, at + 4).join('.');
+  if (zero(0, 10) && b[10] === 0xff && b[11] === 0xff) return v4(12); // ::ffff:0:0/96 mapped
+  if (zero(0, 8) && b[8] === 0xff && b[9] === 0xff && zero(10, 12)) return v4(12); // ::ffff:0:0:0/96 translated
+  if (b[0] === 0x20 && b[1] === 0x02) return v4(2); // 2002::/16 6to4
+  return undefined;
+}
 
 export function isBlockedAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 4) return BLOCKED.check(address, 'ipv4');
   if (family === 6) {
-    // IPv4-mapped IPv6 (::ffff:127.0.0.1) reaches the IPv4 host.
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-    if (mapped) return BLOCKED.check(mapped[1]!, 'ipv4');
+    const inner = embeddedIpv4(address);
+    if (inner !== undefined && BLOCKED.check(inner, 'ipv4')) return true;
     return BLOCKED.check(address, 'ipv6');
   }
   return true;
+}
+
+/**
+ * Names that mean this machine whatever DNS says (RFC 6761), trailing dots and case
+ * ignored: refused before any lookup, so `localhost.` is a 403 like 127.0.0.1, not a 502.
+ */
+export function isLocalHostname(hostname: string): boolean {
+  const h = hostname.toLowerCase().replace(/\.+$/, '');
+  return h === 'localhost' || h.endsWith('.localhost') || h === 'localhost.localdomain';
 }
 
 class BlockedAddressError extends Error {
@@ -84,7 +123,7 @@ export function createUrlFetcher(opts: UrlFetcherOptions): UrlFetcher {
   const connect: buildConnector.connector = (o, cb) => {
     // Literal IPs never reach the lookup; check them here, still at connect time.
     const host = o.hostname.replace(/^\[|\]$/g, '');
-    if (!opts.allowPrivate && isIP(host) && isBlockedAddress(host)) {
+    if (!opts.allowPrivate && ((isIP(host) && isBlockedAddress(host)) || isLocalHostname(host))) {
       cb(new BlockedAddressError(host), null);
       return;
     }

@@ -4,3 +4,4 @@ export { scoreOf } from './hnsw.index.js';
 export { ExactIndex } from './exact.index.js';
 export { HnswIndex } from './hnsw.index.js';
 export type { VectorBackend } from './vector.backend.js';
+export { HnswlibBackend } from './hnswlib.backend.js';

@@ -1,63 +1,14 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
 import { call } from '@doppel/service-kit/testing';
+import { launchSearch } from './process.fixture.js';
 import { removeDir, tempDir } from './search-fixture.js';
 
-const root = process.env.DOPPEL_REPO_ROOT ?? fileURLToPath(new URL('../../..', import.meta.url));
 const DIM = 8;
 const vec = (id: number): number[] => Array.from({ length: DIM }, (_, j) => Math.sin(id * 13 + j * 7) + (j === 0 ? 2 : 0));
 
-interface Proc {
-  child: ChildProcess;
-  base: string;
-  lines: string[];
-}
-
-/** Starts the real service on port 0; resolves once it logged its port and /readyz is 200. */
-async function launch(dir: string): Promise<Proc> {
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'services/contextual-search/src/main.ts'], {
-    cwd: root,
-    env: {
-      ...process.env,
-      LOCATION: dir,
-      DIMENSION: String(DIM),
-      SERVER_PORT: '0',
-      SERVER_HOST: '127.0.0.1',
-      SNAPSHOT_WAL_RECORDS: '40',
-      SNAPSHOT_INTERVAL_MS: '0',
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const lines: string[] = [];
-  const stderr: string[] = [];
-  child.stderr!.on('data', (d: Buffer) => stderr.push(d.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
-    const deadline = setTimeout(() => reject(new Error(`no "listening" line within 30 s: ${stderr.join('')}`)), 30_000);
-    createInterface({ input: child.stdout! }).on('line', (l) => {
-      lines.push(l);
-      const m = /"port":(\d+).*"msg":"listening"/.exec(l);
-      if (m) {
-        clearTimeout(deadline);
-        resolve(Number(m[1]));
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`service exited with ${code}: ${stderr.join('')}`)));
-  });
-  const base = `http://127.0.0.1:${port}`;
-  const until = Date.now() + 30_000;
-  for (;;) {
-    const r = await fetch(`${base}/readyz`).catch(() => undefined);
-    if (r?.status === 200) break;
-    if (Date.now() > until) throw new Error('not ready within 30 s');
-    await new Promise((res) => setImmediate(res));
-  }
-  return { child, base, lines };
-}
+const launch = (dir: string) => launchSearch({ LOCATION: dir, DIMENSION: String(DIM), SNAPSHOT_WAL_RECORDS: '40', SNAPSHOT_INTERVAL_MS: '0' });
 
 type State = 'present' | 'deleted' | 'unknown';
 

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFile, readdir, readFile, stat, truncate, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, copyFile, readdir, readFile, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { listAll, remove, removeDir, search, start, stats, tempDir, upsert } from './search-fixture.js';
 
@@ -262,6 +262,100 @@ describe('contextual-search: JSONL seed', () => {
         assert.deepEqual((await listAll(c.base)).map((i) => i.relative_path).sort(), ['s/2.jpg', 's/3.jpg', 's/4.jpg']);
       } finally {
         await c.close();
+      }
+    }));
+});
+
+describe('contextual-search: corruption is named, never silently dropped', () => {
+  /** Two acknowledged requests (an upsert, then a delete), left in the WAL as by a crash. */
+  async function twoRecords(dir: string): Promise<{ file: string; wal: string; firstEnd: number }> {
+    const a = await start(dir);
+    await upsert(a.base, items(0, 3));
+    const [wal] = await files(dir, /^wal-.*\.log$/);
+    const file = join(idx(dir), wal!);
+    const firstEnd = (await stat(file)).size;
+    await remove(a.base, ['img/1.jpg']);
+    await a.abandon();
+    return { file, wal: wal!, firstEnd };
+  }
+
+  it('when a byte of the last, complete WAL record is flipped, then the start is refused naming the file and offset', () =>
+    withDir(async (dir) => {
+      const { file, wal, firstEnd } = await twoRecords(dir);
+      const buf = await readFile(file);
+      buf[buf.length - 3] = buf[buf.length - 3]! ^ 0x01; // inside the delete's JSON, still no NUL byte
+      await writeFile(file, buf);
+      await assert.rejects(start(dir), (e: Error) => e.message.includes(wal) && e.message.includes(`byte ${firstEnd}`) && /checksum/.test(e.message) && /WAL_RECOVERY=truncate/.test(e.message));
+    }));
+
+  it('when WAL_RECOVERY=truncate is set after such a refusal, then the service starts without that record and keeps a copy', () =>
+    withDir(async (dir) => {
+      const { file, firstEnd } = await twoRecords(dir);
+      const buf = await readFile(file);
+      buf[buf.length - 3] = buf[buf.length - 3]! ^ 0x01;
+      await writeFile(file, buf);
+      const b = await start(dir, { WAL_RECOVERY: 'truncate' });
+      try {
+        assert.equal((await stats(b.base)).count, 3, 'the delete in the corrupt record is the accepted loss');
+        assert.equal((await stat(file)).size, firstEnd);
+        assert.deepEqual(await readFile(`${file}.corrupt`), buf);
+      } finally {
+        await b.close();
+      }
+    }));
+
+  it('when the last record reads back partly as zero bytes (blocks never written before the crash), then it is a torn write and is dropped', () =>
+    withDir(async (dir) => {
+      const { file, firstEnd } = await twoRecords(dir);
+      const buf = await readFile(file);
+      buf.fill(0, buf.length - 8); // the payload's end never reached the disk
+      await writeFile(file, buf);
+      const b = await start(dir);
+      try {
+        assert.equal((await stats(b.base)).count, 3);
+        assert.equal((await stat(file)).size, firstEnd);
+      } finally {
+        await b.close();
+      }
+    }));
+
+  it('when the newest WAL segment is deleted, then the start is refused naming the missing segment', () =>
+    withDir(async (dir) => {
+      const a = await start(dir);
+      await upsert(a.base, items(0, 2));
+      await a.hnsw.snapshot();
+      await upsert(a.base, items(2, 4));
+      await a.abandon();
+      const wals = await files(dir, /^wal-.*\.log$/);
+      const newest = wals.at(-1)!;
+      await rm(join(idx(dir), newest));
+      await assert.rejects(start(dir), (e: Error) => e.message.includes(newest) && /missing/.test(e.message));
+    }));
+
+  it('when the only WAL segment of a collection without a snapshot is deleted, then the start is refused', () =>
+    withDir(async (dir) => {
+      const a = await start(dir);
+      await upsert(a.base, items(0, 2));
+      await a.abandon();
+      const [wal] = await files(dir, /^wal-.*\.log$/);
+      await rm(join(idx(dir), wal!));
+      await assert.rejects(start(dir), (e: Error) => e.message.includes(wal!) && /missing/.test(e.message));
+    }));
+
+  it('when a snapshot index file has no committed .meta (a crash between the renames), then it is removed at start', () =>
+    withDir(async (dir) => {
+      const a = await start(dir);
+      await upsert(a.base, items(0, 2));
+      await a.close();
+      const [hnsw] = await files(dir, /^snap-.*\.hnsw$/);
+      const orphan = 'snap-0000000099.hnsw';
+      await copyFile(join(idx(dir), hnsw!), join(idx(dir), orphan));
+      const b = await start(dir);
+      try {
+        assert.deepEqual(await files(dir, /^snap-.*\.hnsw$/), [hnsw]);
+        assert.equal((await stats(b.base)).count, 2);
+      } finally {
+        await b.close();
       }
     }));
 });

@@ -4,14 +4,17 @@ import { call } from '@doppel/service-kit/testing';
 import { MAX_UPSERT_ITEMS, SearchConfig } from '@doppel/schemas';
 import { createLogger, loadConfig, serve } from '@doppel/service-kit';
 import { buildService } from '../src/app.js';
-import { listAll, remove, removeDir, search, start, stats, tempDir, upsert, type Running } from './search-fixture.js';
+import { stopSharedPglite } from './pglite.fixture.js';
+import { BACKENDS, backendEnv, listAll, remove, removeDir, search, start, stats, tempDir, upsert, type Running } from './search-fixture.js';
 
-describe('contextual-search: vectors and search (Cosine, dimension 4)', () => {
+after(() => stopSharedPglite());
+
+for (const backend of BACKENDS) describe(`contextual-search on ${backend}: vectors and search (Cosine, dimension 4)`, () => {
   let dir: string;
   let svc: Running;
   before(async () => {
     dir = await tempDir();
-    svc = await start(dir);
+    svc = await start(dir, await backendEnv(backend));
   });
   after(async () => {
     await svc.close();
@@ -72,14 +75,16 @@ describe('contextual-search: vectors and search (Cosine, dimension 4)', () => {
     assert.deepEqual(r.body.response, { deleted: 1, not_found: ['nope.jpg'], count: 2 });
     const n = (await search(svc.base, [1, 0, 0, 0], 10)).body.response.neighbors;
     assert.ok(!n.some((x: { relative_path: string }) => x.relative_path === 'a.jpg'));
-    assert.equal((await stats(svc.base)).deleted_slots, 1);
+    if (backend === 'hnswlib') assert.equal((await stats(svc.base)).deleted_slots, 1);
   });
 
-  it('when a new path is inserted after a delete, then the deleted slot is reused', async () => {
+  it(`when a new path is inserted after a delete, then it is counted${backend === 'hnswlib' ? ' and the deleted slot is reused' : ''}`, async () => {
     const before = await stats(svc.base);
     await upsert(svc.base, [{ relative_path: 'd.jpg', vec_features: [0, 0, 0, 1] }]);
     const s = await stats(svc.base);
     assert.equal(s.count, 3);
+    assert.equal(s.backend, backend);
+    if (backend !== 'hnswlib') return;
     assert.equal(s.deleted_slots, 0);
     assert.deepEqual(s.index, before.index);
   });
@@ -122,6 +127,39 @@ describe('contextual-search: vectors and search (Cosine, dimension 4)', () => {
         assert.deepEqual(await listAll(svc.base), before);
       });
     }
+
+    it('upsert with metadata nested deeper than the bound (33 levels, and 4,100 levels in 13 KB), the service staying up', async () => {
+      const nest = (depth: number): unknown => { let v: unknown = 1; for (let i = 0; i < depth; i++) v = { a: v }; return v; };
+      const before = await listAll(svc.base);
+      for (const depth of [33, 4100]) {
+        const r = await upsert(svc.base, [{ ...good, metadata: nest(depth) as Record<string, unknown> }]);
+        assert.equal(r.status, 400, `depth ${depth}: ${JSON.stringify(r.body).slice(0, 200)}`);
+        if (depth === 33) {
+          assert.equal(r.body.error_code, 'INVALID_REQUEST');
+          assert.match(r.body.error_message, /items\[0\]\.metadata: .*32 levels/);
+        } else {
+          // Past the kit's JSON depth bound (64) the body is refused before it is parsed.
+          assert.equal(r.body.error_code, 'INVALID_JSON');
+          assert.match(r.body.error_message, /nests deeper than 64 levels/);
+        }
+      }
+      assert.deepEqual(await listAll(svc.base), before);
+      // At the bound it is stored, and searches and lists that return it still answer.
+      const ok = await upsert(svc.base, [{ relative_path: 'deep.jpg', vec_features: [0.5, 0.5, 0.5, 0.5], metadata: nest(32) as Record<string, unknown> }]);
+      assert.equal(ok.status, 200);
+      assert.equal((await search(svc.base, [1, 1, 1, 1], 1000)).status, 200);
+      assert.equal((await call(svc.base, 'GET', '/vectors?limit=1000')).status, 200);
+      assert.equal((await remove(svc.base, ['deep.jpg'])).status, 200);
+    });
+
+    it(`upsert with a NUL character in a path or in metadata (${backend === 'pgvector' ? 'PostgreSQL cannot store it: 400' : 'stored'})`, async () => {
+      for (const item of [{ relative_path: 'nul\u0000.jpg', vec_features: [1, 1, 1, 1] }, { ...good, relative_path: 'nulmeta.jpg', metadata: { s: 'a\u0000b' } }]) {
+        const r = await upsert(svc.base, [item]);
+        assert.equal(r.status, backend === 'pgvector' ? 400 : 200, JSON.stringify(r.body).slice(0, 200));
+        if (backend === 'pgvector') assert.match(r.body.error_message, /NUL/);
+        else await remove(svc.base, [item.relative_path]);
+      }
+    });
 
     it('upsert with Infinity written as an overflowing literal (1e999)', async () => {
       const before = await listAll(svc.base);
@@ -175,7 +213,7 @@ describe('contextual-search: vectors and search (Cosine, dimension 4)', () => {
     assert.deepEqual(top.metadata, { n: 2 });
   });
 
-  it('when many upserts arrive concurrently, then all are acknowledged, present and share fsyncs', async () => {
+  it('when many upserts arrive concurrently, then all are acknowledged and present (hnswlib: sharing fsyncs)', async () => {
     const fsyncCount = async () => Number(/search_wal_fsync_seconds_count (\d+)/.exec(await (await fetch(`${svc.base}/metrics`)).text())?.[1]);
     const before = await fsyncCount();
     const replies = await Promise.all(
@@ -183,6 +221,7 @@ describe('contextual-search: vectors and search (Cosine, dimension 4)', () => {
     );
     for (const r of replies) assert.equal(r.status, 200);
     assert.equal((await stats(svc.base)).count, 44);
+    if (backend !== 'hnswlib') return;
     // Group commit: requests waiting during an fdatasync share the next one.
     const fsyncs = (await fsyncCount()) - before;
     assert.ok(fsyncs < 40, `${fsyncs} fsyncs for 40 concurrent requests`);
@@ -193,10 +232,14 @@ describe('contextual-search: score range per distance', () => {
   const vectors = [
     [1, 0, 0, 0], [0, 1, 0, 0], [-1, 0, 0, 0], [0.6, 0.8, 0, 0], [3, 4, 0, 0], [-5, 2, 1, 0.5],
   ];
-  for (const [distance, mode] of [['Cosine', 'hnsw'], ['L2', 'hnsw'], ['InnerProduct', 'hnsw'], ['Cosine', 'exact'], ['L2', 'exact'], ['InnerProduct', 'exact']] as const) {
-    it(`when DISTANCE_TYPE=${distance} (${mode}), then scores are in [0, 1], best first, and an identical unit vector scores 1`, async () => {
+  const cases = [
+    ...(['hnsw', 'exact'] as const).flatMap((mode) => (['Cosine', 'L2', 'InnerProduct'] as const).map((distance) => ['hnswlib', distance, mode] as const)),
+    ...(['Cosine', 'L2', 'InnerProduct'] as const).map((distance) => ['pgvector', distance, 'hnsw'] as const),
+  ];
+  for (const [backend, distance, mode] of cases) {
+    it(`when DISTANCE_TYPE=${distance} (${backend}, ${mode}), then scores are in [0, 1], best first, and an identical unit vector scores 1`, async () => {
       const dir = await tempDir();
-      const svc = await start(dir, { DISTANCE_TYPE: distance, INDEX_MODE: mode });
+      const svc = await start(dir, { DISTANCE_TYPE: distance, INDEX_MODE: mode, ...(await backendEnv(backend)) });
       try {
         await upsert(svc.base, vectors.map((v, i) => ({ relative_path: `v${i}`, vec_features: v })));
         for (const q of [[1, 0, 0, 0], [0, 0, 0, 1], [100, -100, 3, 0], [-5, 2, 1, 0.5]]) {
@@ -254,9 +297,9 @@ describe('contextual-search: exact and HNSW agree', () => {
 });
 
 describe('contextual-search: query ef and loading state', () => {
-  it('when HNSW_EF_SEARCH is below nb_neighbors, then ef is raised and all k neighbours come back', async () => {
+  for (const backend of BACKENDS) it(`when HNSW_EF_SEARCH is below nb_neighbors (${backend}), then ef is raised and all k neighbours come back`, async () => {
     const dir = await tempDir();
-    const svc = await start(dir, { DIMENSION: '8', INDEX_MODE: 'hnsw', HNSW_EF_SEARCH: '1' });
+    const svc = await start(dir, { DIMENSION: '8', INDEX_MODE: 'hnsw', HNSW_EF_SEARCH: '1', ...(await backendEnv(backend)) });
     try {
       const items = Array.from({ length: 300 }, (_, i) => ({ relative_path: `e${i}`, vec_features: Array.from({ length: 8 }, (_, j) => Math.cos(i * 3 + j * 11)) }));
       await upsert(svc.base, items);

@@ -7,6 +7,7 @@ import { call, listen } from '@doppel/service-kit/testing';
 import { buildService } from '../src/app.js';
 import type { Collection } from '../src/collection.service.js';
 import { HnswlibBackend } from '../src/hnswlib.backend.js';
+import { pgvectorEnv } from './pglite.fixture.js';
 
 export interface Running {
   base: string;
@@ -17,6 +18,12 @@ export interface Running {
   /** Stops serving but skips the shutdown snapshot, leaving state as a crash would (WAL only). */
   abandon(): Promise<void>;
 }
+
+/** The shared API suite runs on each; pgvector against PGlite + pgvector over the wire protocol. */
+export const BACKENDS = ['hnswlib', 'pgvector'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+/** Environment selecting `backend` (for pgvector: the shared PGlite and a table of its own). */
+export const backendEnv = async (backend: BackendName): Promise<Record<string, string>> => (backend === 'pgvector' ? pgvectorEnv() : {});
 
 export const tempDir = (): Promise<string> => mkdtemp(join(tmpdir(), 'doppel-search-'));
 export const removeDir = (dir: string): Promise<void> => rm(dir, { recursive: true, force: true });

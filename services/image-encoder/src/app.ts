@@ -72,6 +72,10 @@ export async function buildService(config: Readonly<EncoderConfig>, deps: Encode
   let model = deps.model;
   if (!model) {
     const modelPath = modelPathFrom(config);
+    if (!existsSync(modelPath) && config.MODEL_PRECISION === 'int8') {
+      throw new Error(`no quantised model at ${modelPath} (MODEL_PRECISION=int8). Run \`pnpm quantize\` from the repository root to write it `
+        + 'beside the float model, or set MODEL_PRECISION=fp32.');
+    }
     if (!existsSync(modelPath)) {
       throw new Error(`no model at ${modelPath}. Run \`pnpm models\` from the repository root to install the default model `
         + '(from ../shared/models, or MODEL_URL=... MODEL_SHA256=... pnpm models), or set MODEL_PATH to an ONNX file.');
@@ -87,7 +91,7 @@ export async function buildService(config: Readonly<EncoderConfig>, deps: Encode
       batchWindowMs: config.BATCH_WINDOW_MS,
       queueLimit: config.QUEUE_LIMIT,
     });
-    logger.info({ model: modelPath, dimension: model.dimension, input: model.inputSize, feature: model.layout.featureTensor, why: model.layout.reason }, 'model loaded');
+    logger.info({ model: modelPath, precision: config.MODEL_PRECISION, dimension: model.dimension, input: model.inputSize, feature: model.layout.featureTensor, why: model.layout.reason }, 'model loaded');
   }
   const urls = deps.urls ?? createUrlFetcher({
     timeoutMs: config.URL_TIMEOUT_MS, maxBytes: config.MAX_IMAGE_BYTES,

@@ -5,3 +5,4 @@ export { imageTensors, rgbToTensor, expandOrientations } from './tensor-layout.t
 export { inspectModel, exposeFeature, type ModelLayout } from './feature-output.graph.js';
 export { provisionModel, sha256File, DEFAULT_MODEL, ProvisionError, type ProvisionOptions } from './model.provisioner.js';
 export { modelPathFrom } from './model-path.config.js';
+export { int8PathFor } from './model-path.config.js';

@@ -1,12 +1,12 @@
 /**
  * Inference worker: owns one onnxruntime session, so session.run never blocks the
- * event loop that serves HTTP. Protocol: see WorkerRequest / WorkerReply in onnx.model.ts.
+ * event loop that serves HTTP. Protocol: see WorkerRequest / WorkerReply in inference-worker.pool.ts.
  */
 import { parentPort } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 import { exposeFeature } from './feature-output.graph.js';
 import { expandOrientations, rgbToTensor } from './tensor-layout.transform.js';
-import type { WorkerInit, WorkerReply, WorkerRequest } from './onnx.model.js';
+import type { WorkerInit, WorkerReply, WorkerRequest } from './inference-worker.pool.js';
 
 if (!parentPort) throw new Error('inference.worker must run as a worker thread');
 const port = parentPort;

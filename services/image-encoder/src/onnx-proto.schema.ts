@@ -43,6 +43,12 @@ message ModelProto {
   string producer_name = 2;
   GraphProto graph = 7;
   repeated OperatorSetIdProto opset_import = 8;
+  repeated StringStringEntryProto metadata_props = 14;
+}
+
+message StringStringEntryProto {
+  string key = 1;
+  string value = 2;
 }
 
 message GraphProto {
@@ -94,6 +100,9 @@ export const ModelProtoType = root.lookupType('onnx.ModelProto');
 
 /** TensorProto.DataType values we use. */
 export const ONNX_FLOAT = 1;
+export const ONNX_UINT8 = 2;
+export const ONNX_INT8 = 3;
+export const ONNX_INT32 = 6;
 export const ONNX_INT64 = 7;
 
 /** Plain-object views of the decoded messages (int64 as numbers, bytes as Uint8Array). */
@@ -140,6 +149,7 @@ export interface OnnxModel {
   producer_name?: string;
   graph?: OnnxGraph;
   opset_import?: { domain?: string; version: number }[];
+  metadata_props?: { key: string; value: string }[];
 }
 
 /** Decodes a model for inspection; large weight buffers are views, not copies. */

@@ -11,13 +11,15 @@ export interface AppDeps {
   registry: Registry;
   logger: Logger;
   pool: WorkerPool;
+  /** See MatcherDeps.clock. */
+  clock?: { now(): number };
 }
 
 export const SERVICE_NAME = 'instance-matching';
 
 /** Builds the app (never listens); the caller owns the pool and closes it. */
 export function createApp(deps: AppDeps): { app: Express; matcher: Matcher } {
-  const matcher = createMatcher({ config: deps.config, pool: deps.pool });
+  const matcher = createMatcher({ config: deps.config, pool: deps.pool, clock: deps.clock });
   registerMatchingMetrics(deps.registry, deps.pool, matcher.cache);
   let siftChecked: Promise<boolean> | undefined;
   // Two requests per worker process keep every worker busy while one answer travels back.
@@ -50,12 +52,14 @@ export function createApp(deps: AppDeps): { app: Express; matcher: Matcher } {
 export interface MatchingServiceDeps extends ServiceDeps {
   /** A pool owned by the caller (which closes it); otherwise one sized from the config. */
   pool?: WorkerPool;
+  /** See MatcherDeps.clock (tests move time forward). */
+  clock?: { now(): number };
 }
 
 /** The composition root: config -> worker pool, matcher and app; close() stops the pool it created. */
 export function buildService(config: MatchingConfig, deps: MatchingServiceDeps = {}): Service & { matcher: Matcher; pool: WorkerPool } {
   const logger = deps.logger ?? createLogger(SERVICE_NAME, config.LOG_LEVEL);
   const pool = deps.pool ?? new WorkerPool({ size: config.NB_WORKERS, queueLimit: config.QUEUE_LIMIT, sharedEntries: config.WORKER_CACHE_ENTRIES });
-  const { app, matcher } = createApp({ config, registry: deps.registry ?? new Registry(), logger, pool });
+  const { app, matcher } = createApp({ config, registry: deps.registry ?? new Registry(), logger, pool, clock: deps.clock });
   return { app, matcher, pool, close: async () => { if (!deps.pool) await pool.close(); } };
 }

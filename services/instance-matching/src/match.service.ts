@@ -1,7 +1,9 @@
 /** The matching logic: candidate preparation, cached target features, pair verification. */
+import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { LRUCache } from 'lru-cache';
 import { AppError, toItemError, type Logger } from '@doppel/service-kit';
-import type { CompareRequest, MatchedItem, MatchingConfig, MatchRequest, MatchResponse, CompareResponse } from '@doppel/schemas';
+import type { CompareRequest, MatchedItem, MatchingConfig, MatchRequest, MatchResponse, CompareResponse, PrepareRequest, PrepareResponse } from '@doppel/schemas';
 import { decodeImage, type DecodeLimits } from './image.decode.js';
 import { fileKey, LruCache } from './feature.cache.js';
 import { decodeBase64, resolveImagePath as resolveUnder } from '@doppel/image-source';
@@ -37,10 +39,13 @@ export function denseScore(correlation: number, cutoff: number, threshold: numbe
 
 export type MatchResult = MatchResponse['response'];
 export type CompareResult = CompareResponse['response'];
+export type PrepareResult = PrepareResponse['response'];
 
 export interface MatcherDeps {
   config: MatchingConfig;
   pool: WorkerPool;
+  /** Time source of the prepared-candidate TTL (tests move it instead of sleeping). */
+  clock?: { now(): number };
 }
 
 const round4 = (v: number) => Math.round(v * 1e4) / 1e4;
@@ -81,11 +86,42 @@ export function createMatcher(deps: MatcherDeps) {
     return readFile(file);
   }
 
-  async function prepareCandidate(bytes: Buffer): Promise<Shared<PreparedCandidate>> {
+  async function extractCandidate(bytes: Buffer): Promise<{ cand: Shared<PreparedCandidate>; decodeMs: number; extractMs: number }> {
+    const t0 = performance.now();
     const img = await decodeImage(bytes, limits);
+    const t1 = performance.now();
     const r = await pool.run({ kind: 'extract-candidate', image: img.grey, maxKeypoints: config.MAX_KEYPOINTS });
     if (r.kind !== 'extract-candidate') throw new Error('unexpected worker result');
-    return { key: freshKey('candidate'), value: { features: r.features, thumb: img.thumb } };
+    return { cand: { key: freshKey('candidate'), value: { features: r.features, thumb: img.thumb } }, decodeMs: t1 - t0, extractMs: performance.now() - t1 };
+  }
+  const prepareCandidate = async (bytes: Buffer) => (await extractCandidate(bytes)).cand;
+
+  /**
+   * Candidates prepared ahead of /match (the pipeline starts this when a query arrives, so
+   * the extraction runs while the query is encoded and searched). Short-lived: a handle
+   * unused for PREPARED_TTL_MS is gone, and /match then answers 410.
+   */
+  const prepared = new LRUCache<string, Shared<PreparedCandidate>>({
+    max: config.PREPARED_MAX, ttl: config.PREPARED_TTL_MS, updateAgeOnGet: true,
+    ...(deps.clock ? { perf: deps.clock, ttlResolution: 0 } : {}),
+  });
+
+  async function prepare(body: PrepareRequest): Promise<PrepareResult> {
+    const { cand, decodeMs, extractMs } = await extractCandidate(await candidateBytes(body));
+    const handle = randomUUID();
+    prepared.set(handle, cand);
+    return {
+      candidate_handle: handle,
+      expires_in_ms: config.PREPARED_TTL_MS,
+      keypoints: cand.value?.features.plain.count ?? 0,
+      timings_ms: { decode: round4(decodeMs), extract: round4(extractMs) },
+    };
+  }
+
+  function preparedCandidate(handle: string): Shared<PreparedCandidate> {
+    const cand = prepared.get(handle);
+    if (!cand) throw new AppError('HANDLE_EXPIRED', `candidate_handle ${handle} is unknown or expired (prepared candidates live ${config.PREPARED_TTL_MS} ms): prepare it again or send the candidate`);
+    return cand;
   }
 
   async function targetFromBytes(bytes: Buffer, key: string): Promise<Shared<TargetFeatures>> {
@@ -145,7 +181,9 @@ export function createMatcher(deps: MatcherDeps) {
   async function match(body: MatchRequest, log?: Logger): Promise<MatchResult> {
     const threshold = body.threshold ?? config.THRESHOLD;
     const policy = policyFor(threshold);
-    const cand = await prepareCandidate(await candidateBytes(body));
+    const cand = body.candidate_handle !== undefined
+      ? preparedCandidate(body.candidate_handle)
+      : await prepareCandidate(await candidateBytes(body));
     type Outcome = { item: MatchedItem } | { error: MatchResult['errors'][number] };
     const outcomes = await mapLimit(body.neighbors, Math.max(2, config.NB_WORKERS * 2), async (rel): Promise<Outcome> => {
       try {
@@ -179,7 +217,7 @@ export function createMatcher(deps: MatcherDeps) {
     return { score: item.score, inliers: item.inliers, duplicated: item.score >= config.THRESHOLD };
   }
 
-  return { match, compare, cache };
+  return { match, compare, prepare, cache, prepared };
 }
 
 export type Matcher = ReturnType<typeof createMatcher>;

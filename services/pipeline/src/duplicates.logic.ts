@@ -1,6 +1,6 @@
 import type { EncoderClient, MatchingClient, SearchClient } from '@doppel/clients';
 import type { DuplicatesRequest, DuplicatesResponse, MatchRequest, Static } from '@doppel/schemas';
-import type { UrlFetcher } from '@doppel/service-kit';
+import { isAppError, type UrlFetcher } from '@doppel/service-kit';
 
 export type DuplicatesResult = Static<typeof DuplicatesResponse>['response'];
 type Candidate = DuplicatesResult['candidates'][number];
@@ -16,6 +16,30 @@ export interface DuplicatesDeps {
 
 const ms = (start: number) => Math.round((performance.now() - start) * 10) / 10;
 
+type CandidateSource = Pick<MatchRequest, 'candidate' | 'candidate_base64'>;
+type Prepared = { handle: string } | { error: unknown };
+
+/** Never rejects: the query may have no candidates, and then nothing waits for it. */
+function prepareCandidate(matching: MatchingClient, candidate: CandidateSource): Promise<Prepared> {
+  return matching.prepare(candidate).then((r) => ({ handle: r.candidate_handle }), (error: unknown) => ({ error }));
+}
+
+/**
+ * /match by handle. When the prepare failed, or the handle expired meanwhile (a query
+ * slower than PREPARED_TTL_MS, a matcher restart), the candidate is sent itself: that
+ * costs one extraction more, never the query, and a bad image fails there with its own 4xx.
+ */
+async function matchPrepared(matching: MatchingClient, prepared: Prepared, candidate: CandidateSource, rest: Omit<MatchRequest, 'candidate' | 'candidate_base64' | 'candidate_handle'>) {
+  if ('handle' in prepared) {
+    try {
+      return await matching.match({ candidate_handle: prepared.handle, ...rest });
+    } catch (e) {
+      if (!isAppError(e) || e.code !== 'HANDLE_EXPIRED') throw e;
+    }
+  }
+  return matching.match({ ...candidate, ...rest });
+}
+
 /**
  * encode (all 8 orientations in one call) -> one batch search -> verify the union with
  * instance-matching. A query given by relative_path is left out of its own results.
@@ -29,6 +53,12 @@ export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesReques
   // or another address). The download counts in the encode stage.
   const bytes = req.url !== undefined ? (await deps.urls.fetch(req.url)).toString('base64') : req.image_base64;
   const source = req.relative_path !== undefined ? { relative_path: req.relative_path } : { image_base64: bytes! };
+  // The matcher reads indexed paths itself; a query that is not a path goes as bytes.
+  const candidate: Pick<MatchRequest, 'candidate' | 'candidate_base64'> = req.relative_path !== undefined
+    ? { candidate: req.relative_path }
+    : { candidate_base64: bytes! };
+  // The query's SIFT extraction starts now and runs while it is encoded and searched.
+  const prepared = prepareCandidate(deps.matching, candidate);
   const encoded = await deps.encoder.encode({ ...source, orientations: 'all' });
   const encodeMs = ms(t);
 
@@ -52,15 +82,11 @@ export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesReques
   t = performance.now();
   let duplicated: DuplicatesResult['duplicated'] = [];
   if (candidates.length > 0) {
-    // The matcher reads indexed paths itself; a query that is not a path goes as bytes.
-    const candidate: Pick<MatchRequest, 'candidate' | 'candidate_base64'> = req.relative_path !== undefined
-      ? { candidate: req.relative_path }
-      : { candidate_base64: bytes! };
-    const matched = await deps.matching.match({
-      ...candidate,
+    const rest = {
       neighbors: candidates.map((c) => c.relative_path),
       ...(req.threshold !== undefined ? { threshold: req.threshold } : {}),
-    });
+    };
+    const matched = await matchPrepared(deps.matching, await prepared, candidate, rest);
     const searchScore = new Map(candidates.map((c) => [c.relative_path, c.score]));
     duplicated = matched.duplicated.map((d) => ({
       relative_path: d.relative_path,
