@@ -17,10 +17,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { MatchingConfig } from '@doppel/schemas';
-import { createLogger, loadConfig, Registry, serve } from '@doppel/service-kit';
+import { loadConfig } from '@doppel/service-kit';
+import { listen } from '@doppel/service-kit/testing';
 import { postJson } from './post-json.http.js';
 import {
-  createApp, cv, decodeImage, extractAdaptive, extractCandidateFeatures, extractionOf, inliersFor, verifyPass, verifySift, WorkerPool,
+  buildService, cv, decodeImage, extractAdaptive, extractCandidateFeatures, extractionOf, inliersFor, verifyPass, verifySift,
   type CandidateFeatures, type Features, type GreyImage,
 } from '@doppel/instance-matching';
 
@@ -157,11 +158,7 @@ console.log(`   per-pair Node/python (knnMatch), matching: ${pairRatio(acc.m1, a
 console.log(`   per-pair Node/python (knnMatch), non-matching: ${pairRatio(acc.n1, acc.pyN, nonMatching.length)}`);
 
 // 4. Requests/s of a 10-neighbour /match.
-const pool = WorkerPool.fromConfig(config);
-const logger = createLogger('bench', 'silent');
-const { app } = createApp({ config, registry: new Registry(), logger, pool });
-const srv = await serve(app, { port: 0, host: '127.0.0.1', logger });
-const base = `http://127.0.0.1:${srv.port}`;
+const { base, close } = await listen(buildService(config));
 const bodies = chosen.slice(0, 20).map(([qn, t]) => {
   const others = index.filter((f) => f !== t).slice(0, 9);
   return { candidate: qn, neighbors: [t, ...others] };
@@ -182,5 +179,4 @@ await Promise.all(Array.from({ length: concurrency }, async (_, lane) => {
   }
 }));
 console.log(`\n4. POST /match, 10 neighbours, warm cache, NB_WORKERS=${config.NB_WORKERS}, ${concurrency} concurrent clients, ${RPS_SECONDS} s: ${(done / RPS_SECONDS).toFixed(1)} req/s; latency ${fmt(latencies)}`);
-await srv.close();
-await pool.close();
+await close();

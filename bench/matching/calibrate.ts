@@ -21,9 +21,10 @@ import path from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { MatchingConfig } from '@doppel/schemas';
-import { createLogger, loadConfig, Registry, serve } from '@doppel/service-kit';
+import { loadConfig } from '@doppel/service-kit';
+import { listen } from '@doppel/service-kit/testing';
 import { postJson } from './post-json.http.js';
-import { createApp, decodeImage, denseScore, extractFeatures, structureOf, WorkerPool } from '@doppel/instance-matching';
+import { buildService, decodeImage, denseScore, extractFeatures, structureOf } from '@doppel/instance-matching';
 import { originalOfQuery, scoreQueries, transformOf } from '@doppel/cli';
 import { devSplit, V2_TRANSFORMS, type Half } from './dev-split.bench.js';
 
@@ -54,11 +55,7 @@ if (process.env.FROM) {
   elapsed = kept.elapsed ?? 0;
   for (const [k, v] of Object.entries(kept.edge)) edgeOf.set(k, v);
 } else {
-  const logger = createLogger('calibrate', 'silent');
-  const pool = WorkerPool.fromConfig(config);
-  const { app } = createApp({ config, registry: new Registry(), logger, pool });
-  const srv = await serve(app, { port: 0, host: '127.0.0.1', logger });
-  const baseUrl = `http://127.0.0.1:${srv.port}`;
+  const { base: baseUrl, close } = await listen(buildService(config));
   const t0 = performance.now();
   let next = 0;
   const todo = queries.filter((_, i) => i % step === 0);
@@ -73,8 +70,7 @@ if (process.env.FROM) {
     }),
   );
   elapsed = (performance.now() - t0) / 1000;
-  await srv.close();
-  await pool.close();
+  await close();
   // Structure of every image, measured as the service measures it (its 32x32 thumbnail).
   const limits = { maxPixels: config.MAX_PIXELS, maxBytes: config.MAX_IMAGE_BYTES, width: config.WIDTH, height: config.HEIGHT, thumbSize: 32 };
   for (const f of index) edgeOf.set(`i/${f}`, structureOf((await decodeImage(await readFile(path.join(dev, 'index', f)), limits)).thumb).edgeStd);

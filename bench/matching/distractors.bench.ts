@@ -13,8 +13,9 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MatchingConfig } from '@doppel/schemas';
-import { createLogger, loadConfig, Registry, serve } from '@doppel/service-kit';
-import { createApp, WorkerPool } from '@doppel/instance-matching';
+import { loadConfig } from '@doppel/service-kit';
+import { listen } from '@doppel/service-kit/testing';
+import { buildService } from '@doppel/instance-matching';
 import { postJson } from './post-json.http.js';
 import { originalOfQuery } from '@doppel/cli';
 import { devSplit } from './dev-split.bench.js';
@@ -37,11 +38,7 @@ const queries = [...low, ...otherNulls.filter((_, i) => i % Math.max(1, Math.flo
 const all = (await readdir(distractorDir)).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort();
 const distractors = all.filter((_, i) => i % every === 0);
 
-const logger = createLogger('distractors', 'silent');
-const pool = WorkerPool.fromConfig(config);
-const { app } = createApp({ config, registry: new Registry(), logger, pool });
-const srv = await serve(app, { port: 0, host: '127.0.0.1', logger });
-const base = `http://127.0.0.1:${srv.port}`;
+const { base, close } = await listen(buildService(config));
 
 interface Checked { relative_path: string; score: number; method: string; inliers: number; reason?: string }
 const BATCH = 200;
@@ -70,8 +67,7 @@ await Promise.all(Array.from({ length: 2 }, async () => {
   }
 }));
 const elapsed = (performance.now() - t0) / 1000;
-await srv.close();
-await pool.close();
+await close();
 
 console.log(`config: THRESHOLD=${config.THRESHOLD} RANSAC_MODEL=${config.RANSAC_MODEL} SIFT_LOW_CONTRAST=${config.SIFT_LOW_CONTRAST} DENSE_MIN_CORRELATION=${config.DENSE_MIN_CORRELATION} DENSE_MIN_EDGE_STD=${config.DENSE_MIN_EDGE_STD}`);
 console.log(`${queries.length} queries of the ${half} half (${low.length} low-texture, ${queries.length - low.length} other never-indexed) x ${distractors.length} distractors (every ${every}th of ${all.length}) = ${pairs} pairs in ${elapsed.toFixed(0)} s (${((1000 * elapsed) / pairs).toFixed(2)} ms/pair wall, NB_WORKERS=${config.NB_WORKERS}, includes extracting each distractor once)`);

@@ -15,7 +15,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Registry, createLogger, loadConfig } from '@doppel/service-kit';
 import { SearchConfig } from '@doppel/schemas';
-import { createApp, ExactIndex, HnswIndex, HnswlibBackend } from '@doppel/contextual-search';
+import { buildService, ExactIndex, HnswIndex, HnswlibBackend } from '@doppel/contextual-search';
 import { searchLoad } from './http.load.js';
 import { NC, benchSet, gauss, groundTruth, makeData, measureEf, row } from './clustered.data.js';
 
@@ -79,8 +79,9 @@ const cfgEnv = (location: string, extra: Record<string, string> = {}) => ({
   const rss0 = process.memoryUsage().rss;
   const config = loadConfig(SearchConfig, cfgEnv(snapDir));
   const registry = new Registry();
-  const { collection } = createApp({ config, registry, logger: createLogger('bench', 'warn') });
-  await collection.open();
+  const service = buildService(config, { registry, logger: createLogger('bench', 'warn') });
+  const { collection } = service;
+  await service.start?.();
   t0 = performance.now();
   const B = 1000;
   for (let i = 0; i < N; i += B) {
@@ -119,7 +120,7 @@ const cfgEnv = (location: string, extra: Record<string, string> = {}) => ({
   writing = false;
   await probe;
   if (snap) out('snapshot write', `${fmt(snap.ms / 1000, 2)} s for ${fmt(snap.bytes / 1e6)} MB; mutations blocked ${fmt(snap.mutations_blocked_ms / 1000, 2)} s; a search loop meanwhile waited at most ${fmt(worst, 1)} ms for the event loop + search`);
-  await collection.close();
+  await service.close();
   const files = await readdir(join(snapDir, '.index'));
   const hnswFile = files.find((f) => f.endsWith('.hnsw'))!;
   const bytes = (await stat(join(snapDir, '.index', hnswFile))).size;

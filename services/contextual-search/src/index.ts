@@ -1,4 +1,4 @@
-export { createApp, createBackend, dataDirOf, SERVICE_NAME, type AppDeps } from './app.js';
+export { buildService, createBackend, dataDirOf, SERVICE_NAME, type AppDeps } from './app.js';
 export { scoreOf } from './hnsw.index.js';
 // The two index engines, which bench/search compares outside the service.
 export { ExactIndex } from './exact.index.js';

@@ -1,4 +1,4 @@
-export { createApp, SERVICE_NAME, type AppDeps } from './app.js';
+export { buildService, SERVICE_NAME, type MatchingServiceDeps } from './app.js';
 export { WorkerPool } from './worker.pool.js';
 export { siftScore, denseScore, extractionOf, inliersFor, SCORE_HALF_INLIERS } from './match.service.js';
 // The building blocks the benchmarks (bench/matching) time one by one.

@@ -6,7 +6,7 @@ import { AppError, toItemError, type Logger } from '@doppel/service-kit';
 import type { CompareRequest, MatchedItem, MatchingConfig, MatchRequest, MatchResponse, CompareResponse, PrepareRequest, PrepareResponse } from '@doppel/schemas';
 import { decodeImage, type DecodeLimits } from './image.decode.js';
 import { ByteLru, fileKey } from './feature.cache.js';
-import { resolveUnder } from './paths.resolve.js';
+import { decodeBase64, resolveImagePath as resolveUnder } from '@doppel/image-source';
 import { sharedBytes, type PairVerdict, type PreparedCandidate, type Shared, type TargetFeatures, type VerifyPolicy } from './verify.protocol.js';
 import type { WorkerPool } from './worker.pool.js';
 import { structureOf } from './structure.measure.js';
@@ -75,12 +75,6 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
   });
   await Promise.all(lanes);
   return out;
-}
-
-function decodeBase64(b64: string, field: string): Buffer {
-  const buf = Buffer.from(b64, 'base64');
-  if (buf.byteLength === 0) throw new AppError('INVALID_REQUEST', `${field}: is not valid base64`);
-  return buf;
 }
 
 /** Overload and shutdown concern the whole request, never a single neighbour. */
@@ -163,7 +157,7 @@ export function createMatcher(deps: MatcherDeps) {
   }
 
   async function candidateBytes(body: { candidate?: string; candidate_base64?: string }): Promise<Buffer> {
-    if (body.candidate_base64 !== undefined) return decodeBase64(body.candidate_base64, 'candidate_base64');
+    if (body.candidate_base64 !== undefined) return decodeBase64(body.candidate_base64, config.MAX_IMAGE_BYTES, 'candidate_base64');
     const f = await resolveUnder(config.SOURCE_DIR, body.candidate ?? '');
     return readLimited(f.file, f.size);
   }
@@ -246,7 +240,7 @@ export function createMatcher(deps: MatcherDeps) {
     const [cand, target] = await Promise.all([
       candidateBytes(body).then(prepareCandidate),
       body.target_base64 !== undefined
-        ? targetFromBytes(decodeBase64(body.target_base64, 'target_base64'), freshKey('target'))
+        ? targetFromBytes(decodeBase64(body.target_base64, config.MAX_IMAGE_BYTES, 'target_base64'), freshKey('target'))
         : targetFromPath(body.target ?? ''),
     ]);
     const item = itemOf('', await verifyPair(cand, target, policy), config.THRESHOLD);

@@ -9,23 +9,18 @@ import { extractFeatures } from '../src/sift.extract.js';
 import { mirrorFeatures } from '../src/sift.mirror.js';
 import { verifyPass } from '../src/sift.verify.js';
 import { MatchingConfig } from '@doppel/schemas';
-import { createLogger, loadConfig, Registry, serve, type RunningServer } from '@doppel/service-kit';
-import { call } from '@doppel/service-kit/testing';
-import { createApp, WorkerPool } from '../src/index.js';
+import { loadConfig } from '@doppel/service-kit';
+import { call, listen, type Listening } from '@doppel/service-kit/testing';
+import { buildService, WorkerPool } from '../src/index.js';
 import { sharedBytes, type PairVerdict, type PreparedCandidate, type TargetFeatures, type WorkerResult } from '../src/verify.protocol.js';
 import { TaskTimeoutError } from '../src/worker.pool.js';
 import { HARD_COPIES, lowTextureScene, nearFlat, smoothGradient, texturedScene, TRANSFORMS } from './scenes.fixture.js';
 
-interface Started { srv: RunningServer; pool: WorkerPool; base: string }
+type Started = Listening;
 
-async function start(env: Record<string, string>): Promise<Started> {
-  const config = loadConfig(MatchingConfig, { LOG_LEVEL: 'silent', ...env });
-  const logger = createLogger('instance-matching', 'silent');
-  const pool = WorkerPool.fromConfig(config);
-  const { app } = createApp({ config, registry: new Registry(), logger, pool });
-  const srv = await serve(app, { port: 0, host: '127.0.0.1', logger, onShutdown: () => pool.close() });
-  return { srv, pool, base: `http://127.0.0.1:${srv.port}` };
-}
+/** The service as main.ts builds it, on port 0. */
+const start = (env: Record<string, string>): Promise<Started> =>
+  listen(buildService(loadConfig(MatchingConfig, { LOG_LEVEL: 'silent', ...env })));
 
 async function greyOf(png: Buffer): Promise<GreyImage> {
   const { data, info } = await sharp(png).greyscale().raw().toBuffer({ resolveWithObject: true });
@@ -119,7 +114,7 @@ describe('instance-matching over HTTP', () => {
     s = await start({ SOURCE_DIR: path.join(root, 'source'), TARGET_DIR: path.join(root, 'target'), NB_WORKERS: '2', MAX_PIXELS: '4000000' });
   });
   after(async () => {
-    await s.srv.close();
+    await s.close();
     await rm(root, { recursive: true, force: true });
   });
 
@@ -283,7 +278,7 @@ describe('instance-matching under load', () => {
     s = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1', QUEUE_LIMIT: '1', CACHE_MAX_MB: '0' });
   });
   after(async () => {
-    await s.srv.close();
+    await s.close();
     await rm(root, { recursive: true, force: true });
   });
 
@@ -327,7 +322,7 @@ describe('hard copies (crops, rotations, perspective, occlusion, low texture)', 
     s = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1' });
   });
   after(async () => {
-    await s.srv.close();
+    await s.close();
     await rm(root, { recursive: true, force: true });
   });
 

@@ -1,9 +1,12 @@
 import type { Express } from 'express';
-import type { EncoderClient, MatchingClient, SearchClient } from '@doppel/clients';
+import {
+  createEncoderClient, createMatchingClient, createSearchClient, type EncoderClient, type MatchingClient, type SearchClient,
+} from '@doppel/clients';
 import type { PipelineConfig } from '@doppel/schemas';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import {
-  admissionFromConfig, ConfigError, createServiceApp, type AdmissionConfig, type Logger, type ReadinessCheck, type Registry, type UrlFetcher,
+  admissionFromConfig, ConfigError, createLogger, createServiceApp, createUrlFetcher, Registry,
+  type AdmissionConfig, type Logger, type ReadinessCheck, type Service, type ServiceDeps, type UrlFetcher,
 } from '@doppel/service-kit';
 import { BlobStore } from './blob.store.js';
 import { ImageRecords } from './image-records.store.js';
@@ -91,4 +94,31 @@ export function createApp(deps: PipelineDeps): Express {
       },
     }),
   });
+}
+
+export interface PipelineServiceDeps extends ServiceDeps {
+  /** Clients of the three services; by default built from ENCODER_URL, SEARCH_URL and MATCHING_URL. */
+  encoder?: EncoderClient;
+  search?: SearchClient;
+  matching?: MatchingClient;
+  urls?: UrlFetcher;
+}
+
+/** The composition root: config -> downstream clients, URL fetcher and app. */
+export function buildService(config: PipelineConfig, deps: PipelineServiceDeps = {}): Service {
+  const client = { timeoutMs: config.DOWNSTREAM_TIMEOUT_MS };
+  const urls = deps.urls ?? createUrlFetcher({
+    timeoutMs: config.URL_TIMEOUT_MS, maxBytes: config.MAX_IMAGE_BYTES,
+    maxRedirects: config.URL_MAX_REDIRECTS, allowPrivate: config.ALLOW_PRIVATE_URLS,
+  });
+  const app = createApp({
+    urls,
+    config: { ...config, IMAGES_ROOT: resolve(config.IMAGES_ROOT) },
+    encoder: deps.encoder ?? createEncoderClient({ baseUrl: config.ENCODER_URL, ...client }),
+    search: deps.search ?? createSearchClient({ baseUrl: config.SEARCH_URL, ...client }),
+    matching: deps.matching ?? createMatchingClient({ baseUrl: config.MATCHING_URL, ...client }),
+    registry: deps.registry ?? new Registry(),
+    logger: deps.logger ?? createLogger('pipeline', config.LOG_LEVEL),
+  });
+  return { app, close: async () => { if (!deps.urls) await urls.close(); } };
 }
