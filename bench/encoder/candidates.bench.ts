@@ -19,7 +19,7 @@ import { decodeImage } from '../../services/image-encoder/src/preprocess.image.j
 import { exposeFeature } from '../../services/image-encoder/src/feature-output.graph.js';
 import { decodeModel } from '../../services/image-encoder/src/onnx-proto.schema.js';
 import { imageTensors } from '../../services/image-encoder/src/tensor-layout.transform.js';
-import { originalOfQuery, transformOf } from '../pipeline/metrics.bench.js';
+import { originalOfQuery, transformOf } from '@doppel/cli';
 
 const encoderRequire = createRequire(new URL('../../services/image-encoder/package.json', import.meta.url));
 const ort = encoderRequire('onnxruntime-node') as typeof import('onnxruntime-node');

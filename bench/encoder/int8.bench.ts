@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { cpus, loadavg } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { decodeImage, int8PathFor, loadOnnxModel, type EncoderModel } from '@doppel/image-encoder';
-import { originalOfQuery, transformOf } from '../pipeline/metrics.bench.js';
+import { originalOfQuery, transformOf } from '@doppel/cli';
 
 const repo = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const dir = resolve(process.env.BENCH_DIR ?? join(repo, '..', 'shared', 'bench', 'dev'));
@@ -74,12 +74,10 @@ if (process.env.SKIP_RECALL !== '1') {
     : [];
   const indexFiles = [...indexNames.map((n) => join(dir, 'index', n)), ...distractors];
 
-  async function mapLimit<T, R>(items: T[], limit: number, fn: (x: T) => Promise<R>): Promise<R[]> {
-    const out = new Array<R>(items.length);
-    let next = 0;
-    await Promise.all(Array.from({ length: limit }, async () => {
-      while (next < items.length) { const i = next++; out[i] = await fn(items[i]!); }
-    }));
+  /** In chunks of 8: enough in flight to fill the encoder's micro-batches. */
+  async function inChunks<T, R>(items: T[], fn: (x: T) => Promise<R>): Promise<R[]> {
+    const out: R[] = [];
+    for (let i = 0; i < items.length; i += 8) out.push(...await Promise.all(items.slice(i, i + 8).map(fn)));
     return out;
   }
   const dot = (a: Float32Array, b: Float32Array) => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!; return s; };
@@ -88,9 +86,9 @@ if (process.env.SKIP_RECALL !== '1') {
   const pixels = async (f: string) => decoded.get(f) ?? decodeImage(await readFile(f), pre);
 
   async function evaluate(model: EncoderModel) {
-    const index = await mapLimit(indexFiles, 4, async (f) => (await model.infer(await pixels(f)))[0]!);
+    const index = await inChunks(indexFiles, async (f) => (await model.infer(await pixels(f)))[0]!);
     const fingerprints: Float32Array[] = [];
-    const hits = await mapLimit(queries, 4, async ([q, want]) => {
+    const hits = await inChunks(queries, async ([q, want]) => {
       const fps = await model.infer(await pixels(join(dir, 'queries', q)), true);
       fingerprints.push(fps[0]!);
       const w = indexNames.indexOf(want);

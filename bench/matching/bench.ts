@@ -17,9 +17,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { MatchingConfig } from '@doppel/schemas';
-import { createLogger, loadConfig, Registry, serve } from '@doppel/service-kit';
+import { loadConfig } from '@doppel/service-kit';
+import { listen } from '@doppel/service-kit/testing';
 import { postJson } from './post-json.http.js';
-import { createApp, cv, decodeImage, extractCandidateFeatures, extractFeatures, inliersFor, verifyPass, verifySift, WorkerPool, type CandidateFeatures, type Features, type GreyImage } from '@doppel/instance-matching';
+import {
+  buildService, cv, decodeImage, extractAdaptive, extractCandidateFeatures, extractionOf, inliersFor, verifyPass, verifySift,
+  type CandidateFeatures, type Features, type GreyImage,
+} from '@doppel/instance-matching';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
 const config = loadConfig(MatchingConfig, { ...process.env, LOG_LEVEL: 'silent', SOURCE_DIR: path.join(dev, 'queries'), TARGET_DIR: path.join(dev, 'index') });
@@ -55,14 +59,14 @@ const extractMs: number[] = [];
 const target = new Map<string, Features>();
 for (const f of index) {
   const t = performance.now();
-  target.set(f, extractFeatures(grey.get(f)!, config.MAX_KEYPOINTS));
+  target.set(f, extractAdaptive(grey.get(f)!, extractionOf(config)));
   extractMs.push(performance.now() - t);
 }
 const candMs: number[] = [];
 const cand = new Map<string, CandidateFeatures>();
 for (const [qn] of chosen) {
   const t = performance.now();
-  cand.set(qn, extractCandidateFeatures(grey.get(qn)!, config.MAX_KEYPOINTS));
+  cand.set(qn, extractCandidateFeatures(grey.get(qn)!, extractionOf(config)));
   candMs.push(performance.now() - t);
 }
 const kp = [...target.values()].map((f) => f.count);
@@ -154,11 +158,7 @@ console.log(`   per-pair Node/python (knnMatch), matching: ${pairRatio(acc.m1, a
 console.log(`   per-pair Node/python (knnMatch), non-matching: ${pairRatio(acc.n1, acc.pyN, nonMatching.length)}`);
 
 // 4. Requests/s of a 10-neighbour /match.
-const pool = new WorkerPool({ size: config.NB_WORKERS, queueLimit: config.QUEUE_LIMIT, sharedEntries: config.WORKER_CACHE_ENTRIES });
-const logger = createLogger('bench', 'silent');
-const { app } = createApp({ config, registry: new Registry(), logger, pool });
-const srv = await serve(app, { port: 0, host: '127.0.0.1', logger });
-const base = `http://127.0.0.1:${srv.port}`;
+const { base, close } = await listen(buildService(config));
 const bodies = chosen.slice(0, 20).map(([qn, t]) => {
   const others = index.filter((f) => f !== t).slice(0, 9);
   return { candidate: qn, neighbors: [t, ...others] };
@@ -179,5 +179,4 @@ await Promise.all(Array.from({ length: concurrency }, async (_, lane) => {
   }
 }));
 console.log(`\n4. POST /match, 10 neighbours, warm cache, NB_WORKERS=${config.NB_WORKERS}, ${concurrency} concurrent clients, ${RPS_SECONDS} s: ${(done / RPS_SECONDS).toFixed(1)} req/s; latency ${fmt(latencies)}`);
-await srv.close();
-await pool.close();
+await close();

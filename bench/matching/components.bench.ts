@@ -14,7 +14,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MatchingConfig } from '@doppel/schemas';
 import { loadConfig } from '@doppel/service-kit';
-import { cv, decodeImage, denseCorrelation, extractCandidateFeatures, extractFeatures, WorkerPool, type GreyImage } from '@doppel/instance-matching';
+import {
+  cv, decodeImage, denseCorrelation, extractCandidateFeatures, extractionOf, extractFeatures, structureOf, WorkerPool, type GreyImage,
+} from '@doppel/instance-matching';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
 const config = loadConfig(MatchingConfig, { ...process.env, LOG_LEVEL: 'silent' });
@@ -54,11 +56,11 @@ const thumbs: GreyImage[] = decoded.map((d) => d.thumb);
 let j = 0;
 console.log(`3. dense check, one pair of 32x32 thumbnails: p50 ${(await time(100, () => denseCorrelation(thumbs[j++ % thumbs.length]!, thumbs[(j + 7) % thumbs.length]!))).toFixed(2)} ms`);
 
-const candidate = { features: extractCandidateFeatures(full[2]!.d.grey, config.MAX_KEYPOINTS), thumb: full[2]!.d.thumb };
-const targets = full.slice(3, 8).map((x) => ({ features: x.f, thumb: x.d.thumb }));
-const policy = { ratio: config.RATIO_TEST, model: config.RANSAC_MODEL, reprojPx: config.RANSAC_REPROJ_PX, acceptInliers: 10, denseMinKeypoints: 0 };
-for (const entries of [0, 100]) {
-  const pool = new WorkerPool({ size: 1, queueLimit: 10, sharedEntries: entries });
+const candidate = { features: extractCandidateFeatures(full[2]!.d.grey, extractionOf(config)), thumb: full[2]!.d.thumb, structure: structureOf(full[2]!.d.thumb) };
+const targets = full.slice(3, 8).map((x) => ({ features: x.f, thumb: x.d.thumb, structure: structureOf(x.d.thumb) }));
+const policy = { ratio: config.RATIO_TEST, model: config.RANSAC_MODEL, reprojPx: config.RANSAC_REPROJ_PX, acceptInliers: 10, denseMinKeypoints: 0, denseMinEdgeStd: 0 };
+for (const entries of [0, 2 ** 26]) {
+  const pool = new WorkerPool({ size: 1, queueLimit: 10, sharedBytes: entries });
   await pool.run({ kind: 'probe' });
   let i = 0;
   const verify = () => {

@@ -14,7 +14,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MatchingConfig } from '@doppel/schemas';
 import { loadConfig } from '@doppel/service-kit';
-import { decodeImage, extractCandidateFeatures, extractFeatures, MIN_SPREAD_CELLS, verifySift, type CandidateFeatures, type Features } from '@doppel/instance-matching';
+import {
+  decodeImage, extractAdaptive, extractCandidateFeatures, extractionOf, MIN_SPREAD_CELLS, verifySift, type CandidateFeatures, type Features,
+} from '@doppel/instance-matching';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
 const config = loadConfig(MatchingConfig, { ...process.env, LOG_LEVEL: 'silent' });
@@ -26,11 +28,11 @@ const MIN_INLIERS = 10;
 
 const index = new Map<string, Features>();
 for (const f of (await readdir(path.join(dev, 'index'))).filter((f) => !f.startsWith('.')).sort()) {
-  index.set(f, extractFeatures(await grey(path.join(dev, 'index', f)), config.MAX_KEYPOINTS));
+  index.set(f, extractAdaptive(await grey(path.join(dev, 'index', f)), extractionOf(config)));
 }
 const queries = Object.keys(truth).sort();
 const cand = new Map<string, CandidateFeatures>();
-for (const q of queries) cand.set(q, extractCandidateFeatures(await grey(path.join(dev, 'queries', q)), config.MAX_KEYPOINTS));
+for (const q of queries) cand.set(q, extractCandidateFeatures(await grey(path.join(dev, 'queries', q)), extractionOf(config)));
 
 /** cells -> inlier counts of the fits that reached MIN_INLIERS. */
 type Histogram = Map<number, number[]>;
@@ -46,7 +48,7 @@ for (const q of queries) {
 
 const captioned = queries.filter((q) => q.includes('__border_text'));
 const asTarget = new Map<string, Features>();
-for (const q of captioned) asTarget.set(q, extractFeatures(await grey(path.join(dev, 'queries', q)), config.MAX_KEYPOINTS));
+for (const q of captioned) asTarget.set(q, extractAdaptive(await grey(path.join(dev, 'queries', q)), extractionOf(config)));
 const wrongPairs: Histogram = new Map();
 let tried = 0;
 for (const a of captioned) {

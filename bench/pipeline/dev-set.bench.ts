@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { createPipelineClient } from '@doppel/clients';
 import { startStack } from '@doppel/cli';
 import { freePorts } from '@doppel/service-kit/testing';
-import { scorePairs, scoreQueries, type QueryOutcome } from './metrics.bench.js';
+import { scorePairs, scoreQueries, type QueryOutcome } from '@doppel/cli';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const { values: flags } = parseArgs({ options: { 'skip-scan': { type: 'boolean' }, 'scan-only': { type: 'boolean' }, 'keep-scan': { type: 'string' }, out: { type: 'string' } } });

@@ -12,7 +12,7 @@
  * each tree's stack starts and after it stops; the ratios use the median of all of them.
  * Env: BENCH_DIR (../shared/bench/dev), BASELINE_DIR (/work/baseline-71052c2; '' to skip),
  * DISTRACTORS (/work/distractors), BENCH_DISTRACTORS (10000; 0 skips the large case),
- * BENCH_QUERIES (100), BENCH_SCAN_EVERY (4), MODEL_PATH (models/resnet18.onnx; the
+ * BENCH_QUERIES (100), BENCH_SCAN_EVERY (4), BENCH_TREES (both; `current` or `baseline`), MODEL_PATH (models/resnet18.onnx; the
  * current tree's encoder also reads MODEL_PRECISION from the environment).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -76,6 +76,8 @@ async function rawForwardMs(): Promise<number> {
 interface Tree { name: string; dir: string; cli: string }
 const trees: Tree[] = [{ name: 'this branch', dir: repo, cli: join(repo, 'packages', 'cli', 'bin', 'doppel.mjs') }];
 if (baseline && existsSync(join(baseline, 'bin', 'doppel.mjs'))) trees.push({ name: `baseline ${baseline}`, dir: baseline, cli: join(baseline, 'bin', 'doppel.mjs') });
+// BENCH_TREES=baseline (or =current) runs one side only, when a whole run does not fit.
+if (env.BENCH_TREES) trees.splice(0, trees.length, ...trees.filter((t) => (env.BENCH_TREES === 'baseline') === (t.dir !== repo)));
 
 function run(tree: Tree, args: string[], home: string): Promise<number> {
   return new Promise((res, rej) => {

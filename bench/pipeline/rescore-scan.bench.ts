@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GROUPING_POLICIES, groupPairs, type ScanPair } from '@doppel/cli';
-import { scorePairs } from './metrics.bench.js';
+import { scorePairs } from '@doppel/cli';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const dev = process.env.BENCH_DIR ?? join(repo, '..', 'shared', 'bench', 'dev');

@@ -13,9 +13,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { Registry, createLogger, loadConfig, mulberry32 as rng } from '@doppel/service-kit';
+import { Registry, createLogger, loadConfig } from '@doppel/service-kit';
 import { SearchConfig } from '@doppel/schemas';
-import { createApp, ExactIndex, HnswIndex, HnswlibBackend } from '@doppel/contextual-search';
+import { buildService, ExactIndex, HnswIndex, HnswlibBackend } from '@doppel/contextual-search';
+import { searchLoad } from './http.load.js';
+import { NC, benchSet, gauss, groundTruth, makeData, measureEf, row } from './clustered.data.js';
 
 const env = (k: string, d: number): number => (process.env[k] === undefined ? d : Number(process.env[k]));
 const N = env('BENCH_N', 100_000);
@@ -34,75 +36,25 @@ const out = (label: string, value: string) => console.log(`${label.padEnd(52)} $
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 
 // ---------------------------------------------------------------- data
-function gauss(r: () => number): number {
-  return Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());
-}
-/** Clustered data: 1000 gaussian centres, points = centre + noise (sigma 1 per dimension, as for the centres: clusters overlap, which makes the search hard). */
-function makeData(n: number, dim: number, seed: number, centres: Float32Array, nc: number): Float32Array {
-  const r = rng(seed);
-  const out = new Float32Array(n * dim);
-  for (let i = 0; i < n; i++) {
-    const c = Math.floor(r() * nc);
-    for (let j = 0; j < dim; j++) out[i * dim + j] = centres[c * dim + j]! + gauss(r);
-  }
-  return out;
-}
-const row = (data: Float32Array, i: number, dim: number): number[] => Array.from(data.subarray(i * dim, (i + 1) * dim));
-
-const NC = 1000;
-const cr = rng(1);
-const centres = new Float32Array(NC * DIM).map(() => gauss(cr));
+const set = benchSet(N, DIM, Q, K);
+const { data, qrows, cr } = set;
 let t0 = performance.now();
-const data = makeData(N, DIM, 2, centres, NC);
-const queries = makeData(Q, DIM, 3, centres, NC);
 console.log(`# contextual-search bench: N=${N} dim=${DIM} queries=${Q} k=${K}, Cosine, M=${M} efConstruction=${EFC}, node ${process.version}`);
 out('data generation', `${fmt((performance.now() - t0) / 1000, 1)} s`);
 
-// ---------------------------------------------------------------- ground truth
-function groundTruth(n: number): number[][] {
-  const ex = new ExactIndex('Cosine', DIM, n);
-  for (let i = 0; i < n; i++) ex.set(i, data.subarray(i * DIM, (i + 1) * DIM));
-  const gt: number[][] = [];
-  for (let q = 0; q < Q; q++) gt.push(ex.search(queries.subarray(q * DIM, (q + 1) * DIM), K).labels);
-  return gt;
-}
-const recallOf = (got: number[][], gt: number[][]) => {
-  let hit = 0;
-  for (let q = 0; q < gt.length; q++) {
-    const s = new Set(gt[q]);
-    for (const l of got[q]!.slice(0, K)) if (s.has(l)) hit++;
-  }
-  return hit / (gt.length * K);
-};
-const qrows = Array.from({ length: Q }, (_, q) => row(queries, q, DIM));
-
-// The service's backends answer through a promise; the raw engines synchronously.
-async function measureEf(search: (q: number[], ef: number) => number[] | Promise<number[]>, gt: number[][], efs: number[]): Promise<Array<{ ef: number; recall: number; qps: number }>> {
-  const res = [];
-  for (const ef of efs) {
-    const got: number[][] = [];
-    for (const q of qrows) got.push(await search(q, ef));
-    // Timed pass separately (results above warm the caches too).
-    const reps = Math.max(1, Math.ceil(2000 / Q));
-    const t = performance.now();
-    for (let r = 0; r < reps; r++) for (const q of qrows) await search(q, ef);
-    const qps = (reps * Q) / ((performance.now() - t) / 1000);
-    res.push({ ef, recall: recallOf(got, gt), qps });
-  }
-  return res;
-}
+const groundTruthOf = (n: number) => groundTruth(set, n);
 
 // ---------------------------------------------------------------- M / efConstruction sweep
 if (SWEEP_N > 0) {
   const n = Math.min(SWEEP_N, N);
   console.log(`\n## parameter sweep on the first ${n} vectors (recall@${K} / in-process QPS, one thread)`);
-  const gt = groundTruth(n);
+  const gt = groundTruthOf(n);
   for (const [m, efc] of [[8, 100], [16, 100], [16, 200], [32, 100]] as const) {
     const idx = HnswIndex.create('Cosine', DIM, { M: m, efConstruction: efc, efSearch: 64 }, n);
     const t = performance.now();
     for (let i = 0; i < n; i++) idx.add(i, row(data, i, DIM), true);
     const s = (performance.now() - t) / 1000;
-    const r = await measureEf((q, ef) => idx.search(q, K, ef).labels, gt, [16, 32, 64, 128]);
+    const r = await measureEf(set, (q, ef) => idx.search(q, K, ef).labels, gt, [16, 32, 64, 128]);
     out(`M=${m} efC=${efc}: build ${fmt(n / s)} vec/s`, r.map((x) => `ef${x.ef} ${x.recall.toFixed(3)}/${fmt(x.qps)}`).join('  '));
   }
 }
@@ -127,8 +79,9 @@ const cfgEnv = (location: string, extra: Record<string, string> = {}) => ({
   const rss0 = process.memoryUsage().rss;
   const config = loadConfig(SearchConfig, cfgEnv(snapDir));
   const registry = new Registry();
-  const { collection } = createApp({ config, registry, logger: createLogger('bench', 'warn') });
-  await collection.open();
+  const service = buildService(config, { registry, logger: createLogger('bench', 'warn') });
+  const { collection } = service;
+  await service.start?.();
   t0 = performance.now();
   const B = 1000;
   for (let i = 0; i < N; i += B) {
@@ -146,9 +99,9 @@ const cfgEnv = (location: string, extra: Record<string, string> = {}) => ({
   const fcount = fsync.find((x) => x.metricName === 'search_wal_fsync_seconds_count')?.value ?? NaN;
   out('WAL fdatasync per group commit (1000-vector records)', `mean ${fmt((fsum / fcount) * 1000, 2)} ms over ${fcount}`);
   // Computed after the build so its 100k-row matrix does not blur the RSS figure above.
-  const gtFull = groundTruth(N);
+  const gtFull = groundTruthOf(N);
   const lab = (p: string) => Number(p.slice(4, -4));
-  const r = await measureEf(async (q, ef) => (await collection.search(q, K, 0, ef)).map((n) => lab(n.relative_path)), gtFull, [16, 20, 24, 32, 48, 64, 96, 128, 256]);
+  const r = await measureEf(set, async (q, ef) => (await collection.search(q, K, 0, ef)).map((n) => lab(n.relative_path)), gtFull, [16, 20, 24, 32, 48, 64, 96, 128, 256]);
   for (const x of r) out(`ef=${x.ef}`, `recall@${K} ${x.recall.toFixed(3)}  QPS ${fmt(x.qps)}  (${fmt(1000 / x.qps, 3)} ms/query)`);
   // A concurrent search stream shows whether searches stall while the snapshot is written.
   let worst = 0;
@@ -162,11 +115,12 @@ const cfgEnv = (location: string, extra: Record<string, string> = {}) => ({
       worst = Math.max(worst, gap);
     }
   })();
-  const snap = await (collection.backend as HnswlibBackend).snapshot();
+  if (!(collection.backend instanceof HnswlibBackend)) throw new Error('the hnswlib section needs SEARCH_BACKEND=hnswlib');
+  const snap = await collection.backend.snapshot();
   writing = false;
   await probe;
   if (snap) out('snapshot write', `${fmt(snap.ms / 1000, 2)} s for ${fmt(snap.bytes / 1e6)} MB; mutations blocked ${fmt(snap.mutations_blocked_ms / 1000, 2)} s; a search loop meanwhile waited at most ${fmt(worst, 1)} ms for the event loop + search`);
-  await collection.close();
+  await service.close();
   const files = await readdir(join(snapDir, '.index'));
   const hnswFile = files.find((f) => f.endsWith('.hnsw'))!;
   const bytes = (await stat(join(snapDir, '.index', hnswFile))).size;
@@ -213,23 +167,8 @@ console.log('\n## HTTP (service process, client in this process on the same 2 co
   };
   for (let i = 0; i < 100; i++) await one(i); // warm-up
   for (const conc of [1, 4]) {
-    const lat: number[] = [];
-    const until = performance.now() + (HTTP_SECONDS * 1000) / 2;
-    let i = 0;
-    const t = performance.now();
-    await Promise.all(
-      Array.from({ length: conc }, async () => {
-        while (performance.now() < until) {
-          const s = performance.now();
-          await one(i++);
-          lat.push(performance.now() - s);
-        }
-      }),
-    );
-    const secs = (performance.now() - t) / 1000;
-    lat.sort((a, b) => a - b);
-    const pct = (x: number) => lat[Math.min(lat.length - 1, Math.floor(x * lat.length))]!;
-    out(`POST /search k=${K} ef=${defaults.HNSW_EF_SEARCH}, ${conc} client(s)`, `p50 ${fmt(pct(0.5), 2)} ms  p99 ${fmt(pct(0.99), 2)} ms  QPS ${fmt(lat.length / secs)}`);
+    const l = await searchLoad(p.base, bodies, conc, HTTP_SECONDS / 2);
+    out(`POST /search k=${K} ef=${defaults.HNSW_EF_SEARCH}, ${conc} client(s)`, `p50 ${fmt(l.p50, 2)} ms  p99 ${fmt(l.p99, 2)} ms  QPS ${fmt(l.qps)}`);
   }
   // Server-side view, to tell service time from client and scheduling time on the shared cores.
   const metrics = await (await fetch(`${p.base}/metrics`)).text();

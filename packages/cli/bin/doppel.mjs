@@ -7,7 +7,8 @@ import { dirname, join } from 'node:path';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const child = spawn(
   process.execPath,
-  ['--conditions=source', '--import', 'tsx', join(root, 'src/doppel.cli.ts'), ...process.argv.slice(2)],
+  // tsx resolved from here, not from the cwd: the command may run in a folder outside the repo.
+  ['--conditions=source', '--import', import.meta.resolve('tsx'), join(root, 'src/doppel.cli.ts'), ...process.argv.slice(2)],
   // `pnpm doppel` runs scripts from the repo root; INIT_CWD is where the user typed it,
   // so relative folders and the report path mean what the user expects.
   { stdio: 'inherit', cwd: process.env.INIT_CWD ?? process.cwd() },

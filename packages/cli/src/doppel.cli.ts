@@ -8,7 +8,14 @@ import { listImages } from '@doppel/image-source';
 import { exportCollection, importCollection } from './collection-transfer.logic.js';
 import { ProgressBar } from './progress.view.js';
 import { groupPairs, type ScanPair } from './scan-groups.logic.js';
-import { renderReport } from './scan-report.html.js';
+import { writeReportPage, type ThumbMode } from './scan-report.html.js';
+import { buildReport, summaryLines } from './scan-report.model.js';
+import { collectFacts } from './image-facts.fs.js';
+import { parseKeepRule } from './keeper.logic.js';
+import { loadDecisions } from './scan-decisions.store.js';
+import { cmdApply, cmdUndo } from './apply.command.js';
+import { buildDemoFolder } from './demo-folder.fs.js';
+import { cmdEval } from './eval.command.js';
 import { isInside, openSession, startActive, stopActive, type Session } from './stack-session.js';
 import type { ServiceName } from './stack.launcher.js';
 import {
@@ -20,8 +27,20 @@ const USAGE = `doppel: near-duplicate image search
 
   doppel index DIR            index every image under DIR (resumable: unchanged files are skipped)
   doppel query IMAGE          list the indexed duplicates of IMAGE   [--json] [--root DIR]
-  doppel scan DIR             find every duplicate group inside DIR; writes a JSON and a self-contained HTML report
+  doppel scan DIR             find every duplicate group inside DIR; writes a JSON and an HTML report
                               [--out FILE.html] (default ./doppel-report.html, JSON next to it)
+                              [--keep contains,pixels,quality,format,oldest] keeper rule (also: newest, bytes)
+                              [--prefer-formats jpeg,heif,png,tiff,webp,avif,gif] [--thumbs auto|embed|sidecar]
+  doppel demo [DIR]           copy a small folder with duplicates from ../shared/bench/dev to DIR
+                              (default ./doppel-demo) and scan it   [--from DEVSET]
+  doppel apply FILE.json      act on a scan report or on actions exported from the page:
+                              --move-to DIR moves the non-keepers there (relative paths kept), or --delete;
+                              a dry run unless --yes; files changed since the scan are refused
+  doppel eval --index DIR --queries DIR --truth FILE   how well Doppel finds the duplicates of your data:
+                              recall@1/@10, precision, recall, F1, false positives on null queries, per
+                              transform (text after __ in a query name) and --groups name=t1,t2 (repeatable);
+                              latency p50/p99 per stage; [--json OUT.json] [--plot OUT.svg] [--html OUT.html]
+  doppel undo MANIFEST        put back what \`apply --yes\` moved (MANIFEST: the *.undo.json it printed) [--dry-run]
   doppel up [--images DIR]    run the four services until Ctrl-C (image root: DIR, default <repo>/images)
   doppel export --out FILE.jsonl   write every vector of a running contextual-search (path, vector, metadata)
   doppel import FILE.jsonl         upsert such a file into a running contextual-search (any backend)
@@ -38,6 +57,8 @@ const options = {
   model: { type: 'string' }, home: { type: 'string' }, root: { type: 'string' }, images: { type: 'string' },
   json: { type: 'boolean' }, force: { type: 'boolean' }, out: { type: 'string' }, threshold: { type: 'string' },
   neighbors: { type: 'string' }, concurrency: { type: 'string' }, 'search-url': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  keep: { type: 'string' }, 'prefer-formats': { type: 'string' }, thumbs: { type: 'string' }, from: { type: 'string' },
+  'move-to': { type: 'string' }, delete: { type: 'boolean' }, yes: { type: 'boolean' }, 'dry-run': { type: 'boolean' },
 } as const;
 type Flags = ReturnType<typeof parseArgs<{ options: typeof options; allowPositionals: true }>>['values'];
 
@@ -184,11 +205,16 @@ async function queryAll(pipeline: PipelineClient, files: string[], concurrency: 
   return { pairs, failed };
 }
 
+const THUMB_MODES: ThumbMode[] = ['auto', 'embed', 'sidecar'];
+
 async function cmdScan(ws: Workspace, f: Flags, arg: string | undefined) {
   const dir = existingDir(arg, 'scan');
   const { root, rootGiven } = rootAndTarget(f, dir);
   const outHtml = resolve(f.out ?? 'doppel-report.html');
   const outJson = outHtml.replace(/\.html?$/i, '') + '.json';
+  const rule = parseKeepRule(f.keep, f['prefer-formats']);
+  const thumbs = (f.thumbs ?? 'auto') as ThumbMode;
+  if (!THUMB_MODES.includes(thumbs)) throw new Error(`--thumbs: one of ${THUMB_MODES.join(', ')}`);
   await withSession(ws, root, rootGiven, async (s) => {
     if (!isInside(s.root, dir)) throw new Error(`the running pipeline serves ${s.root}; ${dir} is outside it (stop it, or use --port)`);
     await indexFolder(s, dir, Boolean(f.force));
@@ -198,16 +224,27 @@ async function cmdScan(ws: Workspace, f: Flags, arg: string | undefined) {
     const prefix = rel ? `${rel.split('\\').join('/')}/` : '';
     const { pairs, failed } = await queryAll(s.pipeline, files, intFlag('concurrency', f.concurrency, 2), f, (p) => p.startsWith(prefix));
     const groups = groupPairs(pairs);
-    const generatedAt = new Date().toISOString();
-    const report = { root: s.root, folder: dir, generated_at: generatedAt, files_scanned: files.length, groups, failed };
+    const { facts } = await collectFacts(s.root, [...new Set(groups.flatMap((g) => g.members))]);
+    const report = buildReport({
+      root: s.root, folder: dir, generatedAt: new Date().toISOString(), filesScanned: files.length, groups, facts, rule,
+      decisions: loadDecisions(stateDirFor(ws.home, s.root)), failed,
+    });
     mkdirSync(dirname(outHtml), { recursive: true });
     writeFileSync(outJson, `${JSON.stringify(report, null, 2)}\n`);
-    writeFileSync(outHtml, await renderReport({ root: s.root, generatedAt, filesScanned: files.length, groups }));
-    const inGroups = groups.reduce((n, g) => n + g.members.length, 0);
-    say(`${groups.length} duplicate groups (${inGroups} images) among ${files.length}`);
-    say(`report: ${outHtml}\njson:   ${outJson}`);
+    const page = await writeReportPage(report, { htmlPath: outHtml, thumbs });
+    for (const line of summaryLines(report)) say(line);
+    say(`report: ${outHtml}${page.sidecar ? ` (thumbnails in ${page.sidecar})` : ''}\njson:   ${outJson}`);
+    if (report.groups.length) say(`next:   open the report, or move the copies away with: doppel apply ${outJson} --move-to DIR   (a dry run until --yes)`);
     if (f.json) process.stdout.write(`${JSON.stringify(report)}\n`);
   });
+}
+
+async function cmdDemo(ws: Workspace, f: Flags, arg: string | undefined) {
+  const from = resolve(f.from ?? process.env.DOPPEL_DEMO_FROM ?? join(ws.repoRoot, '..', 'shared', 'bench', 'dev'));
+  const dir = resolve(arg ?? 'doppel-demo');
+  const made = buildDemoFolder(from, dir);
+  say(made.created ? `demo folder ${dir}: ${made.files} images copied from ${from} (${made.originals} originals, ${made.copies} of their copies)` : `demo folder ${dir} exists: scanning it as it is`);
+  await cmdScan(ws, f, dir);
 }
 
 /** `doppel up` restarts a dead service at most this many times per window. */
@@ -266,6 +303,12 @@ async function cmdUp(ws: Workspace, f: Flags) {
   say('stopped');
 }
 
+// eval's --json takes a file name (the other commands' --json is a switch).
+const evalOptions = {
+  ...options, json: { type: 'string' }, index: { type: 'string' }, queries: { type: 'string' }, truth: { type: 'string' },
+  plot: { type: 'string' }, html: { type: 'string' }, groups: { type: 'string', multiple: true },
+} as const;
+
 const searchClientOf = (ws: Workspace, f: Flags) =>
   createSearchClient({ baseUrl: f['search-url'] ?? `http://127.0.0.1:${ws.ports.search}`, timeoutMs: 120_000 });
 
@@ -285,7 +328,11 @@ async function cmdImport(ws: Workspace, f: Flags, arg: string | undefined) {
 }
 
 async function main(argv: string[]) {
-  const { values: f, positionals } = parseArgs({ args: argv, options, allowPositionals: true });
+  const isEval = argv[0] === 'eval';
+  const parsed = isEval ? parseArgs({ args: argv, options: evalOptions, allowPositionals: true }) : undefined;
+  const { values: f, positionals } = parsed
+    ? { values: { ...parsed.values, json: undefined } as Flags, positionals: parsed.positionals }
+    : parseArgs({ args: argv, options, allowPositionals: true });
   const [cmd, arg] = positionals;
   if (f.help || !cmd) {
     process.stdout.write(`${USAGE}\n`);
@@ -309,6 +356,17 @@ async function main(argv: string[]) {
     case 'query': return cmdQuery(ws, f, arg);
     case 'scan': return cmdScan(ws, f, arg);
     case 'up': return cmdUp(ws, f);
+    case 'demo': return cmdDemo(ws, f, arg);
+    case 'apply': process.exitCode = await cmdApply(arg, { moveTo: f['move-to'], delete: f.delete, yes: f.yes, home: ws.home }); return;
+    case 'undo': process.exitCode = await cmdUndo(arg, Boolean(f['dry-run'])); return;
+    case 'eval': {
+      const e = parsed!.values;
+      await cmdEval(ws, {
+        index: e.index, queries: e.queries, truth: e.truth, json: e.json, plot: e.plot, html: e.html, groups: e.groups,
+        concurrency: intFlag('concurrency', e.concurrency, 2), threshold: e.threshold ? Number(e.threshold) : 0.5,
+      });
+      return;
+    }
     case 'export': return cmdExport(ws, f);
     case 'import': return cmdImport(ws, f, arg);
     default: throw new Error(`unknown command ${JSON.stringify(cmd)}\n\n${USAGE}`);
@@ -316,7 +374,7 @@ async function main(argv: string[]) {
 }
 
 main(process.argv.slice(2)).then(
-  () => process.exit(0),
+  () => process.exit(process.exitCode ?? 0),
   (e: unknown) => {
     say(`doppel: ${e instanceof AppError ? `${e.code}: ${e.message}` : (e as Error).message}`);
     void stopActive().finally(() => process.exit(1));

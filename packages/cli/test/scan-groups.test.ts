@@ -1,7 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { groupPairs } from '../src/scan-groups.logic.js';
-import { renderReport } from '../src/scan-report.html.js';
+import { renderPage } from '../src/scan-report.html.js';
+import { buildReport } from '../src/scan-report.model.js';
 
 const pair = (query: string, match: string, score = 0.9) => ({ query, match, score, inliers: 40 });
 
@@ -26,15 +27,17 @@ describe('scan grouping and report', () => {
     assert.deepEqual(groupPairs(links).map((g) => [...g.members].sort()).sort(), [['a', 'b'], ['c', 'd'], ['x', 'y']]);
   });
 
-  it('when there are no links, then the report says so and has no group', async () => {
-    const html = await renderReport({ root: '/r', generatedAt: 't', filesScanned: 3, groups: [] });
+  it('when there are no links, then the report says so and has no group', () => {
+    const html = renderPage(buildReport({ root: '/r', folder: '/r', generatedAt: 't', filesScanned: 3, groups: [], facts: new Map() }), {});
     assert.match(html, /No duplicates found/);
-    assert.doesNotMatch(html, /class="group"/);
+    assert.match(html, /"groups":\[\]/);
   });
 
-  it('when a path contains markup, then the report escapes it', async () => {
-    const html = await renderReport({ root: '/r', generatedAt: 't', filesScanned: 2, groups: groupPairs([pair('<b>.jpg', 'x".jpg')]) });
+  it('when a path contains markup, then the report escapes it', () => {
+    const html = renderPage(buildReport({ root: '/r', folder: '/r/<i>', generatedAt: 't', filesScanned: 2, groups: groupPairs([pair('<b>.jpg', 'x".jpg')]), facts: new Map() }), {});
+    // In the embedded data no path can close the script element; in the header it is escaped.
     assert.doesNotMatch(html, /<b>\.jpg/);
-    assert.match(html, /&#60;b&#62;\.jpg/);
+    assert.match(html, /\\u003cb>\.jpg/);
+    assert.match(html, /\/r\/&#60;i&#62;/);
   });
 });

@@ -65,6 +65,12 @@ export const ItemError = Type.Object(
 );
 export type ItemError = Static<typeof ItemError>;
 
+/** offset/limit of every paged listing. */
+export const PageQueryProps = {
+  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+};
+
 export const RelativePath = Type.String({ minLength: 1, maxLength: 4096 });
 /** base64 payloads are capped here too so a huge string is refused before decoding. */
 export const Base64Image = Type.String({ minLength: 1, maxLength: 40 * 1024 * 1024 });
@@ -97,7 +103,7 @@ export const CommonConfigProps = {
   SHUTDOWN_TIMEOUT_MS: Type.Integer({ minimum: 0, default: 10000, description: 'Drain time on SIGTERM before forced exit.' }),
   BODY_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 30000, description: 'A request body must arrive whole within this time (slow clients get 408 and are dropped).' }),
   BODY_BUDGET_BYTES: Type.Integer({ minimum: 1, default: 268435456, description: 'Request body bytes (after decompression) buffered at once across all requests; past it new bodies get 503.' }),
-  ADMIT_CONCURRENCY: Type.Integer({ minimum: 0, maximum: 1024, default: 0, description: 'Heavy requests worked on at once (0: the service default, see its README).' }),
+  ADMIT_CONCURRENCY: Type.Integer({ minimum: 0, maximum: 1024, default: 0, description: 'Heavy requests worked on at once; 0: the service default (search 1, or 4 on pgvector; encoder max(4, 2 x NB_WORKERS); matcher 2 x NB_WORKERS; pipeline /duplicates 8, /index 2).' }),
   ADMIT_QUEUE: Type.Integer({ minimum: 0, default: 64, description: 'Heavy requests waiting for a slot before 429.' }),
   ADMIT_WAIT_MS: Type.Integer({ minimum: 1, default: 2000, description: 'Longest wait for a slot: a request whose expected wait is longer gets 429, one that waited this long 503 (both with Retry-After).' }),
 };

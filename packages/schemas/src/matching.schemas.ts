@@ -7,6 +7,22 @@ export const MAX_MATCH_NEIGHBORS = 200;
 // Not Type.Tuple: TypeBox emits draft-07 `additionalItems`, which the 2020-12 Ajv refuses.
 const NormPoint = Type.Array(Type.Number(), { minItems: 2, maxItems: 2 });
 
+/**
+ * Why a pair was not declared a duplicate (or why the query declares nothing): the query
+ * or the neighbour is almost flat, too few descriptor matches, no consistent geometry, a
+ * fit that is implausible or confined to one corner or band, or a score under the threshold.
+ */
+export const MatchReason = Type.Union([
+  Type.Literal('query_without_structure'),
+  Type.Literal('neighbor_without_structure'),
+  Type.Literal('too_few_matches'),
+  Type.Literal('no_consistent_geometry'),
+  Type.Literal('implausible_transform'),
+  Type.Literal('inliers_in_one_region'),
+  Type.Literal('below_threshold'),
+]);
+export type MatchReason = Static<typeof MatchReason>;
+
 export const MatchedItem = Type.Object({
   relative_path: Type.String(),
   score: Score,
@@ -15,6 +31,14 @@ export const MatchedItem = Type.Object({
   method: Type.Optional(Type.Union([Type.Literal('sift'), Type.Literal('dense')])),
   /** The candidate's corners projected into the neighbour image (the matched region). */
   region: Type.Optional(Type.Array(NormPoint, { minItems: 4, maxItems: 4 })),
+  /**
+   * The neighbour's corners projected into the candidate. With `partial`, the neighbour
+   * fills only part of the candidate (a picture pasted into another, a screenshot).
+   */
+  query_region: Type.Optional(Type.Array(NormPoint, { minItems: 4, maxItems: 4 })),
+  partial: Type.Optional(Type.Boolean()),
+  /** Set when the pair is not a duplicate: why. */
+  reason: Type.Optional(MatchReason),
 });
 export type MatchedItem = Static<typeof MatchedItem>;
 
@@ -72,6 +96,8 @@ export const MatchResponse = Envelope(
     checked: Type.Array(MatchedItem),
     /** Neighbours that could not be verified (missing file, bad image), per item. */
     errors: Type.Array(Type.Intersect([Type.Object({ relative_path: Type.String() }), ItemError])),
+    /** Set when the query itself cannot prove anything (almost flat): nothing is declared. */
+    reason: Type.Optional(MatchReason),
   }),
 );
 export type MatchResponse = Static<typeof MatchResponse>;
@@ -111,11 +137,32 @@ export const MatchingConfig = Type.Object(
     HEIGHT: Type.Integer({ minimum: 128, maximum: 4096, default: 384 }),
     NB_WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: 2, description: 'Verification child processes (OpenCV is not safe in worker threads).' }),
     MAX_KEYPOINTS: Type.Integer({ minimum: 16, maximum: 20000, default: 300, description: 'SIFT keypoints kept per image (strongest first).' }),
-    CACHE_ENTRIES: Type.Integer({ minimum: 0, default: 5000, description: 'Target features the service keeps (LRU keyed by path, size and mtime; ~45 KB each).' }),
-    WORKER_CACHE_ENTRIES: Type.Integer({
+    SIFT_ADAPT_BELOW: Type.Integer({
       minimum: 0,
-      default: 1000,
-      description: 'Features each verification process keeps, so a target or candidate crosses the IPC pipe once per process (0: always sent).',
+      maximum: 20000,
+      default: 100,
+      description: 'An image with fewer SIFT keypoints than this at the default contrast threshold is described again at SIFT_LOW_CONTRAST (0: never).',
+    }),
+    SIFT_LOW_CONTRAST: Type.Number({
+      exclusiveMinimum: 0,
+      maximum: 0.04,
+      default: 0.01,
+      description: 'SIFT contrast threshold for low-texture images (OpenCV default 0.04).',
+    }),
+    CACHE_MAX_MB: Type.Number({
+      minimum: 0,
+      default: 512,
+      description: 'Megabytes of target features the service keeps (LRU keyed by path, size and mtime; 0 disables).',
+    }),
+    WORKER_CACHE_MB: Type.Number({
+      minimum: 0,
+      default: 256,
+      description: 'Megabytes of features (with their float matching copies) each verification process keeps, so a target or candidate crosses the IPC pipe once per process (0: always sent).',
+    }),
+    TASK_TIMEOUT_MS: Type.Integer({
+      minimum: 0,
+      default: 30000,
+      description: 'A verification task running longer fails and its process is replaced (0: no limit).',
     }),
     QUEUE_LIMIT: Type.Integer({ minimum: 1, default: 1024 }),
     PREPARED_TTL_MS: Type.Integer({ minimum: 1, default: 30000, description: 'How long a candidate prepared by POST /prepare stays usable after its last use.' }),
@@ -123,9 +170,9 @@ export const MatchingConfig = Type.Object(
     MAX_IMAGE_BYTES: Type.Integer({ minimum: 1, default: 20 * 1024 * 1024 }),
     MAX_PIXELS: Type.Integer({ minimum: 1, default: 50_000_000 }),
     RATIO_TEST: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.75, description: "Lowe's ratio: best/second-best descriptor distance." }),
-    RANSAC_MODEL: Type.Union([Type.Literal('similarity'), Type.Literal('homography')], {
-      default: 'similarity',
-      description: 'Geometric model verified by RANSAC.',
+    RANSAC_MODEL: Type.Union([Type.Literal('similarity'), Type.Literal('homography'), Type.Literal('similarity+homography')], {
+      default: 'similarity+homography',
+      description: 'Geometric model verified by RANSAC; `similarity+homography` tries the homography (MAGSAC) only when the similarity fails.',
     }),
     RANSAC_REPROJ_PX: Type.Number({ exclusiveMinimum: 0, maximum: 50, default: 4, description: 'RANSAC inlier distance, pixels at the working size.' }),
     DENSE_MIN_KEYPOINTS: Type.Integer({
@@ -133,6 +180,11 @@ export const MatchingConfig = Type.Object(
       maximum: 20000,
       default: 40,
       description: 'Below this many keypoints on either side, a failed SIFT check falls back to the dense check (0 disables it).',
+    }),
+    DENSE_MIN_EDGE_STD: Type.Number({
+      minimum: 0,
+      default: 2,
+      description: 'Structure (std of the 32x32 thumbnail gradient magnitude, grey levels/px) both sides need for the dense check; a query under it that matches nothing says why.',
     }),
     DENSE_MIN_CORRELATION: Type.Number({
       minimum: 0,

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { CommonConfigProps, Envelope, Metadata, RelativePath, Score, schemaId } from './common.schemas.js';
+import { CommonConfigProps, PageQueryProps, Envelope, Metadata, RelativePath, Score, schemaId } from './common.schemas.js';
 
 export const MAX_NEIGHBORS = 1000;
 export const MAX_DIMENSION = 4096;
@@ -106,8 +106,7 @@ export type DeleteResponse = Static<typeof DeleteResponse>;
 
 export const ListQuery = Type.Object(
   {
-    offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+    ...PageQueryProps,
     include_vectors: Type.Optional(Type.Boolean({ default: false })),
   },
   { $id: schemaId('search/list-query'), additionalProperties: false },

@@ -9,6 +9,7 @@ export * from './multipart-body.parser.js';
 export * from './admission.limiter.js';
 export * from './create-service-app.js';
 export * from './serve.js';
+export * from './service.js';
 export { Registry } from 'prom-client';
 export * from './random.js';
 export * from './safe-url.fetcher.js';

@@ -12,33 +12,37 @@ export interface UploadedFile {
 }
 
 export interface MultipartOptions {
-  /** The one file field accepted. */
-  fileField: string;
+  /** The file field accepted, or several (one file each: compare takes image1 and image2). */
+  fileField: string | string[];
   maxFileBytes: number;
   maxFields?: number;
   maxFieldBytes?: number;
 }
 
-const files = new WeakMap<Request, UploadedFile>();
+const files = new WeakMap<Request, Map<string, UploadedFile>>();
 
-/** The file a multipartBody parser took from this request, if any. */
-export const uploadedFile = (req: Request): UploadedFile | undefined => files.get(req);
+/** The file a multipartBody parser took from this request (from `field`, or the first one), if any. */
+export const uploadedFile = (req: Request, field?: string): UploadedFile | undefined => {
+  const got = files.get(req);
+  return field === undefined ? got?.values().next().value : got?.get(field);
+};
 
 /** Parses an already-read multipart body (busboy over the buffer). */
-function parseMultipart(body: Buffer, headers: Request['headers'], opts: MultipartOptions): Promise<{ fields: Record<string, string>; file?: UploadedFile }> {
+function parseMultipart(body: Buffer, headers: Request['headers'], opts: MultipartOptions): Promise<{ fields: Record<string, string>; files: Map<string, UploadedFile> }> {
+  const accepted = Array.isArray(opts.fileField) ? opts.fileField : [opts.fileField];
   return new Promise((resolve, reject) => {
     let bb: busboy.Busboy;
     try {
       bb = busboy({
         headers,
-        limits: { files: 1, fileSize: opts.maxFileBytes, fields: opts.maxFields ?? 8, fieldSize: opts.maxFieldBytes ?? 1024, parts: (opts.maxFields ?? 8) + 1 },
+        limits: { files: accepted.length, fileSize: opts.maxFileBytes, fields: opts.maxFields ?? 8, fieldSize: opts.maxFieldBytes ?? 1024, parts: (opts.maxFields ?? 8) + accepted.length },
       });
     } catch (e) {
       reject(new AppError('INVALID_REQUEST', `malformed multipart request: ${(e as Error).message}`));
       return;
     }
     const fields: Record<string, string> = {};
-    let file: UploadedFile | undefined;
+    const got = new Map<string, UploadedFile>();
     let failure: AppError | undefined;
     const fail = (e: AppError) => { failure ??= e; };
     bb.on('field', (name, value, info) => {
@@ -46,8 +50,8 @@ function parseMultipart(body: Buffer, headers: Request['headers'], opts: Multipa
       else fields[name] = value;
     });
     bb.on('file', (name, stream, info) => {
-      if (name !== opts.fileField) {
-        fail(new AppError('INVALID_REQUEST', `unexpected file field ${name}: send one file named ${opts.fileField}`));
+      if (!accepted.includes(name) || got.has(name)) {
+        fail(new AppError('INVALID_REQUEST', `unexpected file field ${name}: send one file named ${accepted.join(' or ')}`));
         stream.resume();
         return;
       }
@@ -55,14 +59,14 @@ function parseMultipart(body: Buffer, headers: Request['headers'], opts: Multipa
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('limit', () => fail(new AppError('PAYLOAD_TOO_LARGE', `uploaded ${name} is over the ${opts.maxFileBytes} bytes allowed`)));
       stream.on('close', () => {
-        file = { field: name, buffer: Buffer.concat(chunks), filename: info.filename ?? '', mimetype: info.mimeType };
+        got.set(name, { field: name, buffer: Buffer.concat(chunks), filename: info.filename ?? '', mimetype: info.mimeType });
       });
     });
-    bb.on('filesLimit', () => fail(new AppError('INVALID_REQUEST', `multipart: send one file named ${opts.fileField}`)));
+    bb.on('filesLimit', () => fail(new AppError('INVALID_REQUEST', `multipart: send one file named ${accepted.join(' or ')}`)));
     bb.on('fieldsLimit', () => fail(new AppError('INVALID_REQUEST', 'multipart: too many fields')));
     bb.on('partsLimit', () => fail(new AppError('INVALID_REQUEST', 'multipart: too many parts')));
     bb.on('error', (e: Error) => reject(new AppError('INVALID_REQUEST', `malformed multipart body: ${e.message}`)));
-    bb.on('close', () => (failure ? reject(failure) : resolve({ fields, ...(file ? { file } : {}) })));
+    bb.on('close', () => (failure ? reject(failure) : resolve({ fields, files: got })));
     bb.end(body);
   });
 }
@@ -74,7 +78,8 @@ function parseMultipart(body: Buffer, headers: Request['headers'], opts: Multipa
  */
 export function multipartBody(opts: MultipartOptions): RequestHandler {
   // The whole form: the file plus its fields and part headers.
-  const maxBytes = opts.maxFileBytes + (opts.maxFields ?? 8) * ((opts.maxFieldBytes ?? 1024) + 512) + 4096;
+  const nFiles = Array.isArray(opts.fileField) ? opts.fileField.length : 1;
+  const maxBytes = opts.maxFileBytes * nFiles + (opts.maxFields ?? 8) * ((opts.maxFieldBytes ?? 1024) + 512) + 4096;
   return (req, res, next) => {
     if (!hasBody(req)) {
       next(new AppError('INVALID_REQUEST', 'multipart body is empty'));
@@ -82,9 +87,9 @@ export function multipartBody(opts: MultipartOptions): RequestHandler {
     }
     readBody(req, res, { maxBytes, ...bodySettingsOf(req) })
       .then((buf) => parseMultipart(buf, req.headers, opts))
-      .then(({ fields, file }) => {
+      .then(({ fields, files: got }) => {
         req.body = fields;
-        if (file) files.set(req, file);
+        if (got.size > 0) files.set(req, got);
         next();
       })
       .catch(next);

@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { ErrorCode } from '@doppel/schemas';
 import { errorBody } from './envelope.js';
 import type { Logger } from './logger.js';
+import type { Service } from './service.js';
 
 export interface RunningServer {
   server: Server;
@@ -122,20 +123,17 @@ export interface CommonServiceConfig {
   readonly BODY_TIMEOUT_MS: number;
 }
 
-/** serve() for a service's main.ts: listens where its config says and drains on SIGTERM/SIGINT. */
-export function serveMain(
-  app: Express,
-  config: CommonServiceConfig,
-  logger: Logger,
-  onShutdown?: () => Promise<void> | void,
-): Promise<RunningServer> {
-  return serve(app, {
+/** serve() for a service's main.ts: listens where its config says, runs start(), drains on SIGTERM/SIGINT. */
+export async function serveMain(service: Service, config: CommonServiceConfig, logger: Logger): Promise<RunningServer> {
+  const srv = await serve(service.app, {
     port: config.SERVER_PORT,
     host: config.SERVER_HOST,
     logger,
     shutdownTimeoutMs: config.SHUTDOWN_TIMEOUT_MS,
     bodyTimeoutMs: config.BODY_TIMEOUT_MS,
     handleSignals: true,
-    ...(onShutdown ? { onShutdown } : {}),
+    onShutdown: () => service.close(),
   });
+  await service.start?.();
+  return srv;
 }

@@ -3,6 +3,9 @@
  * production code never imports them.
  */
 import { createServer } from 'node:net';
+import { createLogger } from './logger.js';
+import { serve } from './serve.js';
+import type { Service } from './service.js';
 
 export interface EnvelopeReply {
   status: number;
@@ -45,4 +48,28 @@ export async function freePorts(n: number): Promise<number[]> {
   const ports = servers.map((s) => (s.address() as { port: number }).port);
   await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   return ports;
+}
+
+export interface Listening {
+  base: string;
+  /** Stops serving, then closes the service. */
+  close(): Promise<void>;
+  /** Stops serving without closing the service (state left as a crash would leave it). */
+  abandon(): Promise<void>;
+}
+
+/** Serves a built service on 127.0.0.1, port 0, and runs its start() (as serveMain does). */
+export async function listen(service: Service): Promise<Listening> {
+  const srv = await serve(service.app, { port: 0, host: '127.0.0.1', logger: createLogger('test', 'silent') });
+  const close = async () => {
+    await srv.close();
+    await service.close();
+  };
+  try {
+    await service.start?.();
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  return { base: `http://127.0.0.1:${srv.port}`, close, abandon: () => srv.close() };
 }

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Express } from 'express';
-import { admissionFromConfig, createServiceApp, type Logger, type Registry } from '@doppel/service-kit';
+import { admissionFromConfig, createLogger, createServiceApp, Registry, type Logger, type Service, type ServiceDeps } from '@doppel/service-kit';
 import type { SearchConfig } from '@doppel/schemas';
 import { Collection } from './collection.service.js';
 import { ImageIndex } from './image-index.service.js';
@@ -91,4 +91,15 @@ export function createApp(deps: AppDeps): { app: Express; collection: Collection
     },
   });
   return { app, collection, index };
+}
+
+/**
+ * The composition root. start() loads the image index (main.ts runs it after listening, so
+ * /healthz answers and /readyz says 503 while a large index loads); close() flushes it.
+ */
+export function buildService(config: SearchConfig, deps: ServiceDeps = {}): Service & { collection: Collection; index: ImageIndex } {
+  const logger = deps.logger ?? createLogger(SERVICE_NAME, config.LOG_LEVEL);
+  // The image index opens and closes both of its stores (images and regions).
+  const { app, collection, index } = createApp({ config, registry: deps.registry ?? new Registry(), logger });
+  return { app, collection, index, start: () => index.open(), close: () => index.close() };
 }

@@ -13,7 +13,7 @@ const launch = (dir: string) => launchSearch({ LOCATION: dir, DIMENSION: String(
 type State = 'present' | 'deleted' | 'unknown';
 
 describe('contextual-search: crash safety (real process, SIGKILL)', () => {
-  it('when the process is killed mid-stream, then every acknowledged upsert and delete survives the restart', { timeout: 120_000 }, async () => {
+  it('when the process is killed mid-stream, then every acknowledged upsert and delete survives the restart', { timeout: 300_000 }, async () => {
     const dir = await tempDir();
     const expected = new Map<string, { state: State; id: number }>();
     let nextId = 0;

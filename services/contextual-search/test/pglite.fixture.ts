@@ -30,7 +30,7 @@ export async function startPglite(opts: { port?: number; db?: string } = {}): Pr
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
   const { port, url } = await new Promise<{ port: number; url: string }>((resolve, reject) => {
-    const deadline = setTimeout(() => reject(new Error(`PGlite did not listen within 60 s: ${stderr.join('')}`)), 60_000);
+    const deadline = setTimeout(() => reject(new Error(`PGlite did not listen within 180 s: ${stderr.join('')}`)), 180_000);
     createInterface({ input: child.stdout! }).on('line', (l) => {
       if (!l.startsWith('{')) return;
       clearTimeout(deadline);

@@ -24,7 +24,7 @@ async function readyWithin(base: string, ms: number): Promise<void> {
 }
 
 describe('contextual-search on pgvector: stateless replicas', () => {
-  it('when two processes share one database, then a write on one is found by a search on the other at once', { timeout: 180_000 }, async () => {
+  it('when two processes share one database, then a write on one is found by a search on the other at once', { timeout: 400_000 }, async () => {
     const env = { ...(await pgvectorEnv()), DIMENSION: String(DIM) };
     const procs: SearchProcess[] = [];
     try {
@@ -48,7 +48,7 @@ describe('contextual-search on pgvector: stateless replicas', () => {
     }
   });
 
-  it('when the table was created with another dimension, then the start is refused naming the table and both dimensions', { timeout: 120_000 }, async () => {
+  it('when the table was created with another dimension, then the start is refused naming the table and both dimensions', { timeout: 400_000 }, async () => {
     const env = await pgvectorEnv();
     const dir = await tempDir();
     try {
@@ -64,7 +64,7 @@ describe('contextual-search on pgvector: stateless replicas', () => {
 });
 
 describe('contextual-search on pgvector: the database goes away and comes back', () => {
-  it('when the database stops under a running service, then it answers 503 with Retry-After, recovers by itself and no acknowledged write is lost', { timeout: 300_000 }, async () => {
+  it('when the database stops under a running service, then it answers 503 with Retry-After, recovers by itself and no acknowledged write is lost', { timeout: 400_000 }, async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'doppel-pglite-'));
     const [port] = await freePorts(1);
     let db = await startPglite({ port: port!, db: join(dataDir, 'pg') });
@@ -95,7 +95,7 @@ describe('contextual-search on pgvector: the database goes away and comes back',
       assert.equal((await call(svc.base, 'GET', '/healthz')).status, 200, 'liveness is not readiness');
 
       db = await startPglite({ port: port!, db: join(dataDir, 'pg') });
-      await readyWithin(svc.base, 30_000);
+      await readyWithin(svc.base, 60_000);
       const all = await call(svc.base, 'GET', '/vectors?limit=1000');
       assert.equal(all.status, 200);
       const present = new Set((all.body.response.items as Array<{ relative_path: string }>).map((i) => i.relative_path));
@@ -110,7 +110,7 @@ describe('contextual-search on pgvector: the database goes away and comes back',
     }
   });
 
-  it('when the service starts before the database, then it is not ready until the database answers, and then it is', { timeout: 300_000 }, async () => {
+  it('when the service starts before the database, then it is not ready until the database answers, and then it is', { timeout: 400_000 }, async () => {
     const [port] = await freePorts(1);
     const svc = await launchSearch(
       { SEARCH_BACKEND: 'pgvector', DATABASE_URL: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`, DATABASE_TABLE: 'late_db', DIMENSION: String(DIM) },
@@ -122,7 +122,7 @@ describe('contextual-search on pgvector: the database goes away and comes back',
       assert.equal(r.status, 503);
       assert.equal((await call(svc.base, 'POST', '/search', { nb_neighbors: 1, vec_features: vec(1) })).status, 503);
       db = await startPglite({ port: port! });
-      await readyWithin(svc.base, 30_000);
+      await readyWithin(svc.base, 60_000);
       assert.equal((await call(svc.base, 'POST', '/vectors', { items: [item(1)] })).status, 200);
       assert.equal((await top(svc.base, 1)).relative_path, 'p/1.jpg');
     } finally {

@@ -27,7 +27,7 @@ export async function launchSearch(env: Record<string, string>, opts: { ready?: 
   const stderr: string[] = [];
   child.stderr!.on('data', (d: Buffer) => stderr.push(d.toString()));
   const port = await new Promise<number>((resolve, reject) => {
-    const deadline = setTimeout(() => reject(new Error(`no "listening" line within 60 s: ${stderr.join('')}`)), 60_000);
+    const deadline = setTimeout(() => reject(new Error(`no "listening" line within 120 s: ${stderr.join('')}`)), 120_000);
     createInterface({ input: child.stdout! }).on('line', (l) => {
       lines.push(l);
       const m = /"port":(\d+).*"msg":"listening"/.exec(l);
@@ -49,11 +49,11 @@ export async function launchSearch(env: Record<string, string>, opts: { ready?: 
     await exited;
   };
   if (opts.ready === false) return { child, base, lines, stop };
-  const until = Date.now() + 60_000;
+  const until = Date.now() + 120_000;
   for (;;) {
     const r = await fetch(`${base}/readyz`).catch(() => undefined);
     if (r?.status === 200) break;
-    if (Date.now() > until) throw new Error('not ready within 60 s');
+    if (Date.now() > until) throw new Error('not ready within 120 s');
     await new Promise((res) => setTimeout(res, 50));
   }
   return { child, base, lines, stop };

@@ -2,9 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SearchConfig, type StatsResponse } from '@doppel/schemas';
-import { createLogger, loadConfig, Registry, serve } from '@doppel/service-kit';
-import { call } from '@doppel/service-kit/testing';
-import { createApp } from '../src/app.js';
+import { loadConfig } from '@doppel/service-kit';
+import { call, listen } from '@doppel/service-kit/testing';
+import { buildService } from '../src/app.js';
 import type { Collection } from '../src/collection.service.js';
 import { HnswlibBackend } from '../src/hnswlib.backend.js';
 import { pgvectorEnv } from './pglite.fixture.js';
@@ -28,31 +28,18 @@ export const backendEnv = async (backend: BackendName): Promise<Record<string, s
 export const tempDir = (): Promise<string> => mkdtemp(join(tmpdir(), 'doppel-search-'));
 export const removeDir = (dir: string): Promise<void> => rm(dir, { recursive: true, force: true });
 
-/** The real app on port 0 over `dir` (LOCATION; data in dir/.index), loaded and ready. */
+/** The service as main.ts builds it, on port 0 over `dir` (LOCATION; data in dir/.index), loaded and ready. */
 export async function start(dir: string, env: Record<string, string> = {}): Promise<Running> {
   const config = loadConfig(SearchConfig, { LOCATION: dir, DIMENSION: '4', LOG_LEVEL: 'silent', SNAPSHOT_INTERVAL_MS: '0', ...env });
-  const logger = createLogger('contextual-search', config.LOG_LEVEL);
-  const { app, collection, index } = createApp({ config, registry: new Registry(), logger });
-  const srv = await serve(app, { port: 0, host: '127.0.0.1', logger });
-  try {
-    await index.open();
-  } catch (err) {
-    await srv.close();
-    await index.close();
-    throw err;
-  }
+  const service = buildService(config);
+  const { collection } = service;
   return {
-    base: `http://127.0.0.1:${srv.port}`,
+    ...(await listen(service)),
     collection,
     get hnsw() {
       if (!(collection.backend instanceof HnswlibBackend)) throw new Error(`the ${collection.backend.name} backend has no snapshots`);
       return collection.backend;
     },
-    close: async () => {
-      await srv.close();
-      await index.close();
-    },
-    abandon: () => srv.close(),
   };
 }
 

@@ -1,12 +1,16 @@
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Express } from 'express';
+import sharp from 'sharp';
 import type { EncoderConfig } from '@doppel/schemas';
-import { admissionFromConfig, createServiceApp, type Logger, type Registry } from '@doppel/service-kit';
+import {
+  admissionFromConfig, createLogger, createServiceApp, createUrlFetcher, Registry, type Logger, type Service, type ServiceDeps, type UrlFetcher,
+} from '@doppel/service-kit';
 import { encodeDocs, encodeRoutes } from './encode.routes.js';
 import { createEncoderMetrics } from './encoder.metrics.js';
-import type { EncoderModel } from './onnx.model.js';
-import type { UrlFetcher } from '@doppel/service-kit';
+import { rmacWindows } from './feature-output.graph.js';
+import { modelPathFrom } from './model-path.config.js';
+import { loadOnnxModel, type EncoderModel } from './onnx.model.js';
 
 export interface AppDeps {
   config: Readonly<EncoderConfig>;
@@ -53,4 +57,57 @@ export function createApp(deps: AppDeps): Express {
     docs: encodeDocs,
     routes: (app) => encodeRoutes(app, encodeDeps, { maxImageBytes: config.MAX_IMAGE_BYTES, maxBatchBodyBytes: config.MAX_BATCH_BODY_BYTES }, admission),
   });
+}
+
+export interface EncoderServiceDeps extends ServiceDeps {
+  /** A model loaded by the caller (which then closes it); otherwise loaded from the config. */
+  model?: EncoderModel;
+  urls?: UrlFetcher;
+}
+
+/** The composition root: config -> model, URL fetcher and app; close() releases what it created. */
+export async function buildService(config: Readonly<EncoderConfig>, deps: EncoderServiceDeps = {}): Promise<Service & { model: EncoderModel }> {
+  const logger = deps.logger ?? createLogger('image-encoder', config.LOG_LEVEL);
+  // Images are decoded once each: libvips' operation cache would only hold memory.
+  sharp.cache(false);
+  let model = deps.model;
+  if (!model) {
+    const modelPath = modelPathFrom(config);
+    if (!existsSync(modelPath) && config.MODEL_PRECISION === 'int8') {
+      throw new Error(`no quantised model at ${modelPath} (MODEL_PRECISION=int8). Run \`pnpm quantize\` from the repository root to write it `
+        + 'beside the float model, or set MODEL_PRECISION=fp32.');
+    }
+    if (!existsSync(modelPath)) {
+      throw new Error(`no model at ${modelPath}. Run \`pnpm models\` from the repository root to install the default model `
+        + '(from ../shared/models, or MODEL_URL=... MODEL_SHA256=... pnpm models), or set MODEL_PATH to an ONNX file.');
+    }
+    model = await loadOnnxModel({
+      path: modelPath,
+      sha256: config.MODEL_SHA256,
+      featureTensor: config.FEATURE_TENSOR,
+      inputSize: config.INPUT_SIZE,
+      workers: config.NB_WORKERS,
+      intraOpThreads: config.INTRA_OP_THREADS,
+      maxBatch: config.MAX_BATCH,
+      batchWindowMs: config.BATCH_WINDOW_MS,
+      queueLimit: config.QUEUE_LIMIT,
+      regions: config.REGIONS === 'rmac' ? rmacWindows() : [],
+      pooling: config.POOLING,
+    });
+    logger.info({ model: modelPath, precision: config.MODEL_PRECISION, dimension: model.dimension, input: model.inputSize, feature: model.layout.featureTensor, why: model.layout.reason }, 'model loaded');
+  }
+  const urls = deps.urls ?? createUrlFetcher({
+    timeoutMs: config.URL_TIMEOUT_MS, maxBytes: config.MAX_IMAGE_BYTES,
+    maxRedirects: config.URL_MAX_REDIRECTS, allowPrivate: config.ALLOW_PRIVATE_URLS,
+  });
+  const app = createApp({ config, registry: deps.registry ?? new Registry(), logger, model, urls });
+  const owned = { model: !deps.model, urls: !deps.urls };
+  return {
+    app,
+    model,
+    close: async () => {
+      if (owned.model) await model.close();
+      if (owned.urls) await urls.close();
+    },
+  };
 }

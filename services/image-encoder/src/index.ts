@@ -1,4 +1,4 @@
-export { createApp, type AppDeps } from './app.js';
+export { buildService, type EncoderServiceDeps } from './app.js';
 export { loadOnnxModel, ModelFileError, type EncoderModel, type ModelOptions } from './onnx.model.js';
 export { decodeImage, type PreprocessOptions } from './preprocess.image.js';
 export { imageTensors, rgbToTensor, expandOrientations } from './tensor-layout.transform.js';

@@ -134,11 +134,11 @@ describe('image-encoder: encoding images', () => {
     assert.equal((await encode({ relative_path: 'a.png', extra: 1 })).status, 400);
   });
 
-  it('when relative_path climbs out, is absolute or follows a symlink out of the root, then 400/403', async () => {
+  it('when relative_path climbs out, is absolute, has a NUL or follows a symlink out of the root, then 403', async () => {
     for (const p of ['../a.png', 'sub/../../etc/passwd', '/etc/passwd', 'a\u0000.png']) {
       const r = await encode({ relative_path: p });
-      assert.equal(r.status, 400, p);
-      assert.equal(r.body.error_code, 'INVALID_REQUEST');
+      assert.equal(r.status, 403, p);
+      assert.equal(r.body.error_code, 'FORBIDDEN_PATH');
     }
     const esc = await encode({ relative_path: 'escape.png' });
     assert.equal(esc.status, 403);
@@ -218,7 +218,7 @@ describe('image-encoder: encoding images', () => {
     assert.deepEqual([res[2].status, res[2].error_code], [422, 'UNDECODABLE_IMAGE']);
     assert.equal(res[3].orientations.length, 8);
     assert.ok(cosine(res[0].fingerprint, res[3].fingerprint) > 0.99999);
-    assert.deepEqual([res[4].status, res[4].error_code], [400, 'INVALID_REQUEST']);
+    assert.deepEqual([res[4].status, res[4].error_code], [403, 'FORBIDDEN_PATH']);
     assert.deepEqual([res[5].status, res[5].error_code], [415, 'UNSUPPORTED_MEDIA_TYPE']);
   });
 

@@ -4,12 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { EncoderConfig } from '@doppel/schemas';
-import { Registry, createLogger, loadConfig, serve } from '@doppel/service-kit';
-import { createApp } from '../src/app.js';
-import { loadOnnxModel, type EncoderModel } from '../src/onnx.model.js';
-import { createUrlFetcher } from '@doppel/service-kit';
+import { loadConfig } from '@doppel/service-kit';
+import { listen } from '@doppel/service-kit/testing';
+import { buildService } from '../src/app.js';
+import type { EncoderModel } from '../src/onnx.model.js';
 import { ensureTestModel } from '../src/testing.js';
-import { rmacWindows } from '../src/feature-output.graph.js';
 
 export interface TestEncoder {
   base: string;
@@ -17,30 +16,12 @@ export interface TestEncoder {
   close(): Promise<void>;
 }
 
+/** The service as main.ts builds it, on port 0, with the generated model and one intra-op thread. */
 export async function startEncoder(env: Record<string, string> = {}, modelPath = ensureTestModel()): Promise<TestEncoder> {
-  const config = loadConfig(EncoderConfig, { LOG_LEVEL: 'silent', MODEL_PATH: modelPath, ...env });
-  const model = await loadOnnxModel({
-    path: config.MODEL_PATH, featureTensor: config.FEATURE_TENSOR, inputSize: config.INPUT_SIZE,
-    workers: config.NB_WORKERS, intraOpThreads: 1, maxBatch: config.MAX_BATCH,
-    batchWindowMs: config.BATCH_WINDOW_MS, queueLimit: config.QUEUE_LIMIT,
-    regions: config.REGIONS === 'rmac' ? rmacWindows() : [], pooling: config.POOLING,
-  });
-  const urls = createUrlFetcher({
-    timeoutMs: config.URL_TIMEOUT_MS, maxBytes: config.MAX_IMAGE_BYTES, maxRedirects: config.URL_MAX_REDIRECTS,
-    allowPrivate: config.ALLOW_PRIVATE_URLS,
-  });
-  const logger = createLogger('image-encoder', 'silent');
-  const app = createApp({ config, registry: new Registry(), logger, model, urls });
-  const srv = await serve(app, { port: 0, host: '127.0.0.1', logger });
-  return {
-    base: `http://127.0.0.1:${srv.port}`,
-    model,
-    close: async () => {
-      await srv.close();
-      await model.close();
-      await urls.close();
-    },
-  };
+  const config = loadConfig(EncoderConfig, { LOG_LEVEL: 'silent', MODEL_PATH: modelPath, INTRA_OP_THREADS: '1', ...env });
+  const service = await buildService(config);
+  const { base, close } = await listen(service);
+  return { base, model: service.model, close };
 }
 
 export const tempDir = (prefix = 'doppel-enc-') => mkdtempSync(join(tmpdir(), prefix));

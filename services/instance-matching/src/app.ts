@@ -1,10 +1,10 @@
 import type { Express } from 'express';
-import { admissionFromConfig, createServiceApp, type Logger, type Registry } from '@doppel/service-kit';
+import { admissionFromConfig, createLogger, createServiceApp, Registry, type Logger, type Service, type ServiceDeps } from '@doppel/service-kit';
 import type { MatchingConfig } from '@doppel/schemas';
 import { createMatcher, type Matcher } from './match.service.js';
 import { matchDocs, matchRoutes } from './match.routes.js';
 import { registerMatchingMetrics } from './matching.metrics.js';
-import type { WorkerPool } from './worker.pool.js';
+import { WorkerPool } from './worker.pool.js';
 
 export interface AppDeps {
   config: MatchingConfig;
@@ -47,4 +47,19 @@ export function createApp(deps: AppDeps): { app: Express; matcher: Matcher } {
     routes: (a) => matchRoutes(a, matcher, admission),
   });
   return { app, matcher };
+}
+
+export interface MatchingServiceDeps extends ServiceDeps {
+  /** A pool owned by the caller (which closes it); otherwise one sized from the config. */
+  pool?: WorkerPool;
+  /** See MatcherDeps.clock (tests move time forward). */
+  clock?: { now(): number };
+}
+
+/** The composition root: config -> worker pool, matcher and app; close() stops the pool it created. */
+export function buildService(config: MatchingConfig, deps: MatchingServiceDeps = {}): Service & { matcher: Matcher; pool: WorkerPool } {
+  const logger = deps.logger ?? createLogger(SERVICE_NAME, config.LOG_LEVEL);
+  const pool = deps.pool ?? WorkerPool.fromConfig(config);
+  const { app, matcher } = createApp({ config, registry: deps.registry ?? new Registry(), logger, pool, clock: deps.clock });
+  return { app, matcher, pool, close: async () => { if (!deps.pool) await pool.close(); } };
 }

@@ -1,7 +1,7 @@
 /** Decoding with sharp (libvips runs off the event loop): working-size grey image and dense thumbnail. */
 import sharp from 'sharp';
 import { AppError } from '@doppel/service-kit';
-import type { GreyImage } from './sift.features.js';
+import type { GreyImage } from './opencv.binding.js';
 
 export interface DecodeLimits {
   maxPixels: number;

@@ -1,9 +1,11 @@
-export { createApp, SERVICE_NAME, type AppDeps } from './app.js';
+export { buildService, SERVICE_NAME, type MatchingServiceDeps } from './app.js';
 export { WorkerPool } from './worker.pool.js';
-export { siftScore, denseScore, inliersFor, SCORE_HALF_INLIERS } from './match.service.js';
+export { siftScore, denseScore, extractionOf, inliersFor, SCORE_HALF_INLIERS } from './match.service.js';
 // The building blocks the benchmarks (bench/matching) time one by one.
 export { decodeImage } from './image.decode.js';
-export {
-  cv, denseCorrelation, extractCandidateFeatures, extractFeatures, MIN_SPREAD_CELLS, verifyPass, verifySift,
-  type CandidateFeatures, type Features, type GreyImage,
-} from './sift.features.js';
+export { cv, type GreyImage } from './opencv.binding.js';
+export { denseCorrelation } from './dense.check.js';
+export { structureOf } from './structure.measure.js';
+export { extractAdaptive, extractFeatures, type Features } from './sift.extract.js';
+export { extractCandidateFeatures, mirrorFeatures, type CandidateFeatures } from './sift.mirror.js';
+export { MIN_SPREAD_CELLS, verifyPass, verifySift } from './sift.verify.js';

@@ -1,12 +1,9 @@
-import { createLogger, loadConfig, Registry, runMain, serveMain } from '@doppel/service-kit';
+import { createLogger, loadConfig, runMain, serveMain } from '@doppel/service-kit';
 import { MatchingConfig } from '@doppel/schemas';
-import { createApp, SERVICE_NAME } from './app.js';
-import { WorkerPool } from './worker.pool.js';
+import { buildService, SERVICE_NAME } from './app.js';
 
 await runMain(SERVICE_NAME, async () => {
   const config = loadConfig(MatchingConfig, process.env);
   const logger = createLogger(SERVICE_NAME, config.LOG_LEVEL);
-  const pool = new WorkerPool({ size: config.NB_WORKERS, queueLimit: config.QUEUE_LIMIT, sharedEntries: config.WORKER_CACHE_ENTRIES });
-  const { app } = createApp({ config, registry: new Registry(), logger, pool });
-  await serveMain(app, config, logger, () => pool.close());
+  await serveMain(buildService(config, { logger }), config, logger);
 });

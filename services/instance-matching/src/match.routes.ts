@@ -1,5 +1,5 @@
 import type { Express } from 'express';
-import { admitted, jsonBody, jsonRoute, type Admission } from '@doppel/service-kit';
+import { admitted, clientGoneSignal, jsonBody, jsonRoute, type Admission } from '@doppel/service-kit';
 import { CompareRequest, CompareResponse, MatchRequest, MatchResponse, PrepareRequest, PrepareResponse, type RouteDoc } from '@doppel/schemas';
 import type { Matcher } from './match.service.js';
 
@@ -13,7 +13,7 @@ export const matchDocs: RouteDoc[] = [
 ];
 
 export function matchRoutes(app: Express, matcher: Matcher, admission?: Admission): void {
-  app.post('/match', jsonBody(BODY_LIMIT), jsonRoute(MatchRequest, admitted(admission, (body, { log }) => matcher.match(body, log))));
+  app.post('/match', jsonBody(BODY_LIMIT), jsonRoute(MatchRequest, admitted(admission, (body, { log, res }) => matcher.match(body, log, clientGoneSignal(res)))));
   app.post('/prepare', jsonBody(BODY_LIMIT), jsonRoute(PrepareRequest, admitted(admission, (body) => matcher.prepare(body))));
   app.post('/compare', jsonBody(BODY_LIMIT), jsonRoute(CompareRequest, admitted(admission, (body) => matcher.compare(body))));
 }

@@ -5,13 +5,18 @@ import { LRUCache } from 'lru-cache';
 import { AppError, toItemError, type Logger } from '@doppel/service-kit';
 import type { CompareRequest, MatchedItem, MatchingConfig, MatchRequest, MatchResponse, CompareResponse, PrepareRequest, PrepareResponse } from '@doppel/schemas';
 import { decodeImage, type DecodeLimits } from './image.decode.js';
-import { fileKey, LruCache } from './feature.cache.js';
-import { resolveUnder } from './paths.resolve.js';
-import type { PairVerdict, PreparedCandidate, Shared, TargetFeatures, VerifyPolicy } from './verify.protocol.js';
+import { ByteLru, fileKey } from './feature.cache.js';
+import { decodeBase64, resolveImagePath as resolveUnder } from '@doppel/image-source';
+import { sharedBytes, type PairVerdict, type PreparedCandidate, type Shared, type TargetFeatures, type VerifyPolicy } from './verify.protocol.js';
 import type { WorkerPool } from './worker.pool.js';
+import { structureOf } from './structure.measure.js';
+import type { ExtractOptions } from './sift.extract.js';
+import { clampedArea } from './transform.geometry.js';
 
 /** Inliers at which the SIFT score is 0.5; see the README for the formula. */
 export const SCORE_HALF_INLIERS = 10;
+/** Share of the query's area under which a verified neighbour is reported as `partial`. */
+export const PARTIAL_AREA = 0.5;
 /** Side of the square grey thumbnail compared by the dense check. */
 export const DENSE_THUMB = 32;
 
@@ -37,6 +42,13 @@ export function denseScore(correlation: number, cutoff: number, threshold: numbe
   return cutoff >= 1 ? 1 : threshold + ((1 - threshold) * (c - cutoff)) / (1 - cutoff);
 }
 
+/** How SIFT describes an image under this config. */
+export const extractionOf = (config: MatchingConfig): ExtractOptions => ({
+  maxKeypoints: config.MAX_KEYPOINTS,
+  adaptBelow: config.SIFT_ADAPT_BELOW,
+  lowContrast: config.SIFT_LOW_CONTRAST,
+});
+
 export type MatchResult = MatchResponse['response'];
 export type CompareResult = CompareResponse['response'];
 export type PrepareResult = PrepareResponse['response'];
@@ -51,11 +63,12 @@ export interface MatcherDeps {
 const round4 = (v: number) => Math.round(v * 1e4) / 1e4;
 
 /** Runs fn over items with at most `limit` in flight, results in input order. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>, signal?: AbortSignal): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
   const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
     while (next < items.length) {
+      signal?.throwIfAborted();
       const i = next++;
       out[i] = await fn(items[i]!);
     }
@@ -64,20 +77,15 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
   return out;
 }
 
-function decodeBase64(b64: string, field: string): Buffer {
-  const buf = Buffer.from(b64, 'base64');
-  if (buf.byteLength === 0) throw new AppError('INVALID_REQUEST', `${field}: is not valid base64`);
-  return buf;
-}
-
 /** Overload and shutdown concern the whole request, never a single neighbour. */
-const isRequestLevel = (e: unknown) => e instanceof AppError && (e.code === 'OVERLOADED' || e.code === 'UNAVAILABLE');
+const isRequestLevel = (e: unknown) =>
+  (e instanceof AppError && (e.code === 'OVERLOADED' || e.code === 'UNAVAILABLE')) || (e instanceof Error && e.name === 'AbortError');
 
 export function createMatcher(deps: MatcherDeps) {
   const { config, pool } = deps;
   // Keyed for the worker processes' own caches (see Shared): path, size and mtime for files,
   // a fresh key for anything that arrives in a request body.
-  const cache = new LruCache<Shared<TargetFeatures>>(config.CACHE_ENTRIES);
+  const cache = new ByteLru<Shared<TargetFeatures>>(config.CACHE_MAX_MB * 2 ** 20);
   let seq = 0;
   const freshKey = (kind: string) => `${kind}\u0000${++seq}`;
   const limits: DecodeLimits = {
@@ -87,20 +95,21 @@ export function createMatcher(deps: MatcherDeps) {
     height: config.HEIGHT,
     thumbSize: DENSE_THUMB,
   };
+  const extraction = extractionOf(config);
   async function readLimited(file: string, size: number): Promise<Buffer> {
     if (size > config.MAX_IMAGE_BYTES) throw new AppError('PAYLOAD_TOO_LARGE', `image is larger than ${config.MAX_IMAGE_BYTES} bytes`);
     return readFile(file);
   }
 
-  async function extractCandidate(bytes: Buffer): Promise<{ cand: Shared<PreparedCandidate>; decodeMs: number; extractMs: number }> {
+  async function extractCandidate(bytes: Buffer, signal?: AbortSignal): Promise<{ cand: Shared<PreparedCandidate>; decodeMs: number; extractMs: number }> {
     const t0 = performance.now();
     const img = await decodeImage(bytes, limits);
     const t1 = performance.now();
-    const r = await pool.run({ kind: 'extract-candidate', image: img.grey, maxKeypoints: config.MAX_KEYPOINTS });
+    const r = await pool.run({ kind: 'extract-candidate', image: img.grey, extraction }, { signal });
     if (r.kind !== 'extract-candidate') throw new Error('unexpected worker result');
-    return { cand: { key: freshKey('candidate'), value: { features: r.features, thumb: img.thumb } }, decodeMs: t1 - t0, extractMs: performance.now() - t1 };
+    return { cand: { key: freshKey('candidate'), value: { features: r.features, thumb: img.thumb, structure: structureOf(img.thumb) } }, decodeMs: t1 - t0, extractMs: performance.now() - t1 };
   }
-  const prepareCandidate = async (bytes: Buffer) => (await extractCandidate(bytes)).cand;
+  const prepareCandidate = async (bytes: Buffer, signal?: AbortSignal) => (await extractCandidate(bytes, signal)).cand;
 
   /**
    * Candidates prepared ahead of /match (the pipeline starts this when a query arrives, so
@@ -132,9 +141,9 @@ export function createMatcher(deps: MatcherDeps) {
 
   async function targetFromBytes(bytes: Buffer, key: string): Promise<Shared<TargetFeatures>> {
     const img = await decodeImage(bytes, limits);
-    const r = await pool.run({ kind: 'extract-target', image: img.grey, maxKeypoints: config.MAX_KEYPOINTS });
+    const r = await pool.run({ kind: 'extract-target', image: img.grey, extraction });
     if (r.kind !== 'extract-target') throw new Error('unexpected worker result');
-    return { key, value: { features: r.features, thumb: img.thumb } };
+    return { key, value: { features: r.features, thumb: img.thumb, structure: structureOf(img.thumb) } };
   }
 
   async function targetFromPath(relative: string): Promise<Shared<TargetFeatures>> {
@@ -143,12 +152,12 @@ export function createMatcher(deps: MatcherDeps) {
     const hit = cache.get(key);
     if (hit) return hit;
     const t = await targetFromBytes(await readLimited(f.file, f.size), key);
-    cache.set(key, t);
+    cache.set(key, t, sharedBytes(t.value));
     return t;
   }
 
   async function candidateBytes(body: { candidate?: string; candidate_base64?: string }): Promise<Buffer> {
-    if (body.candidate_base64 !== undefined) return decodeBase64(body.candidate_base64, 'candidate_base64');
+    if (body.candidate_base64 !== undefined) return decodeBase64(body.candidate_base64, config.MAX_IMAGE_BYTES, 'candidate_base64');
     const f = await resolveUnder(config.SOURCE_DIR, body.candidate ?? '');
     return readLimited(f.file, f.size);
   }
@@ -159,6 +168,7 @@ export function createMatcher(deps: MatcherDeps) {
     reprojPx: config.RANSAC_REPROJ_PX,
     acceptInliers: inliersFor(threshold),
     denseMinKeypoints: config.DENSE_MIN_KEYPOINTS,
+    denseMinEdgeStd: config.DENSE_MIN_EDGE_STD,
   });
 
   /** Score of a verdict: SIFT from inliers, dense from the correlation; the better one wins. */
@@ -171,8 +181,8 @@ export function createMatcher(deps: MatcherDeps) {
     return { score: sift, method: 'sift' };
   }
 
-  async function verifyPair(cand: Shared<PreparedCandidate>, target: Shared<TargetFeatures>, policy: VerifyPolicy): Promise<PairVerdict> {
-    const r = await pool.run({ kind: 'verify', candidate: cand, target, policy });
+  async function verifyPair(cand: Shared<PreparedCandidate>, target: Shared<TargetFeatures>, policy: VerifyPolicy, signal?: AbortSignal): Promise<PairVerdict> {
+    const r = await pool.run({ kind: 'verify', candidate: cand, target, policy }, { signal });
     if (r.kind !== 'verify') throw new Error('unexpected worker result');
     return r.verdict;
   }
@@ -180,27 +190,37 @@ export function createMatcher(deps: MatcherDeps) {
   function itemOf(relative: string, v: PairVerdict, threshold: number): MatchedItem {
     const { score, method } = scoreOf(v);
     const item: MatchedItem = { relative_path: relative, score: round4(score), inliers: v.inliers, method };
-    if (method === 'sift' && v.region && score >= threshold) item.region = v.region;
+    if (score < threshold) {
+      item.reason = v.reason ?? 'below_threshold';
+      return item;
+    }
+    if (method === 'sift' && v.region) item.region = v.region;
+    if (method === 'sift' && v.queryRegion) {
+      item.query_region = v.queryRegion;
+      // The neighbour fills under half of the query: the rest of the query is other content.
+      item.partial = clampedArea(v.queryRegion) < PARTIAL_AREA;
+    }
     return item;
   }
 
-  async function match(body: MatchRequest, log?: Logger): Promise<MatchResult> {
+  /** `signal`: aborted when the client has gone; queued work for it is dropped. */
+  async function match(body: MatchRequest, log?: Logger, signal?: AbortSignal): Promise<MatchResult> {
     const threshold = body.threshold ?? config.THRESHOLD;
     const policy = policyFor(threshold);
     const cand = body.candidate_handle !== undefined
       ? preparedCandidate(body.candidate_handle)
-      : await prepareCandidate(await candidateBytes(body));
+      : await prepareCandidate(await candidateBytes(body), signal);
     type Outcome = { item: MatchedItem } | { error: MatchResult['errors'][number] };
     const outcomes = await mapLimit(body.neighbors, Math.max(2, config.NB_WORKERS * 2), async (rel): Promise<Outcome> => {
       try {
         const target = await targetFromPath(rel);
-        return { item: itemOf(rel, await verifyPair(cand, target, policy), threshold) };
+        return { item: itemOf(rel, await verifyPair(cand, target, policy, signal), threshold) };
       } catch (e) {
         if (isRequestLevel(e)) throw e;
         if (!(e instanceof AppError)) log?.error({ err: e, neighbor: rel }, 'neighbour verification failed');
         return { error: { relative_path: rel, ...toItemError(e) } };
       }
-    });
+    }, signal);
     const checked: MatchedItem[] = [];
     const errors: MatchResult['errors'] = [];
     for (const o of outcomes) {
@@ -208,6 +228,10 @@ export function createMatcher(deps: MatcherDeps) {
       else errors.push(o.error);
     }
     const duplicated = checked.filter((c) => c.score >= threshold).sort((a, b) => b.score - a.score || b.inliers - a.inliers);
+    // Nothing proven and nothing to prove it with: say so, rather than a bare empty list.
+    if (duplicated.length === 0 && cand.value!.structure.edgeStd < config.DENSE_MIN_EDGE_STD) {
+      return { duplicated, checked, errors, reason: 'query_without_structure' };
+    }
     return { duplicated, checked, errors };
   }
 
@@ -216,7 +240,7 @@ export function createMatcher(deps: MatcherDeps) {
     const [cand, target] = await Promise.all([
       candidateBytes(body).then(prepareCandidate),
       body.target_base64 !== undefined
-        ? targetFromBytes(decodeBase64(body.target_base64, 'target_base64'), freshKey('target'))
+        ? targetFromBytes(decodeBase64(body.target_base64, config.MAX_IMAGE_BYTES, 'target_base64'), freshKey('target'))
         : targetFromPath(body.target ?? ''),
     ]);
     const item = itemOf('', await verifyPair(cand, target, policy), config.THRESHOLD);

@@ -1,5 +1,4 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { LruCache } from './feature.cache.js';
 import type { WorkerPool } from './worker.pool.js';
 
 /** Brings a counter up to running totals kept elsewhere (one per label value). */
@@ -19,7 +18,7 @@ function follow<L extends string>(counter: Counter<L>, label: L, totals: Record<
  * Pool and cache state, read when /metrics is scraped: the verification path itself
  * records nothing.
  */
-export function registerMatchingMetrics(registry: Registry, pool: WorkerPool, cache: LruCache<unknown>): void {
+export function registerMatchingMetrics(registry: Registry, pool: WorkerPool, cache: { size: number; bytes: number; hits: number; misses: number }): void {
   new Gauge({
     name: 'matching_queue_depth', help: 'Verification tasks waiting for a worker process.', registers: [registry],
     collect() { this.set(pool.queued); },
@@ -29,8 +28,12 @@ export function registerMatchingMetrics(registry: Registry, pool: WorkerPool, ca
     collect() { this.set(pool.busy); },
   });
   new Gauge({
-    name: 'matching_feature_cache_entries', help: 'Target features held by the service (bounded by CACHE_ENTRIES).', registers: [registry],
+    name: 'matching_feature_cache_entries', help: 'Target features held by the service.', registers: [registry],
     collect() { this.set(cache.size); },
+  });
+  new Gauge({
+    name: 'matching_feature_cache_bytes', help: 'Bytes of target features held by the service (bounded by CACHE_MAX_MB).', registers: [registry],
+    collect() { this.set(cache.bytes); },
   });
   const lookups: Counter<'result'> = new Counter({
     name: 'matching_feature_cache_lookups_total', help: 'Target feature lookups by result (a miss runs SIFT).',

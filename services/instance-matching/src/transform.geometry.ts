@@ -70,3 +70,21 @@ export function sanityOf(m: readonly number[], corners: Quad, cand: Size, target
 }
 
 const round4 = (v: number) => Math.round(v * 1e4) / 1e4;
+
+/** Inverse of a row-major 3x3 matrix, or undefined when it is singular. */
+export function invert3x3(m: readonly number[]): number[] | undefined {
+  const [a, b, c, d, e, f, g, h, i] = m as [number, number, number, number, number, number, number, number, number];
+  const A = e * i - f * h;
+  const B = -(d * i - f * g);
+  const C = d * h - e * g;
+  const det = a * A + b * B + c * C;
+  if (!Number.isFinite(det) || Math.abs(det) < 1e-12) return undefined;
+  const inv = [A, -(b * i - c * h), b * f - c * e, B, a * i - c * g, -(a * f - c * d), C, -(a * h - b * g), a * e - b * d];
+  return inv.map((v) => v / det);
+}
+
+/** Area of a quad in normalised coordinates after clamping it to the unit square (an approximation of the clipped area). */
+export function clampedArea(q: Quad): number {
+  const c = q.map(([x, y]) => [Math.min(1, Math.max(0, x)), Math.min(1, Math.max(0, y))] as [number, number]) as Quad;
+  return Math.abs(signedArea(c));
+}

@@ -1,15 +1,22 @@
 /** Messages between the main thread and the verification workers (internal, not the HTTP contract). */
-import type { CandidateFeatures, Features, GreyImage, VerifyOptions } from './sift.features.js';
+import type { GreyImage } from './opencv.binding.js';
+import type { ExtractOptions, Features } from './sift.extract.js';
+import type { CandidateFeatures } from './sift.mirror.js';
+import type { VerifyOptions } from './sift.verify.js';
+import type { Structure } from './structure.measure.js';
 import type { Quad } from './transform.geometry.js';
+import type { MatchReason } from '@doppel/schemas';
 
 export interface TargetFeatures {
   features: Features;
   thumb: GreyImage;
+  structure: Structure;
 }
 
 export interface PreparedCandidate {
   features: CandidateFeatures;
   thumb: GreyImage;
+  structure: Structure;
 }
 
 export interface VerifyPolicy extends VerifyOptions {
@@ -17,6 +24,8 @@ export interface VerifyPolicy extends VerifyOptions {
   acceptInliers: number;
   /** Below this many keypoints on either side, a failed SIFT check runs the dense check. */
   denseMinKeypoints: number;
+  /** The dense check needs this much structure (Structure.edgeStd) on both sides. */
+  denseMinEdgeStd: number;
 }
 
 /**
@@ -29,13 +38,26 @@ export interface Shared<T> {
   value?: T;
 }
 
+/**
+ * Bytes a worker spends on a Shared value: its typed arrays, plus the float copy of each
+ * descriptor block that the worker builds for matching (4 bytes per descriptor byte) and
+ * keeps with it. The pool's mirror and the worker compute it from the same value.
+ */
+export function sharedBytes(v: unknown, depth = 0): number {
+  if (ArrayBuffer.isView(v)) return v.byteLength;
+  if (typeof v !== 'object' || v === null || depth > 4) return 8;
+  let n = 64;
+  for (const [k, x] of Object.entries(v)) n += sharedBytes(x, depth + 1) * (k === 'descriptors' ? 5 : 1);
+  return n;
+}
+
 export const isShared = (v: unknown): v is Shared<unknown> =>
   typeof v === 'object' && v !== null && typeof (v as { key?: unknown }).key === 'string';
 
 export type WorkerTask =
   | { kind: 'probe' }
-  | { kind: 'extract-candidate'; image: GreyImage; maxKeypoints: number }
-  | { kind: 'extract-target'; image: GreyImage; maxKeypoints: number }
+  | { kind: 'extract-candidate'; image: GreyImage; extraction: ExtractOptions }
+  | { kind: 'extract-target'; image: GreyImage; extraction: ExtractOptions }
   | { kind: 'verify'; candidate: Shared<PreparedCandidate>; target: Shared<TargetFeatures>; policy: VerifyPolicy };
 
 export interface PairVerdict {
@@ -45,6 +67,9 @@ export interface PairVerdict {
   correlation?: number;
   mirrored: boolean;
   region?: Quad;
+  queryRegion?: Quad;
+  /** Why the pair did not verify (when it did not). */
+  reason?: MatchReason;
 }
 
 export type WorkerResult =

@@ -1,18 +1,22 @@
 /** Verification child process: runs the OpenCV work so the service's event loop never blocks on it. */
-import { LruCache } from './feature.cache.js';
-import { denseCorrelation, extractCandidateFeatures, extractFeatures, siftAvailable, verifySift } from './sift.features.js';
-import type { PairVerdict, Shared, WorkerReply, WorkerResult, WorkerTask } from './verify.protocol.js';
+import { ByteLru } from './feature.cache.js';
+import { denseCorrelation } from './dense.check.js';
+import { siftAvailable } from './opencv.binding.js';
+import { extractAdaptive } from './sift.extract.js';
+import { extractCandidateFeatures } from './sift.mirror.js';
+import { verifySift } from './sift.verify.js';
+import { sharedBytes, type PairVerdict, type Shared, type WorkerReply, type WorkerResult, type WorkerTask } from './verify.protocol.js';
 
 /** A referenced value this process does not hold (evicted, or never sent): the pool resends it. */
 class MissingShared extends Error {}
 
-// Capacity from the pool (argv, see worker.pool.ts): the pool mirrors this LRU to know what is held.
-const held = new LruCache<unknown>(Number(process.argv[2] ?? 0));
+// Capacity in bytes from the pool (argv, see worker.pool.ts): the pool mirrors this LRU to know what is held.
+const held = new ByteLru<NonNullable<unknown>>(Number(process.argv[2] ?? 0));
 
 /** Same operations, in the same order, as the pool's mirror: set when sent, get when referenced. */
 function resolve<T>(ref: Shared<T>): T {
   if (ref.value !== undefined) {
-    held.set(ref.key, ref.value);
+    held.set(ref.key, ref.value as NonNullable<unknown>, sharedBytes(ref.value));
     return ref.value;
   }
   const v = held.get(ref.key);
@@ -25,10 +29,15 @@ function verify(task: Extract<WorkerTask, { kind: 'verify' }>): PairVerdict {
   const target = resolve(task.target);
   const { policy } = task;
   const sift = verifySift(candidate.features, target.features, policy, policy.acceptInliers);
-  const verdict: PairVerdict = { method: 'sift', inliers: sift.inliers, mirrored: sift.mirrored, region: sift.region };
+  const verdict: PairVerdict = { method: 'sift', inliers: sift.inliers, mirrored: sift.mirrored, region: sift.region, queryRegion: sift.queryRegion };
   if (sift.inliers >= policy.acceptInliers) return verdict;
+  const siftFailed: PairVerdict = { ...verdict, reason: sift.failure ?? 'below_threshold' };
   const fewest = Math.min(candidate.features.plain.count, target.features.count);
-  if (fewest >= policy.denseMinKeypoints) return verdict;
+  if (fewest >= policy.denseMinKeypoints) return siftFailed;
+  // Appearance alone proves nothing between pictures without structure (flat panels,
+  // smooth gradients): they all look alike. Only geometry (SIFT above) may match them.
+  if (candidate.structure.edgeStd < policy.denseMinEdgeStd) return { ...siftFailed, reason: 'query_without_structure' };
+  if (target.structure.edgeStd < policy.denseMinEdgeStd) return { ...siftFailed, reason: 'neighbor_without_structure' };
   return { ...verdict, method: 'dense', correlation: denseCorrelation(candidate.thumb, target.thumb) };
 }
 
@@ -37,9 +46,9 @@ function run(task: WorkerTask): WorkerResult {
     case 'probe':
       return { kind: 'probe', sift: siftAvailable() };
     case 'extract-candidate':
-      return { kind: 'extract-candidate', features: extractCandidateFeatures(task.image, task.maxKeypoints) };
+      return { kind: 'extract-candidate', features: extractCandidateFeatures(task.image, task.extraction) };
     case 'extract-target':
-      return { kind: 'extract-target', features: extractFeatures(task.image, task.maxKeypoints) };
+      return { kind: 'extract-target', features: extractAdaptive(task.image, task.extraction) };
     case 'verify':
       return { kind: 'verify', verdict: verify(task) };
   }

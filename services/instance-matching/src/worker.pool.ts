@@ -8,8 +8,9 @@ import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AppError } from '@doppel/service-kit';
-import { LruCache } from './feature.cache.js';
-import { isShared, type WorkerReply, type WorkerResult, type WorkerTask } from './verify.protocol.js';
+import type { MatchingConfig } from '@doppel/schemas';
+import { ByteLru } from './feature.cache.js';
+import { isShared, sharedBytes, type WorkerReply, type WorkerResult, type WorkerTask } from './verify.protocol.js';
 
 interface Job {
   task: WorkerTask;
@@ -19,6 +20,13 @@ interface Job {
   retried?: boolean;
   /** Send every Shared value, held or not (after a worker reported one missing). */
   resend?: boolean;
+  /** The caller is gone: a queued job is dropped, a running one's answer is ignored. */
+  signal?: AbortSignal;
+}
+
+export interface RunOptions {
+  /** Aborted when the caller no longer wants the answer (its client disconnected). */
+  signal?: AbortSignal;
 }
 
 /** One worker process, behind the few operations the pool needs. */
@@ -35,16 +43,34 @@ interface Slot {
   /** Exited; waiting to be replaced. */
   dead?: boolean;
   /** Mirror of the worker's LRU of Shared values: the same sets and gets in the same order. */
-  held: LruCache<true>;
+  held: ByteLru<true>;
+  /** Fires when the running job has taken longer than taskTimeoutMs. */
+  timer?: NodeJS.Timeout;
+  /** Marks the process failed: its job is retried or rejected, the process replaced. */
+  failure?: (err: Error) => void;
+  /** Has replied at least once (so it has loaded OpenCV). */
+  answered?: boolean;
 }
+
+/** Extra time a fresh process gets for its first task: loading OpenCV takes seconds on a busy machine. */
+const STARTUP_ALLOWANCE_MS = 30_000;
 
 export interface PoolOptions {
   size: number;
   /** Tasks waiting (not running) before run() answers 429. */
   queueLimit: number;
-  /** Shared values each worker keeps (0: always sent). */
-  sharedEntries?: number;
+  /** Bytes of Shared values each worker keeps (0: always sent). */
+  sharedBytes?: number;
+  /**
+   * A task running longer than this is failed and its process replaced (0: no limit). A
+   * pair normally takes milliseconds; a task that hangs in native code would otherwise
+   * hold its worker, and every request queued behind it, forever.
+   */
+  taskTimeoutMs?: number;
 }
+
+/** A task that ran past taskTimeoutMs: its process was replaced and the task is not retried. */
+export class TaskTimeoutError extends Error {}
 
 // Same extension as this module: .ts under tsx (source condition), .js once built.
 const workerFile = new URL(`./verify.worker${path.extname(new URL(import.meta.url).pathname)}`, import.meta.url);
@@ -76,6 +102,8 @@ function processChannel(sharedEntries: number): Channel {
   };
 }
 
+const abortError = () => new DOMException('the caller is gone', 'AbortError');
+
 export class WorkerPool {
   private readonly slots: Slot[] = [];
   private readonly queue: Job[] = [];
@@ -83,6 +111,16 @@ export class WorkerPool {
   private closed = false;
   /** Shared values sent in full, sent by key only, and tasks resent after a worker missed one. */
   readonly sharing = { sent: 0, byKey: 0, resent: 0 };
+
+  /** The pool the service config describes. */
+  static fromConfig(config: MatchingConfig): WorkerPool {
+    return new WorkerPool({
+      size: config.NB_WORKERS,
+      queueLimit: config.QUEUE_LIMIT,
+      sharedBytes: config.WORKER_CACHE_MB * 2 ** 20,
+      taskTimeoutMs: config.TASK_TIMEOUT_MS,
+    });
+  }
 
   constructor(private readonly opts: PoolOptions) {
     for (let i = 0; i < opts.size; i++) this.slots.push(this.spawn());
@@ -97,17 +135,17 @@ export class WorkerPool {
   }
 
   private spawn(): Slot {
-    const entries = this.opts.sharedEntries ?? 0;
-    const slot: Slot = { channel: processChannel(entries), held: new LruCache<true>(entries) };
+    const entries = this.opts.sharedBytes ?? 0;
+    const slot: Slot = { channel: processChannel(entries), held: new ByteLru<true>(entries) };
     const w = slot.channel;
-    let answered = false;
     w.onMessage((reply: WorkerReply) => {
-      answered = true;
+      slot.answered = true;
       const job = slot.job;
       slot.job = undefined;
+      clearTimeout(slot.timer);
       if (job && !reply.ok && reply.missing && !job.resend) {
         // The mirror was wrong about this worker: forget it and send everything again.
-        slot.held = new LruCache<true>(entries);
+        slot.held = new ByteLru<true>(entries);
         this.sharing.resent++;
         this.queue.unshift({ ...job, resend: true });
       } else if (job) {
@@ -116,14 +154,15 @@ export class WorkerPool {
       }
       this.pump();
     });
-    w.onFailure((err) => {
+    slot.failure = (err) => {
       if (this.closed || slot.dead || !this.slots.includes(slot)) return;
       slot.dead = true;
       const job = slot.job;
       slot.job = undefined;
+      clearTimeout(slot.timer);
       // Tasks are pure, so a job whose process died (a native abort) gets one more try on
-      // a fresh worker; a second death is the job's own fault and is reported.
-      if (job && !job.retried) this.queue.unshift({ ...job, retried: true });
+      // a fresh worker; a second death, or a timeout, is the job's own fault and is reported.
+      if (job && !job.retried && !(err instanceof TaskTimeoutError) && !job.signal?.aborted) this.queue.unshift({ ...job, retried: true });
       else job?.reject(err);
       void w.stop();
       const respawn = () => {
@@ -134,20 +173,36 @@ export class WorkerPool {
       };
       // A worker that dies before its first reply cannot load OpenCV (e.g. missing
       // OPENCV_* env): retry slowly instead of a tight fork loop.
-      if (answered) respawn();
+      if (slot.answered) respawn();
       else setTimeout(respawn, 2000).unref();
-    });
+    };
+    w.onFailure(slot.failure);
     return slot;
   }
 
   private pump(): void {
     for (const slot of this.slots) {
       if (slot.job || slot.dead) continue;
-      const job = this.queue.shift();
+      let job = this.queue.shift();
+      // Jobs whose caller left while they waited are dropped here, never run.
+      while (job?.signal?.aborted) {
+        job.reject(abortError());
+        job = this.queue.shift();
+      }
       if (!job) return;
       slot.job = job;
       const id = this.nextId++;
       slot.channel.post({ id, task: this.forSlot(job, slot) });
+      const limit = this.opts.taskTimeoutMs ?? 0;
+      if (limit > 0) {
+        const allowed = limit + (slot.answered ? 0 : STARTUP_ALLOWANCE_MS);
+        slot.timer = setTimeout(() => {
+          if (slot.job !== job) return;
+          // The process is stuck in native code: only replacing it frees the slot.
+          slot.failure?.(new TaskTimeoutError(`verification task took longer than ${limit} ms`));
+        }, allowed);
+        slot.timer.unref();
+      }
     }
   }
 
@@ -161,21 +216,37 @@ export class WorkerPool {
         out[field] = { key: v.key };
         this.sharing.byKey++;
       } else {
-        slot.held.set(v.key, true);
+        slot.held.set(v.key, true, sharedBytes(v.value));
         this.sharing.sent++;
       }
     }
     return (out ?? job.task) as WorkerTask;
   }
 
-  run(task: WorkerTask): Promise<WorkerResult> {
+  run(task: WorkerTask, opts: RunOptions = {}): Promise<WorkerResult> {
     if (this.closed) return Promise.reject(new AppError('UNAVAILABLE', 'shutting down', { retryAfter: 1 }));
+    if (opts.signal?.aborted) return Promise.reject(abortError());
     const idle = this.slots.some((s) => !s.job && !s.dead);
     if (!idle && this.queue.length >= this.opts.queueLimit) {
       return Promise.reject(new AppError('OVERLOADED', 'verification queue is full', { retryAfter: 1 }));
     }
     return new Promise<WorkerResult>((resolve, reject) => {
-      this.queue.push({ task, resolve, reject });
+      const signal = opts.signal;
+      // Leave the queue as soon as the caller is gone, so a long queue does not keep work for nobody.
+      const onAbort = () => {
+        const i = this.queue.indexOf(job);
+        if (i >= 0) {
+          this.queue.splice(i, 1);
+          reject(abortError());
+        }
+      };
+      const settle = <A>(fn: (a: A) => void) => (a: A) => {
+        signal?.removeEventListener('abort', onAbort);
+        fn(a);
+      };
+      const job: Job = { task, resolve: settle(resolve), reject: settle(reject), signal };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.queue.push(job);
       this.pump();
     });
   }

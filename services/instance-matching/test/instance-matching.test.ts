@@ -4,24 +4,23 @@ import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { cv, extractFeatures, mirrorFeatures, verifyPass, type GreyImage } from '../src/sift.features.js';
+import { cv, type GreyImage } from '../src/opencv.binding.js';
+import { extractFeatures } from '../src/sift.extract.js';
+import { mirrorFeatures } from '../src/sift.mirror.js';
+import { verifyPass } from '../src/sift.verify.js';
 import { MatchingConfig } from '@doppel/schemas';
-import { createLogger, loadConfig, Registry, serve, type RunningServer } from '@doppel/service-kit';
-import { call } from '@doppel/service-kit/testing';
-import { createApp, WorkerPool } from '../src/index.js';
-import type { PairVerdict, PreparedCandidate, TargetFeatures, WorkerResult } from '../src/verify.protocol.js';
-import { lowTextureScene, texturedScene, TRANSFORMS } from './scenes.fixture.js';
+import { loadConfig } from '@doppel/service-kit';
+import { call, listen, type Listening } from '@doppel/service-kit/testing';
+import { buildService, WorkerPool } from '../src/index.js';
+import { sharedBytes, type PairVerdict, type PreparedCandidate, type TargetFeatures, type WorkerResult } from '../src/verify.protocol.js';
+import { TaskTimeoutError } from '../src/worker.pool.js';
+import { HARD_COPIES, lowTextureScene, nearFlat, smoothGradient, texturedScene, TRANSFORMS } from './scenes.fixture.js';
 
-interface Started { srv: RunningServer; pool: WorkerPool; base: string }
+type Started = Listening;
 
-async function start(env: Record<string, string>): Promise<Started> {
-  const config = loadConfig(MatchingConfig, { LOG_LEVEL: 'silent', ...env });
-  const logger = createLogger('instance-matching', 'silent');
-  const pool = new WorkerPool({ size: config.NB_WORKERS, queueLimit: config.QUEUE_LIMIT, sharedEntries: config.WORKER_CACHE_ENTRIES });
-  const { app } = createApp({ config, registry: new Registry(), logger, pool });
-  const srv = await serve(app, { port: 0, host: '127.0.0.1', logger, onShutdown: () => pool.close() });
-  return { srv, pool, base: `http://127.0.0.1:${srv.port}` };
-}
+/** The service as main.ts builds it, on port 0. */
+const start = (env: Record<string, string>): Promise<Started> =>
+  listen(buildService(loadConfig(MatchingConfig, { LOG_LEVEL: 'silent', ...env })));
 
 async function greyOf(png: Buffer): Promise<GreyImage> {
   const { data, info } = await sharp(png).greyscale().raw().toBuffer({ resolveWithObject: true });
@@ -115,7 +114,7 @@ describe('instance-matching over HTTP', () => {
     s = await start({ SOURCE_DIR: path.join(root, 'source'), TARGET_DIR: path.join(root, 'target'), NB_WORKERS: '2', MAX_PIXELS: '4000000' });
   });
   after(async () => {
-    await s.srv.close();
+    await s.close();
     await rm(root, { recursive: true, force: true });
   });
 
@@ -161,13 +160,12 @@ describe('instance-matching over HTTP', () => {
     assert.deepEqual(r.body.response.duplicated.map((d: { relative_path: string }) => d.relative_path), ['originals/other.png']);
   });
 
-  it('when a low-texture copy is matched, then the dense check verifies it and rejects the other low-texture image', async () => {
+  it('when a low-texture copy is matched, then it verifies (low-contrast SIFT or the dense check) and the other low-texture image does not', async () => {
     for (const copy of ['copies/flat-copy.jpg', 'copies/flat-mirror.jpg']) {
       const r = await call(s.base, 'POST', '/match', { candidate: copy, neighbors: ['originals/flat.jpg', 'originals/flat-other.jpg', 'originals/scene.png'] });
       assert.equal(r.status, 200);
       const { duplicated, checked } = r.body.response;
       assert.deepEqual(duplicated.map((d: { relative_path: string }) => d.relative_path), ['originals/flat.jpg'], JSON.stringify(checked));
-      assert.equal(duplicated[0].method, 'dense');
     }
   });
 
@@ -277,10 +275,10 @@ describe('instance-matching under load', () => {
   before(async () => {
     root = await mkdtemp(path.join(tmpdir(), 'doppel-matching-load-'));
     await writeFile(path.join(root, 'a.png'), await texturedScene(5, 1024, 768));
-    s = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1', QUEUE_LIMIT: '1', CACHE_ENTRIES: '0' });
+    s = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1', QUEUE_LIMIT: '1', CACHE_MAX_MB: '0' });
   });
   after(async () => {
-    await s.srv.close();
+    await s.close();
     await rm(root, { recursive: true, force: true });
   });
 
@@ -303,25 +301,99 @@ describe('instance-matching under load', () => {
   });
 });
 
+describe('hard copies (crops, rotations, perspective, occlusion, low texture)', () => {
+  let root: string;
+  let s: Started;
+  const neighbors = ['original.png', 'other.png', 'gradient.jpg', 'flat-panel.jpg'];
+
+  before(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'doppel-hard-'));
+    const original = await texturedScene(41);
+    await writeFile(path.join(root, 'original.png'), original);
+    await writeFile(path.join(root, 'other.png'), await texturedScene(42));
+    await writeFile(path.join(root, 'gradient.jpg'), await smoothGradient(43));
+    await writeFile(path.join(root, 'flat-panel.jpg'), await nearFlat(120));
+    for (const [i, fn] of Object.values(HARD_COPIES).entries()) await writeFile(path.join(root, `hard-${i}.jpg`), await fn(original));
+    await writeFile(path.join(root, 'gradient-other.jpg'), await smoothGradient(44));
+    await writeFile(path.join(root, 'near-flat.jpg'), await nearFlat(118, 420, 300));
+    // The original, shrunk to a third of the width, pasted into a larger unrelated picture.
+    const inset = await sharp(original).resize({ width: 300 }).png().toBuffer();
+    await writeFile(path.join(root, 'picture-in-picture.jpg'), await sharp(await texturedScene(45, 1000, 760)).composite([{ input: inset, left: 620, top: 420 }]).jpeg({ quality: 90 }).toBuffer());
+    s = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1' });
+  });
+  after(async () => {
+    await s.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  for (const [i, name] of Object.keys(HARD_COPIES).entries()) {
+    it(`when the candidate is a ${name} copy, then it verifies against its original only`, async () => {
+      const r = await call(s.base, 'POST', '/match', { candidate: `hard-${i}.jpg`, neighbors });
+      assert.equal(r.status, 200, r.body.error_message);
+      const { duplicated, checked } = r.body.response;
+      assert.deepEqual(duplicated.map((d: { relative_path: string }) => d.relative_path), ['original.png'], JSON.stringify(checked));
+      assert.equal(duplicated[0].method, 'sift');
+      for (const c of checked.filter((x: { relative_path: string }) => x.relative_path !== 'original.png')) assert.ok(c.reason, JSON.stringify(c));
+    });
+  }
+
+  it('when two unrelated smooth gradients are compared, then they do not match and the reason names the missing structure', async () => {
+    const r = await call(s.base, 'POST', '/match', { candidate: 'gradient-other.jpg', neighbors });
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body.response.duplicated, [], JSON.stringify(r.body.response.checked));
+    const vsGradient = r.body.response.checked.find((c: { relative_path: string }) => c.relative_path === 'gradient.jpg');
+    assert.equal(vsGradient.reason, 'query_without_structure', JSON.stringify(vsGradient));
+  });
+
+  it('when the query is almost flat, then it declares nothing and says why', async () => {
+    const r = await call(s.base, 'POST', '/match', { candidate: 'near-flat.jpg', neighbors });
+    assert.equal(r.status, 200);
+    const { duplicated, checked, reason } = r.body.response;
+    assert.deepEqual(duplicated, [], JSON.stringify(checked));
+    assert.equal(reason, 'query_without_structure');
+    // Even against the flat panel that it resembles.
+    const panel = checked.find((c: { relative_path: string }) => c.relative_path === 'flat-panel.jpg');
+    assert.ok(panel.score < 0.5 && panel.reason, JSON.stringify(panel));
+  });
+
+  it('when an indexed picture is pasted into a larger one, then it is reported as a partial duplicate with its region in the query', async () => {
+    const r = await call(s.base, 'POST', '/match', { candidate: 'picture-in-picture.jpg', neighbors });
+    assert.equal(r.status, 200);
+    const { duplicated } = r.body.response;
+    assert.deepEqual(duplicated.map((d: { relative_path: string }) => d.relative_path), ['original.png'], JSON.stringify(r.body.response.checked));
+    assert.equal(duplicated[0].partial, true);
+    // The inset spans x 620..920 of 1000 and y 420..645 of 760.
+    const xs = duplicated[0].query_region.map((p: number[]) => p[0]);
+    const ys = duplicated[0].query_region.map((p: number[]) => p[1]);
+    assert.ok(Math.abs(Math.min(...xs) - 0.62) < 0.03 && Math.abs(Math.max(...xs) - 0.92) < 0.03, JSON.stringify(duplicated[0].query_region));
+    assert.ok(Math.abs(Math.min(...ys) - 0.553) < 0.03 && Math.abs(Math.max(...ys) - 0.849) < 0.03, JSON.stringify(duplicated[0].query_region));
+  });
+
+  it('when a copy fills the whole query, then it is not partial', async () => {
+    const r = await call(s.base, 'POST', '/match', { candidate: 'hard-0.jpg', neighbors: ['original.png'] });
+    assert.equal(r.body.response.duplicated[0].partial, false);
+  });
+});
+
 describe('features kept by the worker processes', () => {
-  const policy = { ratio: 0.75, model: 'similarity' as const, reprojPx: 4, acceptInliers: 10, denseMinKeypoints: 40 };
+  const policy = { ratio: 0.75, model: 'similarity' as const, reprojPx: 4, acceptInliers: 10, denseMinKeypoints: 40, denseMinEdgeStd: 2 };
   let candidate: PreparedCandidate;
   let targets: TargetFeatures[];
 
   before(async () => {
     const extractor = new WorkerPool({ size: 1, queueLimit: 10 });
     const features = async (png: Buffer, kind: 'extract-candidate' | 'extract-target'): Promise<WorkerResult> =>
-      extractor.run({ kind, image: await greyOf(png), maxKeypoints: 300 });
+      extractor.run({ kind, image: await greyOf(png), extraction: { maxKeypoints: 300, adaptBelow: 0, lowContrast: 0.04 } });
     const original = await texturedScene(21);
     const copy = await sharp(original).resize({ width: 400 }).flop().jpeg({ quality: 60 }).toBuffer();
     const c = await features(copy, 'extract-candidate');
     assert.equal(c.kind, 'extract-candidate');
-    candidate = { features: c.features, thumb: { width: 32, height: 32, data: new Uint8Array(1024) } };
+    candidate = { features: c.features, thumb: { width: 32, height: 32, data: new Uint8Array(1024) }, structure: { greyStd: 0, edgeStd: 0 } };
     targets = [];
     for (const png of [original, await texturedScene(22), await texturedScene(23)]) {
       const t = await features(png, 'extract-target');
       assert.equal(t.kind, 'extract-target');
-      targets.push({ features: t.features, thumb: { width: 32, height: 32, data: new Uint8Array(1024) } });
+      targets.push({ features: t.features, thumb: { width: 32, height: 32, data: new Uint8Array(1024) }, structure: { greyStd: 0, edgeStd: 0 } });
     }
     await extractor.close();
   });
@@ -338,8 +410,9 @@ describe('features kept by the worker processes', () => {
   }
 
   it('when workers keep features, then verdicts equal those of always sending them, and fewer are sent', async () => {
-    const always = new WorkerPool({ size: 2, queueLimit: 10, sharedEntries: 0 });
-    const kept = new WorkerPool({ size: 2, queueLimit: 10, sharedEntries: 2 });
+    const always = new WorkerPool({ size: 2, queueLimit: 10, sharedBytes: 0 });
+    // Room for the candidate and one target: the second target evicts the first.
+    const kept = new WorkerPool({ size: 2, queueLimit: 10, sharedBytes: sharedBytes(candidate) + Math.max(...targets.map(sharedBytes)) + 1 });
     try {
       const a = await verifyAll(always);
       const k = await verifyAll(kept);
@@ -355,7 +428,7 @@ describe('features kept by the worker processes', () => {
   });
 
   it('when a task names a value no worker holds, then it is resent once and then fails with a clear error', async () => {
-    const pool = new WorkerPool({ size: 1, queueLimit: 10, sharedEntries: 4 });
+    const pool = new WorkerPool({ size: 1, queueLimit: 10, sharedBytes: 2 ** 24 });
     try {
       await assert.rejects(
         pool.run({ kind: 'verify', candidate: { key: 'never-sent' }, target: { key: 't0', value: targets[0]! }, policy }),
@@ -365,6 +438,46 @@ describe('features kept by the worker processes', () => {
       // The worker is still serving.
       const r = await pool.run({ kind: 'probe' });
       assert.deepEqual(r, { kind: 'probe', sift: true });
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('when a task runs past the task timeout, then it fails, its process is replaced and the pool serves on', async () => {
+    // SIFT with 20000 keypoints on a 25-megapixel noise image takes far longer than 3 s
+    // (a fresh worker gets extra time for its first task, hence the probe first).
+    const side = 5000;
+    const noise = await sharp({ create: { width: side, height: side, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 128, sigma: 60 } } })
+      .greyscale().raw().toBuffer();
+    const pool = new WorkerPool({ size: 1, queueLimit: 10, taskTimeoutMs: 3000 });
+    try {
+      await pool.run({ kind: 'probe' });
+      const image = { width: side, height: side, data: new Uint8Array(noise.buffer, noise.byteOffset, side * side) };
+      await assert.rejects(pool.run({ kind: 'extract-target', image, extraction: { maxKeypoints: 20000, adaptBelow: 0, lowContrast: 0.04 } }), TaskTimeoutError);
+      assert.deepEqual(await pool.run({ kind: 'probe' }), { kind: 'probe', sift: true });
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('when the caller aborts, then its queued tasks are dropped and never run', async () => {
+    const pool = new WorkerPool({ size: 1, queueLimit: 10, sharedBytes: 0 });
+    try {
+      await pool.run({ kind: 'probe' });
+      const gone = new AbortController();
+      const run = (signal?: AbortSignal) =>
+        pool.run({ kind: 'verify', candidate: { key: 'c', value: candidate }, target: { key: 't0', value: targets[0]! }, policy }, { signal });
+      const first = run(gone.signal);
+      const queued = [run(gone.signal), run(gone.signal), run(gone.signal)];
+      assert.equal(pool.queued, 3);
+      gone.abort();
+      assert.equal(pool.queued, 0);
+      for (const q of queued) await assert.rejects(q, { name: 'AbortError' });
+      // The running one finishes (a native call cannot be interrupted); its answer is still delivered.
+      await first;
+      assert.equal(pool.sharing.sent, 2, 'only the first task was sent to the worker');
+      await assert.rejects(run(gone.signal), { name: 'AbortError' });
+      assert.equal((await run()).kind, 'verify');
     } finally {
       await pool.close();
     }

@@ -4,14 +4,14 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { MatchingConfig } from '@doppel/schemas';
-import { createLogger, loadConfig, Registry, serve, type RunningServer } from '@doppel/service-kit';
-import { call } from '@doppel/service-kit/testing';
-import { createApp, WorkerPool } from '../src/index.js';
+import { loadConfig } from '@doppel/service-kit';
+import { call, listen, type Listening } from '@doppel/service-kit/testing';
+import { buildService } from '../src/index.js';
 import { texturedScene, TRANSFORMS } from './scenes.fixture.js';
 
 describe('prepared candidates (POST /prepare, then /match by candidate_handle)', () => {
   let root: string;
-  let srv: RunningServer;
+  let srv: Listening;
   let base: string;
   /** The TTL clock of the app: moved by the tests instead of sleeping. */
   let now = 1_000_000;
@@ -26,11 +26,8 @@ describe('prepared candidates (POST /prepare, then /match by candidate_handle)',
     await writeFile(path.join(root, 'images', 'copy.jpg'), await TRANSFORMS.rot90!(original));
     const images = path.join(root, 'images');
     const config = loadConfig(MatchingConfig, { LOG_LEVEL: 'silent', SOURCE_DIR: images, TARGET_DIR: images, NB_WORKERS: '1', PREPARED_TTL_MS: String(TTL) });
-    const logger = createLogger('instance-matching', 'silent');
-    const pool = new WorkerPool({ size: config.NB_WORKERS, queueLimit: config.QUEUE_LIMIT, sharedEntries: config.WORKER_CACHE_ENTRIES });
-    const { app } = createApp({ config, registry: new Registry(), logger, pool, clock: { now: () => now } });
-    srv = await serve(app, { port: 0, host: '127.0.0.1', logger, onShutdown: () => pool.close() });
-    base = `http://127.0.0.1:${srv.port}`;
+    srv = await listen(buildService(config, { clock: { now: () => now } }));
+    base = srv.base;
   });
   after(async () => {
     await srv.close();

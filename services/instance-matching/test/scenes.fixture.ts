@@ -1,6 +1,7 @@
 /** Synthetic test images rendered by sharp from SVG: textured scenes and low-texture ones. */
 import sharp from 'sharp';
 import { mulberry32 } from '@doppel/service-kit';
+import { cv } from '../src/opencv.binding.js';
 
 /** Same seeds as before: see mulberry32 in the service kit. */
 export const rng = mulberry32;
@@ -67,3 +68,55 @@ export const TRANSFORMS: Record<string, (img: Buffer) => Promise<Buffer>> = {
   },
   border: (b) => sharp(b).extend({ top: 60, bottom: 60, left: 40, right: 40, background: '#ffffff' }).jpeg({ quality: 90 }).toBuffer(),
 };
+
+/** Hard copies: the transformations that the verification rules of issue #11 must survive. */
+export const HARD_COPIES: Record<string, (img: Buffer) => Promise<Buffer>> = {
+  /** The top-left quarter of the area (half of each side). */
+  'corner crop (25% of the area)': async (b) => {
+    const m = await sharp(b).metadata();
+    return sharp(b).extract({ left: 0, top: 0, width: Math.round(m.width! / 2), height: Math.round(m.height! / 2) }).jpeg({ quality: 90 }).toBuffer();
+  },
+  /** Rotated by 20 degrees, then cropped to the middle so no filled corner remains. */
+  'rotation by 20 degrees, cropped': async (b) => {
+    const rotated = await sharp(b).rotate(20, { background: '#000000' }).png().toBuffer();
+    const m = await sharp(rotated).metadata();
+    const w = Math.round(m.width! * 0.5);
+    const h = Math.round(m.height! * 0.5);
+    return sharp(rotated).extract({ left: Math.round((m.width! - w) / 2), top: Math.round((m.height! - h) / 2), width: w, height: h }).jpeg({ quality: 90 }).toBuffer();
+  },
+  /** Perspective: the top edge shrunk to 60% of its width, as a photo of a tilted print. */
+  keystone: async (b) => {
+    const { data, info } = await sharp(b).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const { width: w, height: h } = info;
+    const src = new cv.Mat(data, h, w, cv.CV_8UC3);
+    const m = cv.getPerspectiveTransform(
+      [new cv.Point2(0, 0), new cv.Point2(w, 0), new cv.Point2(w, h), new cv.Point2(0, h)],
+      [new cv.Point2(0.2 * w, 0.05 * h), new cv.Point2(0.8 * w, 0.05 * h), new cv.Point2(w, h), new cv.Point2(0, h)],
+    );
+    const warped = src.warpPerspective(m, new cv.Size(w, h), cv.INTER_LINEAR, cv.BORDER_CONSTANT, new cv.Vec3(255, 255, 255));
+    return sharp(warped.getData(), { raw: { width: w, height: h, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+  },
+  /** Another picture pasted over the left third. */
+  'a third covered by another picture': async (b) => {
+    const m = await sharp(b).metadata();
+    const cover = await sharp(await texturedScene(77, Math.round(m.width! / 3), m.height!)).png().toBuffer();
+    return sharp(b).composite([{ input: cover, left: 0, top: 0 }]).jpeg({ quality: 90 }).toBuffer();
+  },
+};
+
+/** A linear gradient between two colours along an angle: no shape, no edge. */
+export async function smoothGradient(seed: number, width = 640, height = 400): Promise<Buffer> {
+  const r = rng(seed);
+  const col = () => `rgb(${Math.floor(r() * 256)},${Math.floor(r() * 256)},${Math.floor(r() * 256)})`;
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">
+    <defs><linearGradient id="g" x1="0" y1="0" x2="${r().toFixed(2)}" y2="${r().toFixed(2)}"><stop offset="0" stop-color="${col()}"/><stop offset="1" stop-color="${col()}"/></linearGradient></defs>
+    <rect width="${width}" height="${height}" fill="url(#g)"/></svg>`;
+  return sharp(Buffer.from(svg)).removeAlpha().jpeg({ quality: 85 }).toBuffer();
+}
+
+/** An almost flat grey picture: a blank crop of a wall or sky, with sensor-like noise. */
+export async function nearFlat(grey: number, width = 500, height = 400): Promise<Buffer> {
+  const g = grey.toString(16).padStart(2, '0');
+  return sharp({ create: { width, height, channels: 3, background: `#${g}${g}${g}`, noise: { type: 'gaussian', mean: grey, sigma: 1.5 } } })
+    .jpeg({ quality: 85 }).toBuffer();
+}

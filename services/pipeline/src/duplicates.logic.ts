@@ -1,6 +1,7 @@
 import type { EncoderClient, MatchingClient, SearchClient } from '@doppel/clients';
 import type { DuplicatesRequest, DuplicatesResponse, MatchRequest, Static } from '@doppel/schemas';
 import { isAppError, type UrlFetcher } from '@doppel/service-kit';
+import { matcherTargets } from './image-location.js';
 
 export type DuplicatesResult = Static<typeof DuplicatesResponse>['response'];
 type Candidate = DuplicatesResult['candidates'][number];
@@ -59,7 +60,7 @@ export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesReques
     : { candidate_base64: bytes! };
   // The query's SIFT extraction starts now and runs while it is encoded and searched.
   const prepared = prepareCandidate(deps.matching, candidate);
-  const encoded = await deps.encoder.encode({ ...source, orientations: 'all' });
+  const encoded = await deps.encoder.encode({ ...source, orientations: req.all_orientations === false ? 'none' : 'all' });
   const encodeMs = ms(t);
 
   t = performance.now();
@@ -81,22 +82,33 @@ export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesReques
 
   t = performance.now();
   let duplicated: DuplicatesResult['duplicated'] = [];
+  let reason: DuplicatesResult['reason'];
+  let verified: Candidate[] = candidates;
   if (candidates.length > 0) {
+    // Ids added through POST /images are verified against where their bytes are kept.
+    const targets = matcherTargets(candidates.map((c) => c.relative_path), neighbors);
     const rest = {
-      neighbors: candidates.map((c) => c.relative_path),
+      neighbors: targets.neighbors,
       ...(req.threshold !== undefined ? { threshold: req.threshold } : {}),
     };
     const matched = await matchPrepared(deps.matching, await prepared, candidate, rest);
     const searchScore = new Map(candidates.map((c) => [c.relative_path, c.score]));
-    duplicated = matched.duplicated.map((d) => ({
+    duplicated = matched.duplicated.flatMap((m) => targets.idsOf(m.relative_path).map((id) => ({ ...m, relative_path: id }))).map((d) => ({
       relative_path: d.relative_path,
       score: d.score,
       inliers: d.inliers,
       ...(searchScore.has(d.relative_path) ? { search_score: searchScore.get(d.relative_path)! } : {}),
       ...(d.method ? { method: d.method } : {}),
       ...(d.region ? { region: d.region } : {}),
+      ...(d.query_region ? { query_region: d.query_region } : {}),
+      ...(d.partial !== undefined ? { partial: d.partial } : {}),
     })).sort((a, b) => b.score - a.score);
+    reason = matched.reason;
+    // Every candidate's verification score, rejected ones too: a precision/recall curve over
+    // the match threshold needs no re-run (doppel eval).
+    const scores = new Map(matched.checked.map((c) => [c.relative_path, c.score]));
+    verified = candidates.map((c) => (scores.has(c.relative_path) ? { ...c, verification_score: scores.get(c.relative_path)! } : c));
   }
   const matchMs = ms(t);
-  return { duplicated, candidates, timings_ms: { encode: encodeMs, search: searchMs, match: matchMs } };
+  return { duplicated, candidates: verified, timings_ms: { encode: encodeMs, search: searchMs, match: matchMs }, ...(reason ? { reason } : {}) };
 }

@@ -1,1 +1,1 @@
-export { createApp, type PipelineDeps } from './app.js';
+export { buildService, type PipelineServiceDeps } from './app.js';

@@ -1,5 +1,6 @@
 import type { SearchClient } from '@doppel/clients';
 import type { FileStamp } from '@doppel/image-source';
+import { isApiManaged } from './image-location.js';
 
 type Stamp = { size: number; mtime_ms: number };
 
@@ -19,18 +20,25 @@ function stampOf(meta: Record<string, unknown> | undefined): Stamp | undefined {
  */
 export class KnownFiles {
   private stamps = new Map<string, Stamp | undefined>();
+  /** Ids added through POST /images: folder indexing neither re-encodes nor prunes them. */
+  private managed = new Set<string>();
   private loaded = false;
 
   constructor(private readonly search: SearchClient, private readonly pageSize = 1000) {}
 
   private async reload(): Promise<void> {
     const next = new Map<string, Stamp | undefined>();
+    const managed = new Set<string>();
     for (let offset = 0; ; offset += this.pageSize) {
       const page = await this.search.list({ offset, limit: this.pageSize });
-      for (const item of page.items) next.set(item.relative_path, stampOf(item.metadata));
+      for (const item of page.items) {
+        next.set(item.relative_path, stampOf(item.metadata));
+        if (isApiManaged(item.metadata)) managed.add(item.relative_path);
+      }
       if (page.items.length < this.pageSize || offset + page.items.length >= page.total) break;
     }
     this.stamps = next;
+    this.managed = managed;
     this.loaded = true;
   }
 
@@ -41,6 +49,7 @@ export class KnownFiles {
   }
 
   isCurrent(f: FileStamp): boolean {
+    if (this.managed.has(f.relative_path)) return true;
     const s = this.stamps.get(f.relative_path);
     return s !== undefined && s.size === f.size && s.mtime_ms === f.mtime_ms;
   }
@@ -49,11 +58,25 @@ export class KnownFiles {
     this.stamps.set(f.relative_path, { size: f.size, mtime_ms: f.mtime_ms });
   }
 
+  /** Indexed file paths (prune candidates): API-managed ids are not files of the folder. */
   paths(): string[] {
-    return [...this.stamps.keys()];
+    return [...this.stamps.keys()].filter((p) => !this.managed.has(p));
+  }
+
+  /** An id POST /images just added (keeps the view in step without a reload). */
+  adopt(id: string): void {
+    this.stamps.set(id, undefined);
+    this.managed.add(id);
+  }
+
+  has(id: string): boolean {
+    return this.stamps.has(id);
   }
 
   forget(paths: string[]): void {
-    for (const p of paths) this.stamps.delete(p);
+    for (const p of paths) {
+      this.stamps.delete(p);
+      this.managed.delete(p);
+    }
   }
 }

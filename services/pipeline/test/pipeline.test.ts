@@ -3,13 +3,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createEncoderClient, createMatchingClient, createSearchClient } from '@doppel/clients';
-import { EncodeBatchRequest, EncodeRequest, MatchRequest, ORIENTATION_NAMES, SearchConfig } from '@doppel/schemas';
+import { createEncoderClient } from '@doppel/clients';
+import { EncodeBatchRequest, EncodeRequest, MatchRequest, ORIENTATION_NAMES, PipelineConfig, SearchConfig } from '@doppel/schemas';
 import { createServer, type Server } from 'node:http';
-import { AppError, createLogger, createServiceApp, createUrlFetcher, jsonBody, jsonRoute, loadConfig, Registry, serve, type RunningServer } from '@doppel/service-kit';
+import { AppError, createLogger, createServiceApp, jsonBody, jsonRoute, loadConfig, Registry, serve, type RunningServer } from '@doppel/service-kit';
 import { call } from '@doppel/service-kit/testing';
-import { createApp as createSearchApp } from '@doppel/contextual-search';
-import { createApp } from '../src/app.js';
+import { buildService as buildSearchService } from '@doppel/contextual-search';
+import { buildService } from '../src/app.js';
 import { vanished } from '../src/indexing.logic.js';
 
 /*
@@ -92,6 +92,7 @@ describe('pipeline over HTTP', () => {
   const encSeen = { bodies: [] as unknown[] };
   const matchSeen = { bodies: [] as unknown[] };
   const servers: RunningServer[] = [];
+  const closers: Array<() => Promise<void>> = [];
   let encoderSrv: RunningServer;
   let base: string;
   /** The same pipeline, but its url fetcher refuses loopback and private addresses (the default). */
@@ -118,22 +119,25 @@ describe('pipeline over HTTP', () => {
     };
     encoderSrv = await start(standInEncoder(images, encSeen));
     const matchSrv = await start(standInMatcher(images, matchSeen));
-    const searchConfig = loadConfig(SearchConfig, { LOCATION: join(root, 'embeddings'), DIMENSION: '4', SNAPSHOT_INTERVAL_MS: '0' });
-    const { app: searchApp, index } = createSearchApp({ config: searchConfig, registry: new Registry(), logger });
-    const searchSrv = await start(searchApp);
-    await index.open();
-    closeSearch = () => index.close();
-    indexedPaths = async () => (await index.images.list(0, 1000, false)).items.map((i: { relative_path: string }) => i.relative_path).sort();
+    const searchConfig = loadConfig(SearchConfig, { LOCATION: join(root, 'embeddings'), DIMENSION: '4', SNAPSHOT_INTERVAL_MS: '0', LOG_LEVEL: 'silent' });
+    const searchService = buildSearchService(searchConfig);
+    const { collection } = searchService;
+    const searchSrv = await start(searchService.app);
+    await searchService.start?.();
+    closeSearch = () => searchService.close();
+    indexedPaths = async () => (await collection.list(0, 1000, false)).items.map((i: { relative_path: string }) => i.relative_path).sort();
     const url = (s: RunningServer) => `http://127.0.0.1:${s.port}`;
-    const pipelineWith = (allowPrivate: boolean) => createApp({
-      config: { IMAGES_ROOT: images, NB_NEIGHBORS: 10, MIN_SCORE: 0, INDEX_BATCH_SIZE: 2, INDEX_CONCURRENCY: 2 },
-      urls: createUrlFetcher({ timeoutMs: 1000, maxBytes: 1 << 20, maxRedirects: 1, allowPrivate }),
-      encoder: createEncoderClient({ baseUrl: url(encoderSrv), timeoutMs: 2000, retryDelayMs: 10 }),
-      search: createSearchClient({ baseUrl: url(searchSrv), timeoutMs: 2000 }),
-      matching: createMatchingClient({ baseUrl: url(matchSrv), timeoutMs: 2000 }),
-      registry: new Registry(),
-      logger,
-    });
+    const pipelineWith = (allowPrivate: boolean) => {
+      const config = loadConfig(PipelineConfig, {
+        LOG_LEVEL: 'silent', IMAGES_ROOT: images, NB_NEIGHBORS: '10', MIN_SCORE: '0', INDEX_BATCH_SIZE: '2', INDEX_CONCURRENCY: '2',
+        SEARCH_URL: url(searchSrv), MATCHING_URL: url(matchSrv), DOWNSTREAM_TIMEOUT_MS: '2000',
+        URL_TIMEOUT_MS: '1000', MAX_IMAGE_BYTES: String(1 << 20), URL_MAX_REDIRECTS: '1', ALLOW_PRIVATE_URLS: String(allowPrivate),
+      });
+      // A short retry delay keeps the encoder-restart test quick.
+      const service = buildService(config, { encoder: createEncoderClient({ baseUrl: url(encoderSrv), timeoutMs: 2000, retryDelayMs: 10 }) });
+      closers.push(() => service.close());
+      return service.app;
+    };
     base = url(await start(pipelineWith(true)));
     guardedBase = url(await start(pipelineWith(false)));
     imageHost = createServer((req, res) => {
@@ -148,6 +152,7 @@ describe('pipeline over HTTP', () => {
   after(async () => {
     await new Promise((ok) => imageHost.close(ok));
     for (const s of servers.reverse()) await s.close();
+    for (const c of closers) await c();
     await closeSearch();
     rmSync(root, { recursive: true, force: true });
   });
@@ -203,6 +208,10 @@ describe('pipeline over HTTP', () => {
     assert.equal(res.duplicated[0].region.length, 4);
     assert.ok(res.duplicated[0].search_score > 0.9);
     assert.ok(!res.candidates.some((c: { relative_path: string }) => c.relative_path === 'a.png'));
+    // Rejected candidates keep their verification score too (the eval's threshold curve).
+    const scores = Object.fromEntries(res.candidates.map((c: { relative_path: string; verification_score?: number }) => [c.relative_path, c.verification_score]));
+    assert.equal(scores['a-copy.png'], 0.9);
+    assert.ok(Object.values(scores).includes(0.1), JSON.stringify(res.candidates));
     for (const k of ['encode', 'search', 'match']) assert.equal(typeof res.timings_ms[k], 'number');
     assert.deepEqual(encSeen.bodies.at(-1), { relative_path: 'a.png', orientations: 'all' });
   });

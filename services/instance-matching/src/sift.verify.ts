@@ -1,0 +1,160 @@
+/** Geometric verification of one pair: RANSAC on the one-to-one matches, then sanity and spread. */
+import { cv } from './opencv.binding.js';
+import { oneToOneMatches, type Pair } from './descriptor.match.js';
+import type { Features } from './sift.extract.js';
+import type { CandidateFeatures } from './sift.mirror.js';
+import { invert3x3, sanityOf, type Quad } from './transform.geometry.js';
+
+/**
+ * `similarity` (4 DoF) fits resized, cropped, rotated copies; `homography` (8 DoF, MAGSAC)
+ * also fits perspective (keystone, a photo of a screen). `similarity+homography` tries the
+ * similarity first and the homography only when the similarity does not reach the
+ * threshold: the stricter model keeps the first word, the looser one is a second chance
+ * under the same sanity and spread checks.
+ */
+export type RansacModel = 'similarity' | 'homography' | 'similarity+homography';
+
+export interface VerifyOptions {
+  ratio: number;
+  model: RansacModel;
+  reprojPx: number;
+  /** Default MIN_SPREAD_CELLS; the spread benchmark passes 0 to see every fit's cells. */
+  minSpreadCells?: number;
+}
+
+/** Why a pass found no usable fit (the HTTP reasons of matching.schemas.ts). */
+export type FitFailure = 'too_few_matches' | 'no_consistent_geometry' | 'implausible_transform' | 'inliers_in_one_region';
+
+export interface SiftVerification {
+  inliers: number;
+  /** Matches that passed the ratio test and the one-to-one filter. */
+  matches: number;
+  mirrored: boolean;
+  /** Candidate corners in the target, normalised to [0,1] (may fall slightly outside). */
+  region?: Quad;
+  /** Target corners in the candidate, normalised to the candidate's size. */
+  queryRegion?: Quad;
+  /** Most cells of the SPREAD_GRID grid, on either image, that hold an inlier. */
+  cells?: number;
+  model?: 'similarity' | 'homography';
+  /** Set when no fit survived (inliers is then 0). */
+  failure?: FitFailure;
+}
+
+/** Fewer one-to-one matches than this and RANSAC is not attempted: it would fit noise. */
+export const MIN_MATCHES = 8;
+
+/** OpenCV's USAC_MAGSAC flag (4.5+; the binding passes the method through but does not name it). */
+const USAC_MAGSAC = 38;
+
+const pt = (arr: Float32Array, i: number) => new cv.Point2(arr[2 * i]!, arr[2 * i + 1]!);
+
+/** Side of the grid laid over each image on which the spread of the inliers is counted. */
+export const SPREAD_GRID = 4;
+/**
+ * A fit whose inliers fall in fewer cells than this, on both images, is rejected: it proves
+ * only that a corner or band is shared (the same caption, frame or watermark on two
+ * unrelated images), not the image. Counted on each image in its own frame, so a corner
+ * crop's inliers spread over the crop count, even though they fill one corner of the
+ * original. On the dev set (v2), 2392 pairs of captioned copies of different originals
+ * passed 10 inliers (up to 51), 2386 of them in 1 to 3 cells; of the 458 true pairs that
+ * passed 10 inliers, 457 covered at least 4 cells (bench/matching/spread.bench.ts).
+ */
+export const MIN_SPREAD_CELLS = 4;
+
+function cellOf(f: Features, i: number): number {
+  const cx = Math.min(SPREAD_GRID - 1, Math.max(0, Math.floor((f.points[2 * i]! / f.width) * SPREAD_GRID)));
+  const cy = Math.min(SPREAD_GRID - 1, Math.max(0, Math.floor((f.points[2 * i + 1]! / f.height) * SPREAD_GRID)));
+  return cy * SPREAD_GRID + cx;
+}
+
+/** Inlier count, and the most grid cells the inliers occupy on either image. */
+function inlierStats(mask: cv.Mat, pairs: Pair[], cand: Features, target: Features): { inliers: number; cells: number } {
+  const data = mask.getData();
+  let inliers = 0;
+  const inCand = new Set<number>();
+  const inTarget = new Set<number>();
+  for (let i = 0; i < pairs.length; i++) {
+    if (data[i] === 0) continue;
+    inliers++;
+    inCand.add(cellOf(cand, pairs[i]!.q));
+    inTarget.add(cellOf(target, pairs[i]!.t));
+  }
+  return { inliers, cells: Math.max(inCand.size, inTarget.size) };
+}
+
+/** A 3x3 row-major matrix and its RANSAC inlier mask, or undefined when no model was found. */
+function fit(model: 'similarity' | 'homography', from: cv.Point2[], to: cv.Point2[], reprojPx: number): { matrix: number[]; mask: cv.Mat } | undefined {
+  if (model === 'homography') {
+    const r = cv.findHomography(from, to, USAC_MAGSAC, reprojPx, 2000, 0.995);
+    return r.homography.empty ? undefined : { matrix: r.homography.getDataAsArray().flat(), mask: r.mask };
+  }
+  const r = cv.estimateAffinePartial2D(from, to, cv.RANSAC, reprojPx, 2000, 0.99, 10);
+  return r.out.empty ? undefined : { matrix: [...r.out.getDataAsArray().flat(), 0, 0, 1], mask: r.inliers };
+}
+
+function judge(model: 'similarity' | 'homography', pairs: Pair[], cand: Features, target: Features, opts: VerifyOptions, mirrored: boolean): SiftVerification {
+  const base = { inliers: 0, matches: pairs.length, mirrored, model };
+  const from = pairs.map((p) => pt(cand.points, p.q));
+  const to = pairs.map((p) => pt(target.points, p.t));
+  const f = fit(model, from, to, opts.reprojPx);
+  if (!f) return { ...base, failure: 'no_consistent_geometry' };
+  const { inliers, cells } = inlierStats(f.mask, pairs, cand, target);
+  // The corners of the candidate as given; the mirrored pass works in flipped coordinates.
+  const w = cand.width;
+  const h = cand.height;
+  const corners: Quad = mirrored
+    ? [[w, 0], [0, 0], [0, h], [w, h]]
+    : [[0, 0], [w, 0], [w, h], [0, h]];
+  const sane = sanityOf(f.matrix, corners, { width: w, height: h }, { width: target.width, height: target.height });
+  if (!sane.ok) return { ...base, cells, failure: 'implausible_transform' };
+  if (cells < (opts.minSpreadCells ?? MIN_SPREAD_CELLS)) return { ...base, cells, failure: 'inliers_in_one_region' };
+  const v: SiftVerification = { ...base, inliers, region: sane.region, cells };
+  const inverse = invert3x3(f.matrix);
+  if (inverse) v.queryRegion = queryRegionOf(inverse, target, cand, mirrored);
+  return v;
+}
+
+/** The target's corners in the candidate as given (the mirrored pass un-flips x). */
+function queryRegionOf(inverse: number[], target: Features, cand: Features, mirrored: boolean): Quad | undefined {
+  const out: Array<[number, number]> = [];
+  for (const [x, y] of [[0, 0], [target.width, 0], [target.width, target.height], [0, target.height]] as const) {
+    const wz = inverse[6]! * x + inverse[7]! * y + inverse[8]!;
+    if (!(wz > 1e-8)) return undefined;
+    let px = (inverse[0]! * x + inverse[1]! * y + inverse[2]!) / wz;
+    const py = (inverse[3]! * x + inverse[4]! * y + inverse[5]!) / wz;
+    if (mirrored) px = cand.width - px;
+    out.push([Math.round((px / cand.width) * 1e4) / 1e4, Math.round((py / cand.height) * 1e4) / 1e4]);
+  }
+  return out as Quad;
+}
+
+const models = (m: RansacModel): Array<'similarity' | 'homography'> =>
+  m === 'similarity+homography' ? ['similarity', 'homography'] : [m];
+
+/**
+ * One pass: candidate (as given or mirrored) against the target (exported for the
+ * benchmark). Models are tried in order until one reaches `acceptInliers`; the best fit
+ * counts.
+ */
+export function verifyPass(cand: Features, target: Features, opts: VerifyOptions, mirrored: boolean, acceptInliers = 1): SiftVerification {
+  const pairs = oneToOneMatches(cand, target, opts.ratio);
+  if (pairs.length < MIN_MATCHES) return { inliers: 0, matches: pairs.length, mirrored, failure: 'too_few_matches' };
+  let best: SiftVerification | undefined;
+  for (const model of models(opts.model)) {
+    const v = judge(model, pairs, cand, target, opts, mirrored);
+    if (!best || v.inliers > best.inliers) best = v;
+    if (v.inliers >= acceptInliers) break;
+  }
+  return best!;
+}
+
+/** Verifies the candidate against one target; the mirrored pass only runs when the plain one fails. */
+export function verifySift(cand: CandidateFeatures, target: Features, opts: VerifyOptions, acceptInliers: number): SiftVerification {
+  const plain = verifyPass(cand.plain, target, opts, false, acceptInliers);
+  if (plain.inliers >= acceptInliers) return plain;
+  const mirror = verifyPass(cand.mirrored, target, opts, true, acceptInliers);
+  if (mirror.inliers > plain.inliers) return mirror;
+  // Neither fits: report the failure of the pass that got further (more matches).
+  return mirror.matches > plain.matches && plain.inliers === 0 ? mirror : plain;
+}
