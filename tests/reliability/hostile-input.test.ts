@@ -124,8 +124,6 @@ describe('reliability: hostile input to the four services', { timeout: (LONG ? 7
     for (const [name, bytes] of hostileImages()) {
       const b64 = bytes.toString('base64');
       for (const route of routes) {
-        // Tracked by the todo test below until the format allow-list reaches the matcher.
-        if (name.startsWith('svg') && route.svc === stack.matcher) continue;
         // Four at once, as the probe did.
         const replies = await Promise.all(Array.from({ length: 4 }, () => send(route.svc.base, 'POST', route.path, json(route.body(b64)))));
         for (const r of replies) {
@@ -148,7 +146,7 @@ describe('reliability: hostile input to the four services', { timeout: (LONG ? 7
     for (const [name, b, a] of grown) assert.ok(a - b < 400, `${name}: RSS ${b} -> ${a} MB`);
   });
 
-  it('when SVG is sent to instance-matching, then 415', { todo: 'the matcher still decodes SVG: the format allow-list of packages/image-source (#14 item 5) is not on main yet' }, async () => {
+  it('when SVG is sent to instance-matching, then 415', async () => {
     const target = readFileSync(join(root, 'img-0.jpg')).toString('base64');
     for (const [name, bytes] of hostileImages().filter(([n]) => n.startsWith('svg'))) {
       const r = await send(stack.matcher.base, 'POST', '/compare', json({ candidate_base64: bytes.toString('base64'), target_base64: target }));

@@ -5,7 +5,7 @@ import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AppError } from '@doppel/service-kit';
-import { canonicalId, decodeBase64, readImageFile, resolveImagePath } from '../src/index.js';
+import { canonicalId, decodeBase64, readImageFile, requireAcceptedFormat, resolveImagePath } from '../src/index.js';
 
 const codeOf = async (p: Promise<unknown> | (() => unknown)): Promise<[number, string]> => {
   try {
@@ -91,5 +91,14 @@ describe('image-source: strict base64', () => {
 
   it('when the decoded size is over the limit, then 413', async () => {
     assert.deepEqual(await codeOf(() => decodeBase64(Buffer.alloc(300).toString('base64'), 100)), [413, 'PAYLOAD_TOO_LARGE']);
+  });
+});
+
+describe('image-source: format allow-list', () => {
+  it('when a decoder reports svg, an unknown or a missing format, then 415; photo formats pass', () => {
+    for (const f of ['svg', 'pdf', 'magick', undefined]) {
+      assert.throws(() => requireAcceptedFormat(f), (e: unknown) => e instanceof AppError && e.code === 'UNSUPPORTED_MEDIA_TYPE');
+    }
+    for (const f of ['jpeg', 'png', 'webp', 'gif', 'tiff', 'avif', 'heif']) assert.doesNotThrow(() => requireAcceptedFormat(f));
   });
 });

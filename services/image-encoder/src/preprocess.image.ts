@@ -1,4 +1,5 @@
 import sharp from 'sharp';
+import { requireAcceptedFormat } from '@doppel/image-source';
 import { AppError } from '@doppel/service-kit';
 import { contentBox } from './border-trim.image.js';
 
@@ -32,9 +33,6 @@ async function trimmedBox(rgb: Buffer, width: number, height: number) {
   return { left, top, width: right - left, height: bottom - top };
 }
 
-/** Formats a photo arrives in. SVG is refused: rendering it is a fetch/CPU hazard, not a photo. */
-const ACCEPTED = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'avif', 'heif']);
-
 function decodeError(e: unknown): AppError {
   const msg = (e as Error).message ?? String(e);
   if (/pixel limit/i.test(msg)) return new AppError('PAYLOAD_TOO_LARGE', 'image has more pixels than allowed');
@@ -54,8 +52,7 @@ export async function decodeImage(data: Buffer, opts: PreprocessOptions): Promis
   } catch (e) {
     throw decodeError(e);
   }
-  if (meta.format === 'svg') throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'SVG images are not accepted');
-  if (!meta.format || !ACCEPTED.has(meta.format)) throw new AppError('UNSUPPORTED_MEDIA_TYPE', `image format ${meta.format ?? 'unknown'} is not accepted`);
+  requireAcceptedFormat(meta.format);
   const w = meta.width ?? 0;
   const h = meta.pageHeight ?? meta.height ?? 0;
   if (w * h > opts.maxPixels) throw new AppError('PAYLOAD_TOO_LARGE', `image has ${w}x${h} pixels, more than the ${opts.maxPixels} allowed`);
