@@ -275,7 +275,10 @@ describe('instance-matching under load', () => {
   before(async () => {
     root = await mkdtemp(path.join(tmpdir(), 'doppel-matching-load-'));
     await writeFile(path.join(root, 'a.png'), await texturedScene(5, 1024, 768));
-    s = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1', QUEUE_LIMIT: '1', CACHE_MAX_MB: '0' });
+    // The admission limiter lets all eight through (its default of 2 x NB_WORKERS would
+    // serialise them on a fast machine), so the worker queue itself must refuse: one job
+    // runs, one waits, the rest arrive while the first 1024x768 extraction is under way.
+    s = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1', QUEUE_LIMIT: '1', CACHE_MAX_MB: '0', ADMIT_CONCURRENCY: '8', ADMIT_QUEUE: '8' });
   });
   after(async () => {
     await s.close();
