@@ -13,7 +13,8 @@ import type { ScanGroup } from './scan-groups.logic.js';
  * at most some text or icons on it, while more of a photograph or artwork spreads over many
  * colours. Each side of the margin (above, below, left, right of the region) that holds
  * pixels must have most of them (MODE_SHARE) within MODE_TOLERANCE levels of its own most
- * common colour.
+ * common colour, and that colour must stop at the region: where the picture's own edge
+ * band carries it on (CONTINUED_SHARE), the flat margin is more of a flat background.
  */
 const SIDE = 128; // the margin is judged on a small copy: bars are large, flat and survive it
 const MODE_SHARE = 0.6; // caption text and toolbar icons cover well under 40% of a bar
@@ -22,6 +23,9 @@ const MODE_TOLERANCE = 16; // JPEG ringing and gentle gradients in a frame stay 
 // may still be picture, so it is left out of the margin.
 const GUARD = 0.04;
 const MIN_SIDE_SHARE = 0.01; // a sliver of a side (a pixel row) says nothing
+const BAND = 0.06; // the picture's edge band compared with the margin
+// A flat background that runs on into the picture over half its edge is more picture.
+const CONTINUED_SHARE = 0.5;
 
 const insidePolygon = (poly: Quad, x: number, y: number): boolean => {
   let inside = false;
@@ -33,42 +37,42 @@ const insidePolygon = (poly: Quad, x: number, y: number): boolean => {
   return inside;
 };
 
-/** The quad grown about its centroid by GUARD of the image side (normalised coordinates). */
-const grown = (q: Quad): Quad => {
+/** The quad grown (d > 0) or shrunk (d < 0) about its centroid by d of the image side. */
+const grown = (q: Quad, d: number): Quad => {
   const cx = q.reduce((s, p) => s + p[0], 0) / q.length;
   const cy = q.reduce((s, p) => s + p[1], 0) / q.length;
   return q.map(([x, y]) => {
     const dx = x - cx;
     const dy = y - cy;
     const len = Math.hypot(dx, dy) || 1;
-    return [x + (dx / len) * GUARD * Math.SQRT2, y + (dy / len) * GUARD * Math.SQRT2] as Point;
+    return [x + (dx / len) * d * Math.SQRT2, y + (dy / len) * d * Math.SQRT2] as Point;
   });
 };
 
-/** Does one side's pixels (RGB triples) sit mostly on one colour? */
-function plain(px: number[]): boolean {
-  const n = px.length / 3;
+const binOf = (px: ArrayLike<number>, i: number) => ((px[i]! >> 4) << 8) | ((px[i + 1]! >> 4) << 4) | (px[i + 2]! >> 4);
+
+/** One side's most common colour: the mean of the pixels in its most common 16-level bin. */
+function modeColour(px: number[]): [number, number, number] {
   const bins = new Map<number, number>();
-  for (let i = 0; i < px.length; i += 3) {
-    const key = ((px[i]! >> 4) << 8) | ((px[i + 1]! >> 4) << 4) | (px[i + 2]! >> 4);
-    bins.set(key, (bins.get(key) ?? 0) + 1);
-  }
+  for (let i = 0; i < px.length; i += 3) bins.set(binOf(px, i), (bins.get(binOf(px, i)) ?? 0) + 1);
   let mode = 0;
   let best = -1;
   for (const [k, c] of bins) if (c > best) { best = c; mode = k; }
-  // The mode colour: the mean of the pixels in the most common 16-level bin.
   let [r, g, b, count] = [0, 0, 0, 0];
   for (let i = 0; i < px.length; i += 3) {
-    const key = ((px[i]! >> 4) << 8) | ((px[i + 1]! >> 4) << 4) | (px[i + 2]! >> 4);
-    if (key !== mode) continue;
+    if (binOf(px, i) !== mode) continue;
     r += px[i]!; g += px[i + 1]!; b += px[i + 2]!; count++;
   }
-  [r, g, b] = [r / count, g / count, b / count];
+  return [r / count, g / count, b / count];
+}
+
+/** The share of pixels within MODE_TOLERANCE of a colour. */
+function shareNear(px: number[], [r, g, b]: [number, number, number]): number {
   let near = 0;
   for (let i = 0; i < px.length; i += 3) {
     if (Math.abs(px[i]! - r) <= MODE_TOLERANCE && Math.abs(px[i + 1]! - g) <= MODE_TOLERANCE && Math.abs(px[i + 2]! - b) <= MODE_TOLERANCE) near++;
   }
-  return near / n >= MODE_SHARE;
+  return px.length ? near / (px.length / 3) : 0;
 }
 
 /**
@@ -83,26 +87,40 @@ export async function marginIsDecoration(file: string, inner: Quad): Promise<boo
     .toColourspace('srgb')
     .raw()
     .toBuffer({ resolveWithObject: true });
-  const region = grown(inner);
-  const xs = region.map((p) => p[0]);
-  const ys = region.map((p) => p[1]);
+  const margin = grown(inner, GUARD);
+  // The picture's own edge band, just inside the region: where a bar was added, it differs
+  // from the bar; where the "margin" is more of a flat background (a crop of a product shot
+  // on white), the picture carries the same colour across the boundary.
+  const bandOuter = grown(inner, -GUARD);
+  const bandInner = grown(inner, -GUARD - BAND);
+  const xs = inner.map((p) => p[0]);
+  const ys = inner.map((p) => p[1]);
   const [minX, maxX, minY, maxY] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
   const sides: number[][] = [[], [], [], []]; // above, below, left, right
+  const bands: number[][] = [[], [], [], []];
   const ch = info.channels;
   for (let y = 0; y < info.height; y++) {
     const v = (y + 0.5) / info.height;
     for (let x = 0; x < info.width; x++) {
       const u = (x + 0.5) / info.width;
-      if (insidePolygon(region, u, v)) continue;
-      const side = v < minY ? 0 : v > maxY ? 1 : u < minX ? 2 : u > maxX ? 3 : v < (minY + maxY) / 2 ? 0 : 1;
       const i = (y * info.width + x) * ch;
-      sides[side]!.push(data[i]!, data[i + 1]!, data[i + 2]!);
+      if (!insidePolygon(margin, u, v)) {
+        const side = v < minY ? 0 : v > maxY ? 1 : u < minX ? 2 : u > maxX ? 3 : v < (minY + maxY) / 2 ? 0 : 1;
+        sides[side]!.push(data[i]!, data[i + 1]!, data[i + 2]!);
+      } else if (insidePolygon(bandOuter, u, v) && !insidePolygon(bandInner, u, v)) {
+        // The nearest side of the region's box.
+        const d = [v - minY, maxY - v, u - minX, maxX - u];
+        bands[d.indexOf(Math.min(...d))]!.push(data[i]!, data[i + 1]!, data[i + 2]!);
+      }
     }
   }
   const total = info.width * info.height;
-  const judged = sides.filter((s) => s.length / 3 >= MIN_SIDE_SHARE * total);
+  const judged = [0, 1, 2, 3].filter((k) => sides[k]!.length / 3 >= MIN_SIDE_SHARE * total);
   if (judged.length === 0) return undefined;
-  return judged.every(plain);
+  return judged.every((k) => {
+    const colour = modeColour(sides[k]!);
+    return shareNear(sides[k]!, colour) >= MODE_SHARE && shareNear(bands[k]!, colour) < CONTINUED_SHARE;
+  });
 }
 
 /**

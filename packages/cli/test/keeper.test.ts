@@ -131,6 +131,12 @@ describe('captions and frames are not more picture', () => {
     assert.equal(await marginIsDecoration(join(tmp, 'pic-frame.png'), ORIGINAL_IN_FRAMED), true);
     // The original around a 70% centre crop is more of the picture.
     assert.equal(await marginIsDecoration(join(tmp, 'pic.jpg'), CROP), false);
+    // A product shot on flat white: the white around a 70% crop is flat too, but it runs on
+    // into the crop's own edge, so it is more of the background, not a bar.
+    const product = await sharp({ create: { width: W, height: H, channels: 3, background: '#ffffff' } })
+      .composite([{ input: await noise(140, 110).png().toBuffer(), left: 130, top: 95 }]).jpeg({ quality: 90 }).toBuffer();
+    writeFileSync(join(tmp, 'product.jpg'), product);
+    assert.equal(await marginIsDecoration(join(tmp, 'product.jpg'), CROP), false);
     // A region covering the whole picture leaves nothing to judge.
     assert.equal(await marginIsDecoration(join(tmp, 'pic.jpg'), [[0, 0], [1, 0], [1, 1], [0, 1]]), undefined);
   });
