@@ -58,7 +58,7 @@ export function createApp(deps: PipelineDeps): Express {
     index: admissionFromConfig({ ADMIT_CONCURRENCY: 2, ADMIT_QUEUE: Math.min(admit.ADMIT_QUEUE, 8), ADMIT_WAIT_MS: admit.ADMIT_WAIT_MS * 10 }, 'index', 2, deps.registry),
   };
   const duplicates = {
-    encoder, search, matching, urls,
+    imagesRoot: config.IMAGES_ROOT, encoder, search, matching, urls,
     nbNeighbors: config.NB_NEIGHBORS,
     minScore: config.MIN_SCORE,
   };
