@@ -3,3 +3,4 @@ export { IMAGE_EXTENSIONS, isImageFile, toId, listImages, collectFiles, stampFil
 export { canonicalId, resolveRootPath, resolveImagePath, readImageFile, type ResolvedPath, type ResolvedImage, type ReadLimits } from './root-path.resolve.js';
 export { decodeBase64 } from './base64.decode.js';
 export { ACCEPTED_IMAGE_FORMATS, requireAcceptedFormat } from './image-format.check.js';
+export { createUrlFetcher, isBlockedAddress, isLocalHostname, type UrlFetcher, type UrlFetcherOptions } from './safe-url.fetcher.js';

@@ -1,7 +1,7 @@
 import type { EncoderClient, MatchingClient, SearchClient } from '@doppel/clients';
 import type { DuplicatesRequest, DuplicatesResponse, MatchRequest, Static } from '@doppel/schemas';
-import { isAppError, type UrlFetcher } from '@doppel/service-kit';
-import { resolveImagePath } from '@doppel/image-source';
+import { isAppError } from '@doppel/service-kit';
+import { resolveImagePath, type UrlFetcher } from '@doppel/image-source';
 import { matcherTargets } from './image-location.js';
 
 export type DuplicatesResult = Static<typeof DuplicatesResponse>['response'];

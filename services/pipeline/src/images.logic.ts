@@ -4,10 +4,10 @@ import {
   MAX_USER_METADATA_BYTES, type AddImageRequest, type CompareImagesRequest, type FingerprintRequest, type ImageLocation,
   type ImageRecord, type ListImagesQuery, type SearchHit, type SearchImageRequest, type SearchVectorRequest, type UserMetadata,
 } from '@doppel/schemas';
-import { AppError, type UrlFetcher } from '@doppel/service-kit';
+import { AppError } from '@doppel/service-kit';
 import type { BlobStore, StoredBlob } from './blob.store.js';
 import { findDuplicates, type DuplicatesDeps } from './duplicates.logic.js';
-import { decodeBase64, resolveImagePath } from '@doppel/image-source';
+import { decodeBase64, resolveImagePath, type UrlFetcher } from '@doppel/image-source';
 import { isApiManaged, SOURCE_PATH_KEY } from './image-location.js';
 import type { ImageRecords } from './image-records.store.js';
 import { KeyedLock } from './keyed.lock.js';
