@@ -80,7 +80,7 @@ function backends(r: BenchResults): string {
     grid.push(`| ${label} | ${cells.join(' | ')} |`);
   }
   const bulk = renderGrid(r, ['pgvector on PGlite, rows loaded first, index built after', 'figure'],
-    [['vectors', 'n'], ['rows loaded (no index)', 'load_s'], ['CREATE INDEX (HNSW)', 'index_s'], ['load + index rate', 'build.vectors_per_s'],
+    [['vectors', 'n'], ['query plan (EXPLAIN)', 'plan'], ['rows loaded (no index)', 'load_s'], ['CREATE INDEX (HNSW)', 'index_s'], ['load + index rate', 'build.vectors_per_s'],
       ['recall@10, ef=16', 'ef16.recall'], ['recall@10, ef=32', 'ef32.recall'], ['recall@10, ef=64 (default)', 'ef64.recall'], ['recall@10, ef=128', 'ef128.recall'], ['QPS at ef=64 (HTTP, 1 client)', 'ef64.qps'],
       ['default ef, 1 client: p50', 'c1.p50_ms'], ['p95', 'c1.p95_ms'], ['QPS', 'c1.qps'], ['database files per vector', 'db_files_b']]
       .map(([label, k]) => ({ cells: [label!], prefix: `backends.bulk.${k}` })), ['']);

@@ -187,6 +187,9 @@ async function bulkBuild(n: number): Promise<void> {
   await client.query(`CREATE INDEX "${table}_embedding_hnsw" ON ${table} USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 100)`);
   const indexS = (performance.now() - t) / 1000;
   await client.query('RESET maintenance_work_mem');
+  // The figures below are the index's only if the planner uses it (a seq scan would be exact).
+  const plan = (await client.query(`EXPLAIN SELECT relative_path FROM ${table} ORDER BY embedding <=> $1::vector LIMIT ${K}`, [unit(set.qrows[0]!)])).rows.map((x: Record<string, string>) => Object.values(x)[0]).join(' ');
+  const usesIndex = plan.includes(`Index Scan using ${table}_embedding_hnsw`);
   await client.end();
   const bytes = await duBytes(dir);
   const svc = spawnTs('services/contextual-search/src/main.ts', [], {
@@ -211,6 +214,7 @@ async function bulkBuild(n: number): Promise<void> {
   figure('backends.bulk.load_s', `${e}: rows loaded (INSERT ... unnest, ${BATCH} per statement, no index)`, loadS, 's');
   figure('backends.bulk.index_s', `${e}: CREATE INDEX hnsw (m 16, ef_construction 100, maintenance_work_mem ${BULK_MEM})`, indexS, 's');
   figure('backends.bulk.build.vectors_per_s', `${e}: load + index rate`, n / (loadS + indexS), 'vectors/s');
+  figure('backends.bulk.plan', `${e}: query plan of a k-NN query (EXPLAIN)`, usesIndex ? 'HNSW index scan' : `not the index: ${plan.slice(0, 80)}`);
   figure('backends.bulk.db_files_b', `${e}: database files per vector`, bytes / n, 'B');
   for (const x of efs) {
     figure(`backends.bulk.ef${x.ef}.recall`, `${e}: ef=${x.ef}, recall@${K} vs brute force`, x.recall);
