@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createEncoderClient } from '@doppel/clients';
@@ -264,7 +264,19 @@ describe('pipeline over HTTP', () => {
     assert.equal(missing.body.error_code, 'IMAGE_NOT_FOUND');
   });
 
-  it('when the encoder answers 404 for a query, then the pipeline passes the 404 through', async () => {
+  it('when a query path names a symlink out of the root, then 403 and nothing is encoded', async () => {
+    writeFileSync(join(root, 'outside.png'), img([1, 0, 0, 0], 'A'));
+    symlinkSync(join(root, 'outside.png'), join(images, 'link-out.png'));
+    const before = encSeen.bodies.length;
+    for (const [path, body] of [['/duplicates', { relative_path: 'link-out.png' }], ['/images', { relative_path: 'link-out.png' }], ['/fingerprint', { relative_path: 'sub/../link-out.png' }]] as const) {
+      const r = await call(base, 'POST', path, body);
+      assert.deepEqual([r.status, r.body.error_code], [403, 'FORBIDDEN_PATH'], path);
+    }
+    assert.equal(encSeen.bodies.length, before);
+    unlinkSync(join(images, 'link-out.png'));
+  });
+
+  it('when a query path does not exist, then 404', async () => {
     const r = await call(base, 'POST', '/duplicates', { relative_path: 'gone.png' });
     assert.equal(r.status, 404);
     assert.equal(r.body.error_code, 'IMAGE_NOT_FOUND');
