@@ -9,8 +9,8 @@
 //   2. adds VECTORS random fingerprints to the index (a collection of that size),
 //   3. answers /duplicates for the query copies at CONCURRENCY for DURATION_S (target features
 //      fill the matcher's caches),
-//   4. answers BIG concurrent /duplicates with a MAX_IMAGE_BYTES-sized, 35-megapixel JPEG sent
-//      as base64 (the largest body each service accepts; decoding it is the peak).
+//   4. answers BIG concurrent /duplicates with a 35-megapixel JPEG of about 13 MiB sent as
+//      base64 (under the 20 MiB MAX_IMAGE_BYTES and 50 M MAX_PIXELS; decoding it is the peak).
 // Prints one row per service: RSS when ready, peak, and the limit = peak x HEADROOM rounded up
 // to 64 MiB. Env: BENCH_DIR, MODEL_PATH, QUERY_STRIDE (8), VECTORS (20000), CONCURRENCY (4),
 // DURATION_S (60), BIG (2), HEADROOM (1.5), SAMPLE_MS (100).
@@ -145,7 +145,7 @@ try {
   log(`${served} /duplicates answered (${failed} failed) in ${DURATION_S} s at concurrency ${CONCURRENCY}`);
 
   phase = 'big';
-  // A 7000x5000 JPEG of noise over a dev image: about as large in bytes as MAX_IMAGE_BYTES allows.
+  // A 7000x5000 JPEG of a dev image under noise (noise keeps the JPEG large: about 13 MiB).
   const first = readdirSync(join(root, 'index')).sort()[0]!;
   const big = await sharp(join(root, 'index', first)).resize(7000, 5000, { fit: 'fill' })
     .composite([{ input: await sharp({ create: { width: 7000, height: 5000, channels: 3, background: { r: 128, g: 128, b: 128 }, noise: { type: 'gaussian', mean: 128, sigma: 40 } } }).png().toBuffer(), blend: 'overlay' }])
