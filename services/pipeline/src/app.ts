@@ -76,7 +76,9 @@ export function createApp(deps: PipelineDeps): Express {
     body: { timeoutMs: config.BODY_TIMEOUT_MS ?? 30_000, budgetBytes: config.BODY_BUDGET_BYTES ?? 256 * 1024 * 1024 },
     registry: deps.registry,
     logger: deps.logger,
-    readiness: {
+    // The pipeline has no state of its own to load: it is ready once it listens. Its three
+    // downstreams are reported (/readyz `downstream`, /health/downstream), not required.
+    downstream: {
       'image-encoder': downstreamReady(encoder),
       'contextual-search': downstreamReady(search),
       'instance-matching': downstreamReady(matching),

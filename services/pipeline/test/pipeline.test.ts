@@ -282,13 +282,17 @@ describe('pipeline over HTTP', () => {
     assert.equal(r.body.error_code, 'IMAGE_NOT_FOUND');
   });
 
-  it('when every downstream is up, then /readyz is ready and lists the three checks', async () => {
+  it('when every downstream is up, then /readyz is ready and reports the three downstreams, and /health/downstream is 200', async () => {
     const r = await call(base, 'GET', '/readyz');
     assert.equal(r.status, 200);
-    assert.deepEqual(Object.keys(r.body.response.checks).sort(), ['contextual-search', 'image-encoder', 'instance-matching']);
+    assert.deepEqual(r.body.response.checks, {});
+    assert.deepEqual(Object.keys(r.body.response.downstream).sort(), ['contextual-search', 'image-encoder', 'instance-matching']);
+    const d = await call(base, 'GET', '/health/downstream');
+    assert.equal(d.status, 200);
+    assert.equal(d.body.response.ok, true);
   });
 
-  it('when the encoder is down, then /duplicates is a quick 503 and /readyz names it', async () => {
+  it('when the encoder is down, then /duplicates is a quick 503 naming it, /readyz stays 200 and reports it, and /health/downstream is 503 naming it', async () => {
     await encoderSrv.close();
     const t = Date.now();
     const r = await call(base, 'POST', '/duplicates', { relative_path: 'a.png' });
@@ -297,8 +301,15 @@ describe('pipeline over HTTP', () => {
     assert.match(r.body.error_message, /image-encoder/);
     assert.ok(Date.now() - t < 3000);
     const ready = await call(base, 'GET', '/readyz');
-    assert.equal(ready.status, 503);
-    assert.match(ready.body.error_message, /image-encoder/);
+    assert.equal(ready.status, 200);
+    assert.equal(ready.body.response.ready, true);
+    assert.equal(ready.body.response.downstream['image-encoder'].ok, false);
+    assert.equal(ready.body.response.downstream['contextual-search'].ok, true);
+    const down = await call(base, 'GET', '/health/downstream');
+    assert.equal(down.status, 503);
+    assert.equal(down.body.error_code, 'UNAVAILABLE');
+    assert.match(down.body.error_message, /image-encoder/);
+    assert.doesNotMatch(down.body.error_message, /contextual-search|instance-matching/);
   });
 });
 
