@@ -27,10 +27,17 @@ if (files.length === 0) {
   console.error('no test files found under', dirs.map((d) => relative(root, d)).join(', '));
   process.exit(1);
 }
+// The tests load the OpenCV binding in-process, and it reads its build settings from the
+// environment when it loads: take them from setup.sh (the one place that knows them) for
+// the test processes, unless the caller set them.
+const opencvEnv = Object.fromEntries(
+  spawnSync('bash', [join(root, 'scripts', 'setup.sh'), '--print-env'], { encoding: 'utf8' }).stdout
+    .split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+);
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
 const r = spawnSync(
   process.execPath,
   ['--conditions=source', '--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files],
-  { stdio: 'inherit', cwd: root, env: { ...process.env, DOPPEL_REPO_ROOT: root } },
+  { stdio: 'inherit', cwd: root, env: { ...opencvEnv, ...process.env, DOPPEL_REPO_ROOT: root } },
 );
 process.exit(r.status ?? 1);

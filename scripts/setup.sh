@@ -7,6 +7,7 @@
 #                                            service's dependencies (plus the root's typescript), no model
 #   bash scripts/setup.sh --runtime SERVICE  a Dockerfile's runtime stage: the shared libraries its
 #                                            native addons load, nothing else
+#   bash scripts/setup.sh --print-env        the OpenCV variables the binding reads when it loads
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,10 +17,17 @@ export COREPACK_INTEGRITY_KEYS=0 COREPACK_ENABLE_DOWNLOAD_PROMPT=0
 export ONNXRUNTIME_NODE_INSTALL=skip
 # Build opencv4nodejs against Debian's OpenCV instead of compiling OpenCV itself. The binding
 # also reads these when it loads, so the instance-matching image and the launcher set the same
-# values at run time (services/instance-matching/Dockerfile, packages/cli/src/stack.launcher.ts).
+# values at run time (services/instance-matching/Dockerfile, packages/cli/src/stack.launcher.ts,
+# scripts/run-tests.mjs through --print-env).
 export OPENCV4NODEJS_DISABLE_AUTOBUILD=1 OPENCV_INCLUDE_DIR=/usr/include/opencv4 \
   OPENCV_LIB_DIR=/usr/lib/x86_64-linux-gnu OPENCV_BIN_DIR=/usr/bin
 export JOBS="${JOBS:-max}"
+# The run-time half of the above, for whoever starts a process that loads the binding
+# (scripts/run-tests.mjs): KEY=VALUE lines, nothing installed.
+if [ "${1:-}" = --print-env ]; then
+  env | grep -E '^OPENCV' | sort
+  exit 0
+fi
 
 mode="${1:-machine}"
 service="${2:-}"
