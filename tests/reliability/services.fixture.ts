@@ -197,3 +197,18 @@ export function report(row: ReportRow): string {
   if (process.env.RELIABILITY_REPORT) appendFileSync(process.env.RELIABILITY_REPORT, `${JSON.stringify(row)}\n`);
   return `${row.check}: tried ${row.tried}, rejected ${row.rejected}, 5xx ${row.errors5xx}, crashes ${row.crashes}, lost writes ${row.lostWrites}, RSS ${row.rssBeforeMb} -> ${row.rssAfterMb} MB${row.note ? ` (${row.note})` : ''}`;
 }
+
+/** One endpoint's fuzz counts: printed by bench/reliability as the per-endpoint table. */
+export interface FuzzRow {
+  endpoint: string;
+  runs: number;
+  ok2xx: number;
+  rejected4xx: number;
+  errors5xx: number;
+  noAnswer: number;
+  crashes: number;
+}
+
+export function reportFuzz(row: FuzzRow): void {
+  if (process.env.RELIABILITY_REPORT) appendFileSync(process.env.RELIABILITY_REPORT, `${JSON.stringify({ kind: 'fuzz', ...row })}\n`);
+}
