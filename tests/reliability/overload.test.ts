@@ -8,7 +8,7 @@ import autocannon from 'autocannon';
 import { ensureTestModel } from '@doppel/image-encoder/testing';
 import { mulberry32 } from '@doppel/service-kit';
 import { syntheticImage } from '../helpers/images.fixture.js';
-import { LONG, envelopeProblem, launchStack, report, send, type Service, type Stack } from './services.fixture.js';
+import { LONG, envelopeProblem, launchStack, report, reportFigure, reportTiming, send, type Service, type Stack } from './services.fixture.js';
 
 /*
  * Each service driven past its capacity with autocannon for a bounded time: only 2xx or
@@ -91,6 +91,7 @@ describe('reliability: overload, slow clients and downstream faults', { timeout:
       // Health probes and RSS samples while the load runs.
       let loading = true;
       const health: number[] = [];
+      const probeMs: Record<string, number[]> = { '/healthz': [], '/readyz': [] };
       const rss: number[] = [];
       const probes = (async () => {
         while (loading) {
@@ -99,6 +100,7 @@ describe('reliability: overload, slow clients and downstream faults', { timeout:
             // The pipeline's readiness asks its downstreams, which are under the same load.
             if (p === '/healthz' || svc !== stack.pipeline) assert.equal(r.status, 200, `${p}: ${JSON.stringify(r.body)}`);
             health.push(r.ms);
+            probeMs[p]!.push(r.ms);
           }
           rss.push(svc.rssMb());
           await new Promise((r) => setTimeout(r, 100));
@@ -132,9 +134,18 @@ describe('reliability: overload, slow clients and downstream faults', { timeout:
       // Served again: a lone request after the storm succeeds, once the work still queued has
       // drained (bounded in tries; how soon is the bench's figure).
       let after = await once();
+      const t0 = performance.now();
       for (let i = 0; i < 20 && (after.status === 429 || after.status === 503); i++) {
         await new Promise((r) => setTimeout(r, 500));
         after = await once();
+      }
+      // A figure, not a check: how long until a lone request is about as fast as before (at most 10 s).
+      let recoveredMs: number | null = null;
+      for (let r = after; performance.now() - t0 < 10_000; r = await once()) {
+        if (r.status === 200 && r.ms <= Math.max(3 * baseline, baseline + 250)) {
+          recoveredMs = Math.round(performance.now() - t0);
+          break;
+        }
       }
       const codes = result.statusCodeStats ?? {};
       const ok = Object.entries(codes).filter(([c]) => c.startsWith('2')).reduce((n, [, v]) => n + (v.count ?? 0), 0);
@@ -149,6 +160,13 @@ describe('reliability: overload, slow clients and downstream faults', { timeout:
           + `health/ready p50 ${pct(health, 0.5).toFixed(0)} ms, p99 ${pct(health, 0.99).toFixed(0)} ms, max ${Math.max(...health).toFixed(0)} ms; `
           + `baseline ${baseline.toFixed(0)} ms, first after ${after.ms.toFixed(0)} ms (measured, not asserted)`,
       }));
+      reportTiming({
+        target: name, load1: loadavg()[0]!, cores: cpus().length, connections: CONNECTIONS, seconds: SECONDS, ok, refused,
+        latencyP50Ms: result.latency.p50, latencyP99Ms: result.latency.p99, latencyMaxMs: result.latency.max,
+        healthzP50Ms: pct(probeMs['/healthz']!, 0.5), healthzP99Ms: pct(probeMs['/healthz']!, 0.99), healthzMaxMs: Math.max(0, ...probeMs['/healthz']!),
+        readyzP50Ms: pct(probeMs['/readyz']!, 0.5), readyzP99Ms: pct(probeMs['/readyz']!, 0.99), readyzMaxMs: Math.max(0, ...probeMs['/readyz']!),
+        baselineMs: baseline, recoveredMs,
+      });
       assert.ok(svc.alive(), svc.tail());
       assert.equal(result.errors, 0, `${result.errors} connection errors, ${result.timeouts} timeouts`);
       assert.equal(badStatus, 0, `statuses ${JSON.stringify(codes)}`);
@@ -192,6 +210,7 @@ describe('reliability: overload, slow clients and downstream faults', { timeout:
     clearInterval(drip);
     sock.destroy();
     t.diagnostic(`answered and closed after ${Date.now() - t0} ms (BODY_TIMEOUT_MS ${BODY_TIMEOUT_MS}; measured, not asserted)`);
+    reportFigure('pipeline: a trickling body answered 408 and closed', Date.now() - t0, `BODY_TIMEOUT_MS ${BODY_TIMEOUT_MS}`);
     assert.match(text, /^HTTP\/1\.1 408/);
     assert.equal(JSON.parse(text.split('\r\n\r\n')[1]!).error_code, 'REQUEST_TIMEOUT');
   });
@@ -206,6 +225,7 @@ describe('reliability: overload, slow clients and downstream faults', { timeout:
       assert.match((r.body as { error_message: string }).error_message, /contextual-search/);
       // A stopped process answers nothing: the 504 is the pipeline's own DOWNSTREAM_TIMEOUT_MS.
       t.diagnostic(`504 after ${r.ms.toFixed(0)} ms (DOWNSTREAM_TIMEOUT_MS ${DOWNSTREAM_TIMEOUT_MS}; measured, not asserted)`);
+      reportFigure('pipeline: 504 naming a SIGSTOPped contextual-search', r.ms, `DOWNSTREAM_TIMEOUT_MS ${DOWNSTREAM_TIMEOUT_MS}`);
     } finally {
       frozen.child.kill('SIGCONT');
     }
