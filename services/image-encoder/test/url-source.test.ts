@@ -41,7 +41,8 @@ describe('image-encoder: url sources', () => {
     });
     await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
     host = `127.0.0.1:${(origin.address() as AddressInfo).port}`;
-    open = await startEncoder({ ALLOW_PRIVATE_URLS: 'true', MAX_IMAGE_BYTES: '200000', URL_TIMEOUT_MS: '400' });
+    // Long enough that no real answer of the local origin is cut on a slow machine; /hang waits it out.
+    open = await startEncoder({ ALLOW_PRIVATE_URLS: 'true', MAX_IMAGE_BYTES: '200000', URL_TIMEOUT_MS: '3000' });
     guarded = await startEncoder({ ALLOW_PRIVATE_URLS: 'false' });
   });
   after(async () => {
