@@ -20,6 +20,7 @@ import { MatchingConfig } from '@doppel/schemas';
 import { loadConfig } from '@doppel/service-kit';
 import { listen } from '@doppel/service-kit/testing';
 import { postJson } from './post-json.http.js';
+import { figure } from '../figures.record.js';
 import {
   buildService, cv, decodeImage, extractAdaptive, extractCandidateFeatures, extractionOf, inliersFor, verifyPass, verifySift,
   type CandidateFeatures, type Features, type GreyImage,
@@ -70,6 +71,7 @@ for (const [qn] of chosen) {
   candMs.push(performance.now() - t);
 }
 const kp = [...target.values()].map((f) => f.count);
+figure('matcher.extract.p50_ms', 'SIFT extraction per index image (one thread): p50', q(extractMs, 0.5), 'ms');
 console.log(`\n1. SIFT extraction, index images (${index.length}), keypoints p50 ${q(kp, 0.5)}: ${fmt(extractMs)}`);
 console.log(`   candidate (one extraction + mirrored features derived from it): ${fmt(candMs)}`);
 
@@ -130,6 +132,13 @@ for (let round = 0; round < ROUNDS; round++) {
   roundP50.pyB.push(q(r.matching_batch.ms, 0.5)); roundP50.pyNB.push(q(r.nonmatching_batch.ms, 0.5));
 }
 await rm(dir, { recursive: true, force: true });
+figure('matcher.pair.matching.p50_ms', 'one cached pair, matching (one pass): p50', q(acc.m1, 0.5), 'ms');
+figure('matcher.pair.nonmatching.p50_ms', 'one cached pair, non-matching (one pass): p50', q(acc.n1, 0.5), 'ms');
+figure('matcher.check.matching.p50_ms', "the service's check (plain + mirrored when needed), matching: p50", q(acc.mf, 0.5), 'ms');
+figure('matcher.check.nonmatching.p50_ms', "the service's check, non-matching: p50", q(acc.nf, 0.5), 'ms');
+figure('matcher.python.extract.p50_ms', 'python3-opencv SIFT extraction: p50', q(acc.pyE, 0.5), 'ms');
+figure('matcher.python.matching.p50_ms', 'python3-opencv pair (knnMatch + RANSAC), matching: p50', q(acc.pyM, 0.5), 'ms');
+figure('matcher.python.nonmatching.p50_ms', 'python3-opencv pair, non-matching: p50', q(acc.pyN, 0.5), 'ms');
 console.log(`\n2. pair verification, cached features (Node, in-process, ${ROUNDS} rounds x ${REPS} reps)`);
 console.log(`   one pass,  matching:     ${fmt(acc.m1)}  inliers p50 ${q(acc.inl, 0.5)}`);
 console.log(`   one pass,  non-matching: ${fmt(acc.n1)}`);
@@ -178,5 +187,7 @@ await Promise.all(Array.from({ length: concurrency }, async (_, lane) => {
     done++;
   }
 }));
+figure('matcher.match.rps', `POST /match, 10 neighbours, warm cache, ${concurrency} clients`, done / RPS_SECONDS, 'req/s');
+figure('matcher.match.p50_ms', `POST /match, ${concurrency} clients: p50`, q(latencies, 0.5), 'ms');
 console.log(`\n4. POST /match, 10 neighbours, warm cache, NB_WORKERS=${config.NB_WORKERS}, ${concurrency} concurrent clients, ${RPS_SECONDS} s: ${(done / RPS_SECONDS).toFixed(1)} req/s; latency ${fmt(latencies)}`);
 await close();

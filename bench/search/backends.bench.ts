@@ -5,10 +5,14 @@
  * Each backend runs as the real service process; everything goes through HTTP, so the
  * figures are comparable: build (POST /vectors, 1000 per batch), recall@10 and QPS per ef
  * (one client), then 1 and 4 concurrent clients at the default ef. Prints figures, asserts nothing.
+ * Then, with BENCH_BULK_N > 0, pgvector's other way to build: rows loaded first (one
+ * INSERT ... unnest per BENCH_BATCH, no index), then the service started on that table,
+ * which creates the HNSW index over the full table (`CREATE INDEX`, as pgvector advises for
+ * a first load); build time, recall@10 vs brute force, p50/p95 and database bytes per vector.
  *   node --conditions=source --import tsx bench/search/backends.bench.ts
  * Env: BENCH_N (100000), BENCH_DIM (512), BENCH_QUERIES (200), BENCH_HTTP_SECONDS (8),
  *      BENCH_EF_QUERIES (400 timed queries per ef), BENCH_BATCH (1000 vectors per upsert), BENCH_BACKENDS (hnswlib,pglite),
- *      BENCH_DATABASE_URL (adds a "postgres" column against that server).
+ *      BENCH_DATABASE_URL (adds a "postgres" column against that server), BENCH_BULK_N (0), BENCH_BULK_MEM (maintenance_work_mem, 1GB).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -19,6 +23,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { benchSet, groundTruth, measureEf, row } from './clustered.data.js';
+import pg from 'pg';
+import { figure } from '../figures.record.js';
 import { searchLoad } from './http.load.js';
 
 const env = (k: string, d: number): number => (process.env[k] === undefined ? d : Number(process.env[k]));
@@ -28,6 +34,8 @@ const Q = env('BENCH_QUERIES', 200);
 const HTTP_SECONDS = env('BENCH_HTTP_SECONDS', 8);
 const EF_QUERIES = env('BENCH_EF_QUERIES', 400);
 const BATCH = env('BENCH_BATCH', 1000);
+const BULK_N = env('BENCH_BULK_N', 0);
+const BULK_MEM = process.env.BENCH_BULK_MEM ?? '1GB';
 const K = 10;
 const EFS = [16, 32, 64, 128, 256];
 const backends = (process.env.BENCH_BACKENDS ?? 'hnswlib,pglite').split(',').filter(Boolean);
@@ -61,9 +69,11 @@ async function stop(c: ChildProcess): Promise<void> {
   await exited;
 }
 
-const set = benchSet(N, DIM, Q, K);
+const set = benchSet(Math.max(N, BULK_N), DIM, Q, K);
 console.log(`# backends bench: N=${N} dim=${DIM} queries=${Q} k=${K}, Cosine, service defaults (M=16, efConstruction=100), node ${process.version}, load ${loadavg()}`);
 const gt = groundTruth(set, N);
+figure('backends.n', 'vectors per backend (through the service)', N);
+figure('backends.batch', 'vectors per upsert (BENCH_BATCH)', BATCH);
 const work = await mkdtemp(join(tmpdir(), 'doppel-backends-bench-'));
 const cols: Record<string, Record<string, string>> = {};
 
@@ -107,24 +117,113 @@ for (const backend of backends) {
   }
   const buildS = (performance.now() - t0) / 1000;
   col[`build (POST /vectors, ${BATCH} per batch)`] = `${fmt(buildS, 1)} s = ${fmt(N / buildS)} vectors/s`;
+  const fk = `backends.${backend}`;
+  const engine = backend === 'pglite' ? 'pgvector on PGlite' : backend === 'postgres' ? 'pgvector on PostgreSQL' : 'hnswlib';
+  figure(`${fk}.build.s`, `${engine}: build of ${N} through POST /vectors (${BATCH} per batch)`, buildS, 's');
+  figure(`${fk}.build.vectors_per_s`, `${engine}: build rate`, N / buildS, 'vectors/s');
   const rss1 = rssOf(svc.pid) + (db ? rssOf(db.pid) : 0);
   col['RSS growth per vector (service + database process)'] = `${fmt((rss1 - rss0) / N)} B`;
-  if (db) col['database files per vector (table + HNSW index + WAL)'] = `${fmt((await duBytes(dbDir)) / N)} B`;
+  figure(`${fk}.rss_b`, `${engine}: RSS growth per vector (service + database process)`, (rss1 - rss0) / N, 'B');
+  if (db) {
+    const per = (await duBytes(dbDir)) / N;
+    col['database files per vector (table + HNSW index + WAL)'] = `${fmt(per)} B`;
+    figure(`${fk}.db_files_b`, `${engine}: database files per vector (table + HNSW index + WAL)`, per, 'B');
+  }
 
   const lab = (p: string) => Number(p.slice(4, -4));
   const r = await measureEf(set, async (q, ef) => (await post('/search', { nb_neighbors: K, vec_features: q, ef })).neighbors!.map((n) => lab(n.relative_path)), gt, EFS, EF_QUERIES);
-  for (const x of r) col[`ef=${x.ef}: recall@${K} / QPS (HTTP, 1 client)`] = `${x.recall.toFixed(3)} / ${fmt(x.qps)}`;
+  for (const x of r) {
+    col[`ef=${x.ef}: recall@${K} / QPS (HTTP, 1 client)`] = `${x.recall.toFixed(3)} / ${fmt(x.qps)}`;
+    figure(`${fk}.ef${x.ef}.recall`, `${engine}: ef=${x.ef}, recall@${K} vs brute force`, x.recall);
+    figure(`${fk}.ef${x.ef}.qps`, `${engine}: ef=${x.ef}, QPS over HTTP (1 client)`, x.qps, 'QPS');
+  }
 
   const bodies = set.qrows.map((q) => JSON.stringify({ nb_neighbors: K, vec_features: q }));
   for (const conc of [1, 4]) {
     const l = await searchLoad(base, bodies, conc, HTTP_SECONDS / 2);
-    col[`default ef=64, ${conc} client(s): p50 / p99 / QPS`] = `${fmt(l.p50, 1)} / ${fmt(l.p99, 1)} ms / ${fmt(l.qps)}`;
+    col[`default ef=64, ${conc} client(s): p50 / p95 / p99 / QPS`] = `${fmt(l.p50, 1)} / ${fmt(l.p95, 1)} / ${fmt(l.p99, 1)} ms / ${fmt(l.qps)}`;
+    figure(`${fk}.c${conc}.p50_ms`, `${engine}: POST /search default ef, ${conc} client(s): p50`, l.p50, 'ms');
+    figure(`${fk}.c${conc}.p95_ms`, `${engine}: ${conc} client(s): p95`, l.p95, 'ms');
+    figure(`${fk}.c${conc}.qps`, `${engine}: ${conc} client(s): QPS`, l.qps, 'QPS');
   }
   col['503 answers retried (statement over the 30 s client timeout)'] = String(retries);
+  figure(`${fk}.retries`, `${engine}: 503 answers retried`, retries);
   col['load average after'] = loadavg();
   await stop(svc);
   if (db) await stop(db);
   console.log(`${backend}: done`);
+}
+
+if (BULK_N > 0) await bulkBuild(BULK_N);
+
+/**
+ * pgvector built the other way: rows first, index after. The table is the service's own
+ * (same columns, same index name and operator class), so the service then opens it as it
+ * would any table and every search goes through HTTP as above.
+ */
+async function bulkBuild(n: number): Promise<void> {
+  const dir = join(work, 'pglite-bulk');
+  const db = spawnTs('services/contextual-search/scripts/pglite-server.ts', ['--db', dir], {});
+  const url = (await firstLine(db, /"url":"([^"]+)"/))[1]!;
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const table = 'bench_bulk';
+  await client.query(`CREATE EXTENSION IF NOT EXISTS vector; CREATE TABLE ${table} (
+    relative_path text PRIMARY KEY, embedding vector(${DIM}) NOT NULL, metadata jsonb,
+    updated_at timestamptz NOT NULL DEFAULT now(), seq bigint GENERATED ALWAYS AS IDENTITY);
+    CREATE INDEX "${table}_seq" ON ${table} (seq);`);
+  const unit = (v: number[]) => { const s = Math.hypot(...v); return `[${v.map((x) => x / s).join(',')}]`; };
+  let t = performance.now();
+  for (let i = 0; i < n; i += BATCH) {
+    const paths: string[] = [];
+    const vecs: string[] = [];
+    for (let j = i; j < Math.min(n, i + BATCH); j++) { paths.push(`img/${j}.jpg`); vecs.push(unit(row(set.data, j, DIM))); }
+    await client.query(`INSERT INTO ${table} (relative_path, embedding) SELECT p, v::vector FROM unnest($1::text[], $2::text[]) AS x(p, v)`, [paths, vecs]);
+  }
+  const loadS = (performance.now() - t) / 1000;
+  console.log(`bulk: ${n} rows loaded in ${fmt(loadS, 1)} s, building the HNSW index (maintenance_work_mem ${BULK_MEM}, load ${loadavg()}) ...`);
+  t = performance.now();
+  await client.query(`SET maintenance_work_mem = '${BULK_MEM}'`);
+  await client.query(`CREATE INDEX "${table}_embedding_hnsw" ON ${table} USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 100)`);
+  const indexS = (performance.now() - t) / 1000;
+  await client.query('RESET maintenance_work_mem');
+  // The figures below are the index's only if the planner uses it (a seq scan would be exact).
+  const plan = (await client.query(`EXPLAIN SELECT relative_path FROM ${table} ORDER BY embedding <=> $1::vector LIMIT ${K}`, [unit(set.qrows[0]!)])).rows.map((x: Record<string, string>) => Object.values(x)[0]).join(' ');
+  const usesIndex = plan.includes(`Index Scan using ${table}_embedding_hnsw`);
+  await client.end();
+  const bytes = await duBytes(dir);
+  const svc = spawnTs('services/contextual-search/src/main.ts', [], {
+    SERVER_PORT: '0', SERVER_HOST: '127.0.0.1', LOG_LEVEL: 'info', DIMENSION: String(DIM), LOCATION: join(work, 'bulk-svc'),
+    SEARCH_BACKEND: 'pgvector', DATABASE_URL: url, DATABASE_TABLE: table,
+  });
+  const base = `http://127.0.0.1:${(await firstLine(svc, /"port":(\d+).*"msg":"listening"/))[1]}`;
+  while ((await fetch(`${base}/readyz`).catch(() => undefined))?.status !== 200) await new Promise((r) => setTimeout(r, 100));
+  const gtBulk = groundTruth(set, n);
+  const search = async (q: number[], ef: number) => {
+    const r = await fetch(`${base}/search`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ nb_neighbors: K, vec_features: q, ef }) });
+    if (r.status !== 200) throw new Error(`bulk search: ${r.status}`);
+    return ((await r.json()) as { response: { neighbors: Array<{ relative_path: string }> } }).response.neighbors.map((x) => Number(x.relative_path.slice(4, -4)));
+  };
+  const efs = await measureEf(set, search, gtBulk, [16, 32, 64, 128], EF_QUERIES);
+  const bodies = set.qrows.map((q) => JSON.stringify({ nb_neighbors: K, vec_features: q }));
+  const l = await searchLoad(base, bodies, 1, HTTP_SECONDS / 2);
+  await stop(svc);
+  await stop(db);
+  const e = 'pgvector on PGlite, index built after the load';
+  figure('backends.bulk.n', `${e}: vectors`, n);
+  figure('backends.bulk.load_s', `${e}: rows loaded (INSERT ... unnest, ${BATCH} per statement, no index)`, loadS, 's');
+  figure('backends.bulk.index_s', `${e}: CREATE INDEX hnsw (m 16, ef_construction 100, maintenance_work_mem ${BULK_MEM})`, indexS, 's');
+  figure('backends.bulk.build.vectors_per_s', `${e}: load + index rate`, n / (loadS + indexS), 'vectors/s');
+  figure('backends.bulk.plan', `${e}: query plan of a k-NN query (EXPLAIN)`, usesIndex ? 'HNSW index scan' : `not the index: ${plan.slice(0, 80)}`);
+  figure('backends.bulk.db_files_b', `${e}: database files per vector`, bytes / n, 'B');
+  for (const x of efs) {
+    figure(`backends.bulk.ef${x.ef}.recall`, `${e}: ef=${x.ef}, recall@${K} vs brute force`, x.recall);
+    figure(`backends.bulk.ef${x.ef}.qps`, `${e}: ef=${x.ef}, QPS over HTTP (1 client)`, x.qps, 'QPS');
+  }
+  figure('backends.bulk.c1.p50_ms', `${e}: POST /search default ef, 1 client: p50`, l.p50, 'ms');
+  figure('backends.bulk.c1.p95_ms', `${e}: 1 client: p95`, l.p95, 'ms');
+  figure('backends.bulk.c1.qps', `${e}: 1 client: QPS`, l.qps, 'QPS');
+  console.log(`\nbulk pgvector (PGlite), ${n} vectors: load ${fmt(loadS, 1)} s, CREATE INDEX ${fmt(indexS, 1)} s, ${fmt(bytes / n)} B/vector on disk; ${efs.map((x) => `ef ${x.ef} recall ${x.recall.toFixed(3)} / ${fmt(x.qps)} QPS`).join(', ')}; 1 client p50 ${fmt(l.p50, 1)} / p95 ${fmt(l.p95, 1)} ms; load ${loadavg()}`);
 }
 
 const rows = Object.keys(Object.values(cols)[0] ?? {});

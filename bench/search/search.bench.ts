@@ -18,6 +18,7 @@ import { SearchConfig } from '@doppel/schemas';
 import { buildService, ExactIndex, HnswIndex, HnswlibBackend } from '@doppel/contextual-search';
 import { searchLoad } from './http.load.js';
 import { NC, benchSet, gauss, groundTruth, makeData, measureEf, row } from './clustered.data.js';
+import { figure } from '../figures.record.js';
 
 const env = (k: string, d: number): number => (process.env[k] === undefined ? d : Number(process.env[k]));
 const N = env('BENCH_N', 100_000);
@@ -92,6 +93,8 @@ const cfgEnv = (location: string, extra: Record<string, string> = {}) => ({
   const buildS = (performance.now() - t0) / 1000;
   globalThis.gc?.();
   const rss1 = process.memoryUsage().rss;
+  figure('search.n', 'vectors (512-d unless BENCH_DIM, clustered, Cosine)', N);
+  figure('search.build.vectors_per_s', 'build through the Collection (WAL + fdatasync per 1000-vector batch)', N / buildS, 'vectors/s');
   out('build time', `${fmt(buildS, 1)} s (${fmt(N / buildS)} vectors/s added)`);
   // A histogram's values carry the series name (_sum, _count); prom-client's type omits it.
   const fsync = (await registry.getSingleMetric('search_wal_fsync_seconds')!.get()).values as Array<{ metricName?: string; value: number }>;
@@ -102,6 +105,22 @@ const cfgEnv = (location: string, extra: Record<string, string> = {}) => ({
   const gtFull = groundTruthOf(N);
   const lab = (p: string) => Number(p.slice(4, -4));
   const r = await measureEf(set, async (q, ef) => (await collection.search(q, K, 0, ef)).map((n) => lab(n.relative_path)), gtFull, [16, 20, 24, 32, 48, 64, 96, 128, 256]);
+  for (const x of r) {
+    figure(`search.ef${x.ef}.recall`, `ef=${x.ef}: recall@${K} vs brute force`, x.recall);
+    figure(`search.ef${x.ef}.qps`, `ef=${x.ef}: in-process QPS, one thread`, x.qps, 'QPS');
+  }
+  // Brute force over the same vectors, the baseline of every ef above (recall 1 by definition).
+  {
+    const ex = new ExactIndex('Cosine', DIM, N);
+    for (let i = 0; i < N; i++) ex.set(i, data.subarray(i * DIM, (i + 1) * DIM));
+    const nq = Math.min(qrows.length, 50);
+    for (let i = 0; i < 5; i++) ex.search(qrows[i]!, K);
+    const t = performance.now();
+    for (let i = 0; i < nq; i++) ex.search(qrows[i]!, K);
+    const qps = nq / ((performance.now() - t) / 1000);
+    figure('search.exact.qps', `brute force (exact, JS) over all ${N}: in-process QPS, one thread`, qps, 'QPS');
+    out('brute force (exact)', `QPS ${fmt(qps)} (${fmt(1000 / qps, 2)} ms/query)`);
+  }
   for (const x of r) out(`ef=${x.ef}`, `recall@${K} ${x.recall.toFixed(3)}  QPS ${fmt(x.qps)}  (${fmt(1000 / x.qps, 3)} ms/query)`);
   // A concurrent search stream shows whether searches stall while the snapshot is written.
   let worst = 0;
@@ -124,6 +143,8 @@ const cfgEnv = (location: string, extra: Record<string, string> = {}) => ({
   const files = await readdir(join(snapDir, '.index'));
   const hnswFile = files.find((f) => f.endsWith('.hnsw'))!;
   const bytes = (await stat(join(snapDir, '.index', hnswFile))).size;
+  figure('search.memory.index_file_b', 'memory per vector: index file (the float32 vector is 4 B x dim)', bytes / N, 'B');
+  figure('search.memory.rss_b', 'memory per vector: RSS growth of the process, maps included', (rss1 - rss0) / N, 'B');
   out('memory per vector', `${fmt(bytes / N)} B in the index file (${fmt((DIM * 4) / 1)} B of it the float32 vector); RSS growth ${fmt((rss1 - rss0) / N)} B/vector`);
 }
 
@@ -158,6 +179,7 @@ async function stop(p: Proc): Promise<void> {
 console.log('\n## HTTP (service process, client in this process on the same 2 cores)');
 {
   const p = await launch(snapDir);
+  figure('search.cold_start_s', `cold start from the snapshot of ${N} (spawn to /readyz 200, incl. tsx start-up)`, p.readyMs / 1000, 's');
   out(`cold start from snapshot (${N} vectors)`, `${fmt(p.readyMs / 1000, 2)} s (spawn to /readyz 200, includes ~1 s of tsx start-up)`);
   const bodies = qrows.map((q) => JSON.stringify({ nb_neighbors: K, vec_features: q }));
   const one = async (i: number) => {
@@ -168,6 +190,9 @@ console.log('\n## HTTP (service process, client in this process on the same 2 co
   for (let i = 0; i < 100; i++) await one(i); // warm-up
   for (const conc of [1, 4]) {
     const l = await searchLoad(p.base, bodies, conc, HTTP_SECONDS / 2);
+    figure(`search.http.c${conc}.p50_ms`, `HTTP POST /search k=10, default ef, ${conc} client(s): p50`, l.p50, 'ms');
+    figure(`search.http.c${conc}.p99_ms`, `HTTP POST /search, ${conc} client(s): p99`, l.p99, 'ms');
+    figure(`search.http.c${conc}.qps`, `HTTP POST /search, ${conc} client(s): QPS`, l.qps, 'QPS');
     out(`POST /search k=${K} ef=${defaults.HNSW_EF_SEARCH}, ${conc} client(s)`, `p50 ${fmt(l.p50, 2)} ms  p99 ${fmt(l.p99, 2)} ms  QPS ${fmt(l.qps)}`);
   }
   // Server-side view, to tell service time from client and scheduling time on the shared cores.

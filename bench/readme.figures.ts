@@ -1,0 +1,126 @@
+/**
+ * The READMEs' figures tables, rendered from bench/results/latest.json (what `pnpm bench`
+ * wrote) between `<!-- bench:NAME:start -->` and `<!-- bench:NAME:end -->` markers, each with
+ * the command, load and date of the run that produced it. tests/bench-figures.test.ts
+ * checks that the READMEs hold exactly what this renders, so a figure cannot stay in a
+ * generated table without the run behind it.
+ *   pnpm bench:readme            rewrite the blocks
+ *   pnpm bench:readme --check    exit 1 if a README differs
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { commandLine, partOf, ratioRows, renderBlock, renderGrid, valueOf, type BenchResults } from './results.summary.js';
+
+const repo = fileURLToPath(new URL('..', import.meta.url));
+export const RESULTS = join(repo, 'bench', 'results', 'latest.json');
+
+const HALVES = [['both', 'both halves'], ['calibration', 'calibration half'], ['held-back', 'held-back half']] as const;
+const GROUPS = [['all', 'all 26'], ['v2', 'v2 (12)'], ['v3', 'v3 (14)']] as const;
+
+function quality(r: BenchResults): string {
+  const p = partOf(r, 'eval');
+  if (!p) return '(no eval part in bench/results/latest.json: run `pnpm bench --only eval`)';
+  const grid = renderGrid(
+    r,
+    ['half', 'transforms', 'queries (null)', 'precision', 'recall', 'null FP rate', 'candidate recall@1', 'candidate recall@10', 'F1'],
+    HALVES.flatMap(([h, hl]) => GROUPS.map(([g, gl]) => ({ cells: [hl, gl], prefix: `eval.${h}.${g}.` }))),
+    ['queries', 'precision', 'recall', 'null_fp', 'recall_at_1', 'recall_at_10', 'f1'],
+  );
+  const transforms = [...new Set(p.figures.map((f) => /^eval\.transform\.(.+)\.recall$/.exec(f.key)?.[1]).filter((t): t is string => Boolean(t)))];
+  const perT = renderGrid(r, ['transform', 'recall: both / calibration / held-back', 'candidate recall@10', 'null FP rate'],
+    transforms.map((t) => ({ cells: [t], prefix: `eval.transform.${t}.` })), ['recall', 'recall_at_10', 'null_fp']);
+  const curve = renderGrid(r, ['match threshold', 'precision / recall / null FP (all queries, same run)'],
+    [0.4, 0.45, 0.5, 0.6].map((t) => ({ cells: [String(t)], prefix: `eval.curve.${t}` })), ['']);
+  return [...grid, '', 'Per transform (v2 first, then v3):', '', ...perT, '', ...curve, '', `Command: ${commandLine(p)}.`].join('\n');
+}
+
+function speed(r: BenchResults): string {
+  return renderBlock(r, {
+    rows: [
+      { label: 'encoder: sharp decode+resize / raw onnxruntime batch 16 / batch 1', keys: ['encoder.decode.img_per_s', 'encoder.raw.batch16.img_per_s', 'encoder.raw.batch1.img_per_s'] },
+      { label: 'encoder HTTP `/encode/batch` (32 items, 2 in flight) / series bound / OpenCV dnn', keys: ['encoder.http.batch32.img_per_s', 'encoder.series.img_per_s', 'encoder.opencv_dnn.img_per_s'] },
+      { label: 'encoder single `/encode`: p50 / p99 (all 8 orientations: p50 / p99)', keys: ['encoder.single.p50_ms', 'encoder.single.p99_ms', 'encoder.single_all.p50_ms', 'encoder.single_all.p99_ms'] },
+      { label: 'search: vectors; build rate through the Collection', keys: ['search.n', 'search.build.vectors_per_s'] },
+      { label: 'search in-process, one thread: recall@10 / QPS at ef 20, 32, 64', keys: ['search.ef20.recall', 'search.ef20.qps', 'search.ef32.recall', 'search.ef32.qps', 'search.ef64.recall', 'search.ef64.qps'] },
+      { label: 'search brute force (exact) QPS, same vectors', keys: ['search.exact.qps'] },
+      { label: 'search HTTP `POST /search` 1 client: p50 / p99 / QPS', keys: ['search.http.c1.p50_ms', 'search.http.c1.p99_ms', 'search.http.c1.qps'] },
+      { label: 'search HTTP, 4 clients: p50 / p99 / QPS', keys: ['search.http.c4.p50_ms', 'search.http.c4.p99_ms', 'search.http.c4.qps'] },
+      { label: 'search memory per vector: index file / RSS growth', keys: ['search.memory.index_file_b', 'search.memory.rss_b'] },
+      { label: 'matcher: SIFT extraction p50, Node / python3-opencv', keys: ['matcher.extract.p50_ms', 'matcher.python.extract.p50_ms'] },
+      { label: 'matcher: one cached pair p50, matching: Node / python3-opencv', keys: ['matcher.pair.matching.p50_ms', 'matcher.python.matching.p50_ms'] },
+      { label: 'matcher: one cached pair p50, non-matching: Node / python3-opencv', keys: ['matcher.pair.nonmatching.p50_ms', 'matcher.python.nonmatching.p50_ms'] },
+      { label: 'matcher `POST /match` (10 neighbours, warm, 4 clients): req/s, p50', keys: ['matcher.match.rps', 'matcher.match.p50_ms'] },
+      { label: 'pipeline query (`doppel eval`): p50 encode / search / match / whole', keys: ['eval.latency.encode.p50_ms', 'eval.latency.search.p50_ms', 'eval.latency.match.p50_ms', 'eval.latency.total.p50_ms'] },
+      { label: 'pipeline query: p99 encode / search / match / whole', keys: ['eval.latency.encode.p99_ms', 'eval.latency.search.p99_ms', 'eval.latency.match.p99_ms', 'eval.latency.total.p99_ms'] },
+      { label: 'indexing the dev originals (`doppel eval`)', keys: ['eval.index_images_per_s'] },
+    ],
+    ratios: true,
+  });
+}
+
+function backends(r: BenchResults): string {
+  const p = partOf(r, 'backends');
+  if (!p) return '(no backends part in bench/results/latest.json: run `pnpm bench --only backends`)';
+  const engines = ['hnswlib', 'pglite', 'postgres'].filter((b) => p.figures.some((f) => f.key.startsWith(`backends.${b}.`)));
+  const name = { hnswlib: 'hnswlib', pglite: 'pgvector on PGlite (WASM)', postgres: 'pgvector on PostgreSQL' } as Record<string, string>;
+  const rows = [
+    ['build through POST /vectors: time', 'build.s'], ['build rate', 'build.vectors_per_s'],
+    ['recall@10 / QPS, ef=16', 'ef16.recall', 'ef16.qps'], ['ef=32', 'ef32.recall', 'ef32.qps'], ['ef=64 (default)', 'ef64.recall', 'ef64.qps'],
+    ['ef=128', 'ef128.recall', 'ef128.qps'], ['ef=256', 'ef256.recall', 'ef256.qps'],
+    ['default ef, 1 client: p50 / p95 / QPS', 'c1.p50_ms', 'c1.p95_ms', 'c1.qps'], ['default ef, 4 clients: p50 / p95 / QPS', 'c4.p50_ms', 'c4.p95_ms', 'c4.qps'],
+    ['RSS growth per vector (service + database process)', 'rss_b'], ['database files per vector', 'db_files_b'], ['503 answers retried', 'retries'],
+  ];
+  const n = p.figures.find((f) => f.key === 'backends.n')?.value;
+  const batch = p.figures.find((f) => f.key === 'backends.batch')?.value;
+  const grid = [`| figure (N=${n}, 512-d, Cosine, M=16, efC=100, ${batch} per upsert) | ${engines.map((e) => name[e]).join(' | ')} |`, `| --- |${engines.map(() => ' --- |').join('')}`];
+  for (const [label, ...suffixes] of rows) {
+    const cells = engines.map((e) => suffixes.map((s) => valueOf(r, `backends.${e}.${s}`) ?? '-').join(' / '));
+    if (cells.every((c) => /^[-/ ]+$/.test(c))) continue;
+    grid.push(`| ${label} | ${cells.join(' | ')} |`);
+  }
+  const bulk = renderGrid(r, ['pgvector on PGlite, rows loaded first, index built after', 'figure'],
+    [['vectors', 'n'], ['query plan (EXPLAIN)', 'plan'], ['rows loaded (no index)', 'load_s'], ['CREATE INDEX (HNSW)', 'index_s'], ['load + index rate', 'build.vectors_per_s'],
+      ['recall@10, ef=16', 'ef16.recall'], ['recall@10, ef=32', 'ef32.recall'], ['recall@10, ef=64 (default)', 'ef64.recall'], ['recall@10, ef=128', 'ef128.recall'], ['QPS at ef=64 (HTTP, 1 client)', 'ef64.qps'],
+      ['default ef, 1 client: p50', 'c1.p50_ms'], ['p95', 'c1.p95_ms'], ['QPS', 'c1.qps'], ['database files per vector', 'db_files_b']]
+      .map(([label, k]) => ({ cells: [label!], prefix: `backends.bulk.${k}` })), ['']);
+  const ratio = ratioRows(r).filter((x) => x.includes('backends:'));
+  return [...grid, ...(ratio.length ? ['', '| ratio | value | of |', '| --- | ---: | --- |', ...ratio] : []), ...(bulk.length > 2 ? ['', ...bulk] : []), '', `Command: ${commandLine(p)}.`].join('\n');
+}
+
+/** Block name -> README file and renderer. */
+export const BLOCKS: Array<{ file: string; name: string; render: (r: BenchResults) => string }> = [
+  { file: 'README.md', name: 'quality', render: quality },
+  { file: 'README.md', name: 'speed', render: speed },
+  { file: 'services/contextual-search/README.md', name: 'backends', render: backends },
+];
+
+/** The README text with every block of that file re-rendered. */
+export function renderFile(text: string, file: string, r: BenchResults): string {
+  let out = text;
+  for (const b of BLOCKS.filter((x) => x.file === file)) {
+    const start = `<!-- bench:${b.name}:start -->`;
+    const end = `<!-- bench:${b.name}:end -->`;
+    const i = out.indexOf(start);
+    const j = out.indexOf(end);
+    if (i < 0 || j < i) throw new Error(`${file}: markers ${start} ... ${end} not found`);
+    out = `${out.slice(0, i + start.length)}\n${b.render(r)}\n${out.slice(j)}`;
+  }
+  return out;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const r = JSON.parse(readFileSync(RESULTS, 'utf8')) as BenchResults;
+  const check = process.argv.includes('--check');
+  let differs = false;
+  for (const file of [...new Set(BLOCKS.map((b) => b.file))]) {
+    const path = join(repo, file);
+    const text = readFileSync(path, 'utf8');
+    const next = renderFile(text, file, r);
+    if (next === text) continue;
+    differs = true;
+    if (check) process.stderr.write(`${file}: figures blocks differ from bench/results/latest.json (run pnpm bench:readme)\n`);
+    else { writeFileSync(path, next); process.stderr.write(`${file}: figures blocks rewritten\n`); }
+  }
+  if (check && differs) process.exitCode = 1;
+}
