@@ -57,7 +57,8 @@ const rows = lines.filter((l): l is Row => !('kind' in l));
 const timings = lines.filter((l): l is TimingRow => 'kind' in l && l.kind === 'timing');
 const figures = lines.filter((l): l is FigureRow => 'kind' in l && l.kind === 'figure');
 const ms = (x: number) => `${n(Math.round(x))} ms`;
-console.log(`\nreliability suite (${args.long ? 'long' : 'default'} variant, ${n(fuzzRuns)} fuzz runs per endpoint): ${((Date.now() - t0) / 1000).toFixed(0)} s, `
+const fuzzed = files.some((f) => f.endsWith('hostile-input.test.ts'));
+console.log(`\nreliability suite (${args.long ? 'long' : 'default'} variant${fuzzed ? `, ${n(fuzzRuns)} fuzz runs per endpoint` : ''}; ${files.map((f) => f.replace(`${suite}/`, '')).join(', ')}): ${((Date.now() - t0) / 1000).toFixed(0)} s, `
   + `load average ${load0.toFixed(1)} -> ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores, exit ${run.status}\n`);
 if (rows.length) {
   console.log('| check | requests tried | rejected (4xx/429/503) | 5xx | crashes | lost writes | RSS before -> after (MB) | notes |');

@@ -66,8 +66,9 @@ export function templates(dimension: number): Record<ServiceName, Record<string,
   };
 }
 
-/** The kit's routes on every service (no input to validate: random queries only). */
+/** The kit's routes on every service, and undocumented probes of one (no input to validate: random queries only). */
 const KIT_ROUTES = ['/healthz', '/readyz', '/metrics', '/openapi.json'];
+const PROBES: Partial<Record<ServiceName, string[]>> = { pipeline: ['/health/downstream'] };
 
 interface OpenApiOp {
   requestBody?: { content: Record<string, { schema?: { properties?: Record<string, { format?: string }> } }> };
@@ -117,6 +118,6 @@ export async function fuzzTargets(svc: Service, dimension: number): Promise<Fuzz
   if (missing.length || unused.length) {
     throw new Error(`${svc.name}: fuzz templates out of date with /openapi.json: no template for ${missing.join(', ') || '-'}; templates of no operation: ${unused.join(', ') || '-'}`);
   }
-  for (const path of KIT_ROUTES) out.push({ service: svc.name, method: 'GET', path, error: schemas.ErrorEnvelope });
+  for (const path of [...KIT_ROUTES, ...(PROBES[svc.name] ?? [])]) out.push({ service: svc.name, method: 'GET', path, error: schemas.ErrorEnvelope });
   return out;
 }

@@ -34,7 +34,7 @@ function replyProblem(ep: FuzzTarget, r: Reply): string | undefined {
     return v.ok ? undefined : `${r.status} body outside ${String((ep.ok as { $id?: string }).$id)} (${v.error.message}): ${JSON.stringify(r.body).slice(0, 200)}`;
   }
   // The kit's routes: health and readiness answer the envelope, metrics and OpenAPI their own formats.
-  return ep.path === '/healthz' || ep.path === '/readyz' ? envelopeProblem(r) : undefined;
+  return ['/healthz', '/readyz', '/health/downstream'].includes(ep.path) ? envelopeProblem(r) : undefined;
 }
 
 const json = (body: unknown) => ({ headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
