@@ -184,6 +184,23 @@ describe('the public API and the drop-in routes, on the four real services', { t
       assert.equal(other.body.response.duplicated, false);
     });
 
+    it('when a multipart compare gives image1 both as a JSON value field and as a file, then 400, not 500', async () => {
+      const f = form({ image2: img.cat });
+      f.append('image1', '5');
+      f.append('image1', new Blob([new Uint8Array(img.unrelated)], { type: 'image/jpeg' }), 'image1.jpg');
+      const r = await call(base, 'POST', '/compare', undefined, { raw: f });
+      assert.equal(r.status, 400, JSON.stringify(r.body));
+      assert.equal(r.body.error_code, 'INVALID_REQUEST');
+    });
+
+    it('when an image id in the path is a broken percent-escape, then 400 in the envelope', async () => {
+      for (const method of ['GET', 'DELETE']) {
+        const r = await raw(base, method, '/images/%zz');
+        assert.equal(r.status, 400, r.text);
+        assert.equal(r.json.error_code, 'INVALID_REQUEST');
+      }
+    });
+
     it('when a fingerprint is asked, then /search/vector finds that image first and /stats agrees on the dimension', async () => {
       const fp = await call(base, 'POST', '/fingerprint', { relative_path: 'photos/dog.jpg' });
       assert.equal(fp.status, 200, JSON.stringify(fp.body));

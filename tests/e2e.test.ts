@@ -91,14 +91,11 @@ describe('e2e: four real services', { timeout: 240_000 }, () => {
     const exited = new Promise((resolve) => matcher.once('exit', resolve));
     matcher.kill('SIGKILL');
     await exited;
-    const t = Date.now();
     const r = await call(base, 'POST', '/duplicates', { relative_path: 'queries/orig-1__mirror.jpg' });
-    const elapsed = Date.now() - t;
     assert.ok([502, 503].includes(r.status), `status ${r.status}`);
     assert.equal(r.body.global_status, 0);
     assert.equal(r.body.error_code, 'UNAVAILABLE');
     assert.match(r.body.error_message, /instance-matching/);
-    assert.ok(elapsed < 5000, `answered in ${elapsed} ms`);
     // The pipeline's readiness is its own: one downstream restarting does not take it out
     // of its load balancer; downstream health is reported apart.
     const ready = await call(base, 'GET', '/readyz');

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -196,4 +197,51 @@ export interface ReportRow {
 export function report(row: ReportRow): string {
   if (process.env.RELIABILITY_REPORT) appendFileSync(process.env.RELIABILITY_REPORT, `${JSON.stringify(row)}\n`);
   return `${row.check}: tried ${row.tried}, rejected ${row.rejected}, 5xx ${row.errors5xx}, crashes ${row.crashes}, lost writes ${row.lostWrites}, RSS ${row.rssBeforeMb} -> ${row.rssAfterMb} MB${row.note ? ` (${row.note})` : ''}`;
+}
+
+/** One endpoint's fuzz counts: printed by bench/reliability as the per-endpoint table. */
+export interface FuzzRow {
+  endpoint: string;
+  runs: number;
+  ok2xx: number;
+  rejected4xx: number;
+  errors5xx: number;
+  noAnswer: number;
+  crashes: number;
+}
+
+export function reportFuzz(row: FuzzRow): void {
+  if (process.env.RELIABILITY_REPORT) appendFileSync(process.env.RELIABILITY_REPORT, `${JSON.stringify({ kind: 'fuzz', ...row })}\n`);
+}
+
+/** Timings of one overload run: measured by the suite, printed by bench/reliability, never asserted. */
+export interface TimingRow {
+  target: string;
+  load1: number;
+  cores: number;
+  connections: number;
+  seconds: number;
+  ok: number;
+  refused: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  latencyMaxMs: number;
+  healthzP50Ms: number;
+  healthzP99Ms: number;
+  healthzMaxMs: number;
+  readyzP50Ms: number;
+  readyzP99Ms: number;
+  readyzMaxMs: number;
+  baselineMs: number;
+  /** From the end of the storm until a lone request is about as fast as before; null: not within 10 s. */
+  recoveredMs: number | null;
+}
+
+export function reportTiming(row: TimingRow): void {
+  if (process.env.RELIABILITY_REPORT) appendFileSync(process.env.RELIABILITY_REPORT, `${JSON.stringify({ kind: 'timing', ...row })}\n`);
+}
+
+/** One more measured time (a slow body dropped, a frozen downstream's 504, the slowest bomb answer), printed by bench/reliability. */
+export function reportFigure(what: string, ms: number, against: string): void {
+  if (process.env.RELIABILITY_REPORT) appendFileSync(process.env.RELIABILITY_REPORT, `${JSON.stringify({ kind: 'figure', what, ms: Math.round(ms), against, load1: loadavg()[0] })}\n`);
 }

@@ -54,6 +54,8 @@ function fromFrameworkError(err: unknown): AppError | undefined {
   if (e?.type === 'entity.parse.failed') return new AppError('INVALID_JSON', 'request body is not valid JSON');
   if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') return new AppError('UNSUPPORTED_MEDIA_TYPE', e.message ?? 'unsupported encoding');
   if (e?.type === 'request.aborted') return new AppError('INVALID_REQUEST', 'request aborted');
+  // The router decoding a path parameter such as /images/%zz.
+  if (err instanceof URIError && e.status === 400) return new AppError('INVALID_REQUEST', 'the URL path holds an invalid percent-escape');
   if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500 && typeof e.type === 'string') {
     return new AppError('INVALID_REQUEST', e.message ?? 'invalid request', { status: e.status });
   }

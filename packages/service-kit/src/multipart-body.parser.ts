@@ -50,6 +50,8 @@ function parseMultipart(body: Buffer, headers: Request['headers'], opts: Multipa
       else fields[name] = value;
     });
     bb.on('file', (name, stream, info) => {
+      // A body cut inside a file part errors the file's stream too: unhandled, it would end the process.
+      stream.on('error', (e: Error) => fail(new AppError('INVALID_REQUEST', `malformed multipart body: ${e.message}`)));
       if (!accepted.includes(name) || got.has(name)) {
         fail(new AppError('INVALID_REQUEST', `unexpected file field ${name}: send one file named ${accepted.join(' or ')}`));
         stream.resume();

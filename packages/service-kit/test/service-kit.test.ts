@@ -118,6 +118,14 @@ describe('service kit: a tiny app', () => {
     assert.equal(busy.headers.get('retry-after'), '2');
   });
 
+  it('when a path parameter is a broken percent-escape, then 400 in the envelope, not 500', async () => {
+    for (const bad of ['%zz', '%ff', '%']) {
+      const r = await call(base, 'GET', `/items/${bad}`);
+      assert.equal(r.status, 400, bad);
+      assert.equal(r.body.error_code, 'INVALID_REQUEST');
+    }
+  });
+
   it('when a handler throws an unknown error, then 500 hides its message', async () => {
     const r = await call(base, 'GET', '/boom');
     assert.equal(r.status, 500);

@@ -1,5 +1,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -269,33 +270,62 @@ describe('instance-matching over HTTP', () => {
   });
 });
 
+/** Pids of this process's verification workers (forked children running verify.worker). */
+function workerPids(): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === process.pid && readFileSync(`/proc/${name}/cmdline`, 'utf8').includes('verify.worker')) out.push(Number(name));
+    } catch { /* gone meanwhile */ }
+  }
+  return out;
+}
+
 describe('instance-matching under load', () => {
   let s: Started;
   let root: string;
+  let mine: number[];
   before(async () => {
     root = await mkdtemp(path.join(tmpdir(), 'doppel-matching-load-'));
-    await writeFile(path.join(root, 'a.png'), await texturedScene(5, 1024, 768));
-    // The admission limiter lets all eight through (its default of 2 x NB_WORKERS would
-    // serialise them on a fast machine), so the worker queue itself must refuse: one job
-    // runs, one waits, the rest arrive while the first 1024x768 extraction is under way.
+    await writeFile(path.join(root, 'a.png'), await texturedScene(5, 320, 240));
+    const earlier = new Set(workerPids());
+    // The admission limiter lets all eight through, so the worker queue itself decides.
     s = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1', QUEUE_LIMIT: '1', CACHE_MAX_MB: '0', ADMIT_CONCURRENCY: '8', ADMIT_QUEUE: '8' });
+    mine = workerPids().filter((p) => !earlier.has(p));
+    assert.equal(mine.length, 1, 'one verification worker');
   });
   after(async () => {
+    for (const pid of mine ?? []) {
+      try { process.kill(pid, 'SIGCONT'); } catch { /* already gone */ }
+    }
     await s.close();
     await rm(root, { recursive: true, force: true });
   });
 
-  it('when more work arrives than the queue holds, then 429/503 with Retry-After and the rest succeed', async () => {
-    const replies = await Promise.all(
-      Array.from({ length: 8 }, () => call(s.base, 'POST', '/match', { candidate: 'a.png', neighbors: ['a.png'] })),
-    );
-    const statuses = replies.map((r) => r.status);
-    // Refused by the worker queue (429) or by the admission limiter's wait bound (429/503).
-    assert.ok(statuses.some((c) => c === 429 || c === 503), statuses.join(','));
-    assert.ok(statuses.includes(200), statuses.join(','));
-    for (const r of replies) {
-      if (r.status === 429 || r.status === 503) assert.match(r.headers.get('retry-after') ?? '', /^[1-9]\d*$/);
-      else assert.equal(r.status, 200);
+  it('when more work arrives than the queue holds, then exactly the excess gets 429 with Retry-After and the rest succeed', async () => {
+    // The worker is stopped, so what it holds and what waits do not depend on how fast this
+    // machine extracts: one job runs, one waits (QUEUE_LIMIT 1), the six others are refused.
+    process.kill(mine[0]!, 'SIGSTOP');
+    let settled = 0;
+    let replies: Array<Awaited<ReturnType<typeof call>>>;
+    try {
+      const pending = Array.from({ length: 8 }, () => call(s.base, 'POST', '/match', { candidate: 'a.png', neighbors: ['a.png'] }).finally(() => { settled++; }));
+      // Wait (bounded) for the six refusals, which need no worker.
+      for (let i = 0; i < 600 && settled < 6; i++) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(settled, 6, 'six requests answered while the worker was stopped');
+      process.kill(mine[0]!, 'SIGCONT');
+      replies = await Promise.all(pending);
+    } finally {
+      process.kill(mine[0]!, 'SIGCONT');
+    }
+    const statuses = replies.map((r) => r.status).sort();
+    assert.deepEqual(statuses, [200, 200, 429, 429, 429, 429, 429, 429]);
+    for (const r of replies.filter((x) => x.status === 429)) {
+      assert.equal(r.body.error_code, 'OVERLOADED');
+      assert.match(r.headers.get('retry-after') ?? '', /^[1-9]\d*$/);
     }
     // The pool recovers: a lone request afterwards succeeds.
     const again = await call(s.base, 'POST', '/match', { candidate: 'a.png', neighbors: ['a.png'] });

@@ -49,8 +49,14 @@ function nestCompareFields(body: Record<string, unknown>): Record<string, unknow
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(body)) {
     const m = /^(image[12])_(relative_path|image_base64|url)$/.exec(k);
-    if (m) ((out[m[1]!] ??= {}) as Record<string, unknown>)[m[2]!] = v;
-    else out[k] = v;
+    if (!m) {
+      out[k] = v;
+      continue;
+    }
+    const image = (out[m[1]!] ??= {});
+    // A field `image1` (a JSON value) beside `image1_url` or the file image1: not one image any more.
+    if (typeof image !== 'object' || Array.isArray(image)) throw new AppError('INVALID_REQUEST', `${m[1]}: give it as fields or files, or as one JSON object, not both`);
+    (image as Record<string, unknown>)[m[2]!] = v;
   }
   return out;
 }

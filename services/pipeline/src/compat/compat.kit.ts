@@ -1,6 +1,6 @@
-import express, { Router, type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
+import { Router, type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
 import { validate, type Static, type TSchema } from '@doppel/schemas';
-import { AppError, isAppError, multipartBody, parseQuery, uploadedFile, type Logger } from '@doppel/service-kit';
+import { AppError, isAppError, multipartBody, parseQuery, uploadedFile, urlencodedBody, type Logger } from '@doppel/service-kit';
 
 /**
  * The shared skeleton of a drop-in prefix: its own router, whose unknown routes and
@@ -56,7 +56,7 @@ export function answer(fn: (req: Request, res: Response) => Promise<unknown>): R
 
 /** Form bodies (urlencoded or multipart with the given file fields), as the Flask originals read request.form. */
 export function formBody(files: string[], maxImageBytes: number): RequestHandler {
-  const urlencoded = express.urlencoded({ extended: false, limit: '1mb', parameterLimit: 64 });
+  const urlencoded = urlencodedBody('1mb', 64);
   const multipart = multipartBody({ fileField: files, maxFileBytes: maxImageBytes, maxFields: 16, maxFieldBytes: 128 * 1024 });
   return (req, res, next) => {
     if (req.is('multipart/form-data')) return multipart(req, res, next);
