@@ -13,11 +13,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { decodeImage, imageTensors, inspectModel } from '@doppel/image-encoder';
-<<<<<<< HEAD
 import pLimit from 'p-limit';
-=======
 import { figure } from '../figures.record.js';
->>>>>>> main
 
 const repo = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const dir = resolve(process.env.BENCH_DIR ?? join(repo, '..', 'shared', 'bench', 'dev'));
@@ -136,23 +133,15 @@ try {
     for (let i = 0; i < files.length; i += size) batches.push(files.slice(i, i + size));
     t = performance.now();
     c0 = procCpuMs(server.pid!);
-<<<<<<< HEAD
     await pLimit(inflight).map(batches, (b) => post('/encode/batch', { items: b.map((f) => ({ relative_path: f })) }));
-=======
-    await mapLimit(batches, inflight, (b) => post('/encode/batch', { items: b.map((f) => ({ relative_path: f })) }));
     figure(`encoder.http.batch${size}.img_per_s`, `HTTP /encode/batch, ${size} items, ${inflight} in flight`, files.length / ((performance.now() - t) / 1000), 'img/s');
->>>>>>> main
     console.log(`HTTP /encode/batch (${size} items, ${inflight} in flight): ${rate(files.length, performance.now() - t)} img/s, server ${perImg(procCpuMs(server.pid!) - c0, files.length)}`);
   }
   for (const conc of [8, 16]) {
     t = performance.now();
     c0 = procCpuMs(server.pid!);
-<<<<<<< HEAD
     await pLimit(conc).map(files, (f) => post('/encode', { relative_path: f }));
-=======
-    await mapLimit(files, conc, (f) => post('/encode', { relative_path: f }));
     figure(`encoder.http.c${conc}.img_per_s`, `HTTP /encode, ${conc} concurrent clients`, files.length / ((performance.now() - t) / 1000), 'img/s');
->>>>>>> main
     console.log(`HTTP /encode, ${conc} concurrent: ${rate(files.length, performance.now() - t)} img/s, server ${perImg(procCpuMs(server.pid!) - c0, files.length)}`);
   }
   const lat: number[] = [];
