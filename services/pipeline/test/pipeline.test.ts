@@ -120,7 +120,7 @@ describe('pipeline over HTTP', () => {
     encoderSrv = await start(standInEncoder(images, encSeen));
     const matchSrv = await start(standInMatcher(images, matchSeen));
     const searchConfig = loadConfig(SearchConfig, { LOCATION: join(root, 'embeddings'), DIMENSION: '4', SNAPSHOT_INTERVAL_MS: '0', LOG_LEVEL: 'silent' });
-    const searchService = buildSearchService(searchConfig);
+    const searchService = buildSearchService(searchConfig, { checkResponses: true });
     const { collection } = searchService;
     const searchSrv = await start(searchService.app);
     await searchService.start?.();
@@ -134,7 +134,7 @@ describe('pipeline over HTTP', () => {
         URL_TIMEOUT_MS: '1000', MAX_IMAGE_BYTES: String(1 << 20), URL_MAX_REDIRECTS: '1', ALLOW_PRIVATE_URLS: String(allowPrivate),
       });
       // A short retry delay keeps the encoder-restart test quick.
-      const service = buildService(config, { encoder: createEncoderClient({ baseUrl: url(encoderSrv), timeoutMs: 2000, retryDelayMs: 10 }) });
+      const service = buildService(config, { encoder: createEncoderClient({ baseUrl: url(encoderSrv), timeoutMs: 2000, retryDelayMs: 10 }), checkResponses: true });
       closers.push(() => service.close());
       return service.app;
     };
