@@ -109,6 +109,11 @@ describe('image-source: strict base64', () => {
     }
   });
 
+  it('when a 20 MB base64 text arrives, then it decodes (no stack overflow in the check)', () => {
+    const bytes = Buffer.alloc(15 * 1024 * 1024, 7);
+    assert.equal(decodeBase64(bytes.toString('base64'), 20 * 1024 * 1024).length, bytes.length);
+  });
+
   it('when the decoded size is over the limit, then 413', async () => {
     assert.deepEqual(await codeOf(() => decodeBase64(Buffer.alloc(300).toString('base64'), 100)), [413, 'PAYLOAD_TOO_LARGE']);
   });
