@@ -8,6 +8,7 @@ import { httpMetrics } from './metrics.js';
 import type { Logger } from './logger.js';
 import { setBodySettings } from './body-settings.js';
 import { BodyBudget } from './request-body.reader.js';
+import { responseCheck } from './response-check.js';
 
 export type ReadinessCheck = () => Promise<{ ok: boolean; detail?: string }> | { ok: boolean; detail?: string };
 
@@ -31,6 +32,8 @@ export interface ServiceAppOptions {
   routes: (app: Express) => void;
   /** Body deadline and in-flight body budget shared by the app's parsers (BODY_TIMEOUT_MS, BODY_BUDGET_BYTES). */
   body?: { timeoutMs: number; budgetBytes: number };
+  /** Test mode: every answer of a documented route is validated against its schema; a mismatch is a 500 (response-check.ts). */
+  checkResponses?: boolean | undefined;
 }
 
 const requestContext = (logger: Logger): RequestHandler => (req, res, next) => {
@@ -113,6 +116,7 @@ export function createServiceApp(opts: ServiceAppOptions): Express {
     budget: new BodyBudget(opts.body?.budgetBytes ?? 256 * 1024 * 1024),
   });
   app.use(requestContext(opts.logger));
+  if (opts.checkResponses) app.use(responseCheck(opts.docs ?? [], opts.logger));
   app.use(httpMetrics(opts.registry));
 
   app.get('/healthz', (_req, res) => sendOk(res, { status: 'ok', service: opts.service }));

@@ -180,3 +180,48 @@ describe('service kit: config', () => {
     assert.throws(() => loadConfig(Cfg, { MODE: 'c' }), /MODE/);
   });
 });
+
+describe('service kit: the test-mode response check', () => {
+  const Answer = Type.Object({ global_status: Type.Literal(1), error_message: Type.Literal(''), response: Type.Object({ n: Type.Integer() }, { additionalProperties: false }) },
+    { $id: 'https://schemas.doppel.dev/test/answer.json', additionalProperties: false });
+  const start = (checkResponses: boolean) => serve(createServiceApp({
+    service: 'checked', registry: new Registry(), logger: createLogger('checked', 'silent'), checkResponses,
+    docs: [
+      { method: 'get', path: '/good', summary: 'good', response: Answer },
+      { method: 'get', path: '/bad', summary: 'bad', response: Answer },
+      { method: 'get', path: '/items/{id}', summary: 'param', response: Answer },
+    ],
+    routes: (a) => {
+      a.get('/good', queryRoute(Type.Object({}), () => ({ n: 1 })));
+      a.get('/bad', queryRoute(Type.Object({}), () => ({ n: 'one', extra: true })));
+      a.get('/items/:id', (req) => { throw new AppError('IMAGE_NOT_FOUND', `no ${req.params.id}`); });
+    },
+  }), { port: 0, host: '127.0.0.1', logger: createLogger('checked', 'silent') });
+
+  it('when a handler answers a shape its schema does not allow, then the checked app answers 500 naming the route and field', async () => {
+    const srv = await start(true);
+    const base = `http://127.0.0.1:${srv.port}`;
+    try {
+      assert.equal((await call(base, 'GET', '/good')).status, 200);
+      const bad = await call(base, 'GET', '/bad');
+      assert.equal(bad.status, 500);
+      assert.equal(bad.body.error_code, 'INTERNAL');
+      assert.match(bad.body.error_message, /GET \/bad .*answer\.json/);
+      const missing = await call(base, 'GET', '/items/7');
+      assert.deepEqual([missing.status, missing.body.error_code], [404, 'IMAGE_NOT_FOUND']);
+      assert.equal((await call(base, 'GET', '/healthz')).status, 200);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('when the check is off (production), then the same answer goes out unchanged', async () => {
+    const srv = await start(false);
+    try {
+      const bad = await call(`http://127.0.0.1:${srv.port}`, 'GET', '/bad');
+      assert.deepEqual([bad.status, bad.body.response], [200, { n: 'one', extra: true }]);
+    } finally {
+      await srv.close();
+    }
+  });
+});

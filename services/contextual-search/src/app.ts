@@ -12,6 +12,8 @@ import type { VectorBackend } from './vector.backend.js';
 import { vectorsDocs, vectorsRoutes } from './vectors.routes.js';
 
 export interface AppDeps {
+  /** Test mode: answers are checked against their schemas (createServiceApp's checkResponses). */
+  checkResponses?: boolean | undefined;
   config: SearchConfig;
   registry: Registry;
   logger: Logger;
@@ -83,6 +85,7 @@ export function createApp(deps: AppDeps): { app: Express; collection: Collection
     body: { timeoutMs: config.BODY_TIMEOUT_MS, budgetBytes: config.BODY_BUDGET_BYTES },
     registry: deps.registry,
     logger: deps.logger,
+    checkResponses: deps.checkResponses,
     docs: [...searchDocs, ...vectorsDocs],
     readiness: { index: () => index.readiness() },
     routes: (a) => {
@@ -100,6 +103,6 @@ export function createApp(deps: AppDeps): { app: Express; collection: Collection
 export function buildService(config: SearchConfig, deps: ServiceDeps = {}): Service & { collection: Collection; index: ImageIndex } {
   const logger = deps.logger ?? createLogger(SERVICE_NAME, config.LOG_LEVEL);
   // The image index opens and closes both of its stores (images and regions).
-  const { app, collection, index } = createApp({ config, registry: deps.registry ?? new Registry(), logger });
+  const { app, collection, index } = createApp({ config, registry: deps.registry ?? new Registry(), logger, checkResponses: deps.checkResponses });
   return { app, collection, index, start: () => index.open(), close: () => index.close() };
 }

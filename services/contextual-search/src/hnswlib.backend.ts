@@ -1,24 +1,16 @@
-import type { DeleteResponse, DistanceType, ListResponse, Neighbor, StatsResponse, UpsertResponse, VectorItem } from '@doppel/schemas';
-import { AppError, type Logger } from '@doppel/service-kit';
+import type { DeleteResponse, ListResponse, Neighbor, StatsResponse, UpsertResponse, VectorItem } from '@doppel/schemas';
+import { AppError } from '@doppel/service-kit';
 import type { IndexMode } from './engine.switch.js';
 import { GroupCommit } from './group.commit.js';
-import type { HnswParams } from './hnsw.index.js';
 import { IndexState } from './index.state.js';
-import { recover, type SeedReport } from './recovery.loader.js';
+import { recover, type RecoveryOptions, type SeedReport } from './recovery.loader.js';
 import type { SearchMetrics } from './search.metrics.js';
 import { SnapshotWriter, type SnapshotTiming } from './snapshot.writer.js';
 import type { Readiness, VectorBackend } from './vector.backend.js';
 import { WalStore, type WalRecovery } from './wal.store.js';
 
-export interface HnswlibOptions {
-  /** Snapshots and WAL segments. */
-  dataDir: string;
-  /** Folder of *.jsonl seed files. */
-  location: string;
-  batchSize: number;
-  dimension: number;
-  distance: DistanceType;
-  params: HnswParams;
+/** What recover() reads (data folder, seeds, index shape) plus what the running backend adds. */
+export interface HnswlibOptions extends RecoveryOptions {
   mode: IndexMode;
   exactMax: number;
   /** 0 disables the timer; SNAPSHOT_WAL_RECORDS still triggers snapshots. */
@@ -26,7 +18,6 @@ export interface HnswlibOptions {
   snapshotWalRecords: number;
   snapshotKeep: number;
   walRecovery: WalRecovery;
-  log: Logger;
   metrics: SearchMetrics;
 }
 

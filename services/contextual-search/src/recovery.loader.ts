@@ -10,7 +10,9 @@ import { decodeRecord } from './wal.codec.js';
 import type { WalStore } from './wal.store.js';
 
 export interface RecoveryOptions {
+  /** Snapshots and WAL segments. */
   dataDir: string;
+  /** Folder of *.jsonl seed files. */
   location: string;
   batchSize: number;
   dimension: number;

@@ -324,7 +324,7 @@ describe('contextual-search: query ef and loading state', () => {
     const config = loadConfig(SearchConfig, { LOCATION: dir, DIMENSION: '4', LOG_LEVEL: 'silent' });
     const logger = createLogger('contextual-search', 'silent');
     // Served before start(), the window main.ts leaves while a large index loads.
-    const service = buildService(config, { logger });
+    const service = buildService(config, { logger, checkResponses: true });
     const srv = await serve(service.app, { port: 0, host: '127.0.0.1', logger });
     const base = `http://127.0.0.1:${srv.port}`;
     try {

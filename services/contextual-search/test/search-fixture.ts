@@ -31,7 +31,7 @@ export const removeDir = (dir: string): Promise<void> => rm(dir, { recursive: tr
 /** The service as main.ts builds it, on port 0 over `dir` (LOCATION; data in dir/.index), loaded and ready. */
 export async function start(dir: string, env: Record<string, string> = {}): Promise<Running> {
   const config = loadConfig(SearchConfig, { LOCATION: dir, DIMENSION: '4', LOG_LEVEL: 'silent', SNAPSHOT_INTERVAL_MS: '0', ...env });
-  const service = buildService(config);
+  const service = buildService(config, { checkResponses: true });
   const { collection } = service;
   return {
     ...(await listen(service)),

@@ -14,6 +14,8 @@ import { modelPathFrom } from './model-path.config.js';
 import { loadOnnxModel, type EncoderModel } from './onnx.model.js';
 
 export interface AppDeps {
+  /** Test mode: answers are checked against their schemas (createServiceApp's checkResponses). */
+  checkResponses?: boolean | undefined;
   config: Readonly<EncoderConfig>;
   registry: Registry;
   logger: Logger;
@@ -54,6 +56,7 @@ export function createApp(deps: AppDeps): Express {
     body: { timeoutMs: config.BODY_TIMEOUT_MS, budgetBytes: config.BODY_BUDGET_BYTES },
     registry: deps.registry,
     logger: deps.logger,
+    checkResponses: deps.checkResponses,
     readiness: { model: () => ({ ok: model.ready(), detail: `${model.name}, ${model.dimension}-d` }) },
     docs: encodeDocs,
     routes: (app) => encodeRoutes(app, encodeDeps, { maxImageBytes: config.MAX_IMAGE_BYTES, maxBatchBodyBytes: config.MAX_BATCH_BODY_BYTES }, admission),
@@ -101,7 +104,7 @@ export async function buildService(config: Readonly<EncoderConfig>, deps: Encode
     timeoutMs: config.URL_TIMEOUT_MS, maxBytes: config.MAX_IMAGE_BYTES,
     maxRedirects: config.URL_MAX_REDIRECTS, allowPrivate: config.ALLOW_PRIVATE_URLS,
   });
-  const app = createApp({ config, registry: deps.registry ?? new Registry(), logger, model, urls });
+  const app = createApp({ config, registry: deps.registry ?? new Registry(), logger, model, urls, checkResponses: deps.checkResponses });
   const owned = { model: !deps.model, urls: !deps.urls };
   return {
     app,

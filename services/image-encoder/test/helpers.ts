@@ -19,7 +19,7 @@ export interface TestEncoder {
 /** The service as main.ts builds it, on port 0, with the generated model and one intra-op thread. */
 export async function startEncoder(env: Record<string, string> = {}, modelPath = ensureTestModel()): Promise<TestEncoder> {
   const config = loadConfig(EncoderConfig, { LOG_LEVEL: 'silent', MODEL_PATH: modelPath, INTRA_OP_THREADS: '1', ...env });
-  const service = await buildService(config);
+  const service = await buildService(config, { checkResponses: true });
   const { base, close } = await listen(service);
   return { base, model: service.model, close };
 }

@@ -7,6 +7,8 @@ import { registerMatchingMetrics } from './matching.metrics.js';
 import { WorkerPool } from './worker.pool.js';
 
 export interface AppDeps {
+  /** Test mode: answers are checked against their schemas (createServiceApp's checkResponses). */
+  checkResponses?: boolean | undefined;
   config: MatchingConfig;
   registry: Registry;
   logger: Logger;
@@ -29,6 +31,7 @@ export function createApp(deps: AppDeps): { app: Express; matcher: Matcher } {
     body: { timeoutMs: deps.config.BODY_TIMEOUT_MS, budgetBytes: deps.config.BODY_BUDGET_BYTES },
     registry: deps.registry,
     logger: deps.logger,
+    checkResponses: deps.checkResponses,
     docs: matchDocs,
     readiness: {
       sift: async () => {
@@ -60,6 +63,6 @@ export interface MatchingServiceDeps extends ServiceDeps {
 export function buildService(config: MatchingConfig, deps: MatchingServiceDeps = {}): Service & { matcher: Matcher; pool: WorkerPool } {
   const logger = deps.logger ?? createLogger(SERVICE_NAME, config.LOG_LEVEL);
   const pool = deps.pool ?? WorkerPool.fromConfig(config);
-  const { app, matcher } = createApp({ config, registry: deps.registry ?? new Registry(), logger, pool, clock: deps.clock });
+  const { app, matcher } = createApp({ config, registry: deps.registry ?? new Registry(), logger, pool, clock: deps.clock, checkResponses: deps.checkResponses });
   return { app, matcher, pool, close: async () => { if (!deps.pool) await pool.close(); } };
 }

@@ -21,7 +21,7 @@ type Started = Listening;
 
 /** The service as main.ts builds it, on port 0. */
 const start = (env: Record<string, string>): Promise<Started> =>
-  listen(buildService(loadConfig(MatchingConfig, { LOG_LEVEL: 'silent', ...env })));
+  listen(buildService(loadConfig(MatchingConfig, { LOG_LEVEL: 'silent', ...env }), { checkResponses: true }));
 
 async function greyOf(png: Buffer): Promise<GreyImage> {
   const { data, info } = await sharp(png).greyscale().raw().toBuffer({ resolveWithObject: true });

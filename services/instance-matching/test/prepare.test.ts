@@ -26,7 +26,7 @@ describe('prepared candidates (POST /prepare, then /match by candidate_handle)',
     await writeFile(path.join(root, 'images', 'copy.jpg'), await TRANSFORMS.rot90!(original));
     const images = path.join(root, 'images');
     const config = loadConfig(MatchingConfig, { LOG_LEVEL: 'silent', SOURCE_DIR: images, TARGET_DIR: images, NB_WORKERS: '1', PREPARED_TTL_MS: String(TTL) });
-    srv = await listen(buildService(config, { clock: { now: () => now } }));
+    srv = await listen(buildService(config, { clock: { now: () => now }, checkResponses: true }));
     base = srv.base;
   });
   after(async () => {

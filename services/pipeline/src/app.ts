@@ -16,6 +16,8 @@ import { KnownFiles } from './known-files.store.js';
 import { mountPipelineRoutes, pipelineDocs } from './pipeline.routes.js';
 
 export interface PipelineDeps {
+  /** Test mode: answers are checked against their schemas (createServiceApp's checkResponses). */
+  checkResponses?: boolean | undefined;
   config: Pick<PipelineConfig, 'IMAGES_ROOT' | 'NB_NEIGHBORS' | 'MIN_SCORE' | 'INDEX_BATCH_SIZE' | 'INDEX_CONCURRENCY' | 'MAX_IMAGE_BYTES' | 'API_STATE_DIR' | 'COMPAT_ACCURACY'>
     & Partial<AdmissionConfig & Pick<PipelineConfig, 'BODY_TIMEOUT_MS' | 'BODY_BUDGET_BYTES'>>;
   /** Downloads `url` queries (image-source's SSRF-guarded fetcher). */
@@ -76,6 +78,7 @@ export function createApp(deps: PipelineDeps): Express {
     body: { timeoutMs: config.BODY_TIMEOUT_MS ?? 30_000, budgetBytes: config.BODY_BUDGET_BYTES ?? 256 * 1024 * 1024 },
     registry: deps.registry,
     logger: deps.logger,
+    checkResponses: deps.checkResponses,
     // The pipeline has no state of its own to load: it is ready once it listens. Its three
     // downstreams are reported (/readyz `downstream`, /health/downstream), not required.
     downstream: {
@@ -122,6 +125,7 @@ export function buildService(config: PipelineConfig, deps: PipelineServiceDeps =
     matching: deps.matching ?? createMatchingClient({ baseUrl: config.MATCHING_URL, ...client }),
     registry: deps.registry ?? new Registry(),
     logger: deps.logger ?? createLogger('pipeline', config.LOG_LEVEL),
+    checkResponses: deps.checkResponses,
   });
   return { app, close: async () => { if (!deps.urls) await urls.close(); } };
 }

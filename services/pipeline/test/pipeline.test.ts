@@ -120,7 +120,7 @@ describe('pipeline over HTTP', () => {
     encoderSrv = await start(standInEncoder(images, encSeen));
     const matchSrv = await start(standInMatcher(images, matchSeen));
     const searchConfig = loadConfig(SearchConfig, { LOCATION: join(root, 'embeddings'), DIMENSION: '4', SNAPSHOT_INTERVAL_MS: '0', LOG_LEVEL: 'silent' });
-    const searchService = buildSearchService(searchConfig);
+    const searchService = buildSearchService(searchConfig, { checkResponses: true });
     const { collection } = searchService;
     const searchSrv = await start(searchService.app);
     await searchService.start?.();
@@ -135,7 +135,7 @@ describe('pipeline over HTTP', () => {
       });
       // A short retry delay keeps the encoder-restart test quick. No test here waits for a
       // timeout, so the timeouts are long: a slow machine must not turn an answer into a 504.
-      const service = buildService(config, { encoder: createEncoderClient({ baseUrl: url(encoderSrv), timeoutMs: 30_000, retryDelayMs: 10 }) });
+      const service = buildService(config, { encoder: createEncoderClient({ baseUrl: url(encoderSrv), timeoutMs: 30_000, retryDelayMs: 10 }), checkResponses: true });
       closers.push(() => service.close());
       return service.app;
     };
