@@ -86,7 +86,7 @@ describe('e2e: four real services', { timeout: 240_000 }, () => {
     assert.ok(r.body.response.candidates.length > 0);
   });
 
-  it('when the matcher is killed, then the pipeline answers a clear 503 quickly and /readyz names it', async () => {
+  it('when the matcher is killed, then the pipeline answers a clear 503 naming it, stays ready, and /health/downstream names it', async () => {
     const matcher = stack.children['instance-matching'];
     const exited = new Promise((resolve) => matcher.once('exit', resolve));
     matcher.kill('SIGKILL');
@@ -99,8 +99,13 @@ describe('e2e: four real services', { timeout: 240_000 }, () => {
     assert.equal(r.body.error_code, 'UNAVAILABLE');
     assert.match(r.body.error_message, /instance-matching/);
     assert.ok(elapsed < 5000, `answered in ${elapsed} ms`);
+    // The pipeline's readiness is its own: one downstream restarting does not take it out
+    // of its load balancer; downstream health is reported apart.
     const ready = await call(base, 'GET', '/readyz');
-    assert.equal(ready.status, 503);
-    assert.match(ready.body.error_message, /instance-matching/);
+    assert.equal(ready.status, 200);
+    assert.equal(ready.body.response.downstream['instance-matching'].ok, false);
+    const down = await call(base, 'GET', '/health/downstream');
+    assert.equal(down.status, 503);
+    assert.match(down.body.error_message, /instance-matching/);
   });
 });

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { ensureTestModel } from '@doppel/image-encoder/testing';
-import { isBlockedAddress } from '@doppel/service-kit';
+import { isBlockedAddress } from '@doppel/image-source';
 import { syntheticImage } from '../helpers/images.fixture.js';
 import { hostileImages } from './hostile-images.fixture.js';
 import { malformedRequest, type Endpoint } from './malformed.arbitraries.js';

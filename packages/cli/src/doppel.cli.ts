@@ -11,6 +11,7 @@ import { groupPairs, type ScanPair } from './scan-groups.logic.js';
 import { writeReportPage, type ThumbMode } from './scan-report.html.js';
 import { buildReport, summaryLines } from './scan-report.model.js';
 import { collectFacts } from './image-facts.fs.js';
+import { framedLinks } from './margin.measure.js';
 import { parseKeepRule } from './keeper.logic.js';
 import { loadDecisions } from './scan-decisions.store.js';
 import { cmdApply, cmdUndo } from './apply.command.js';
@@ -224,9 +225,9 @@ async function cmdScan(ws: Workspace, f: Flags, arg: string | undefined) {
     const prefix = rel ? `${rel.split('\\').join('/')}/` : '';
     const { pairs, failed } = await queryAll(s.pipeline, files, intFlag('concurrency', f.concurrency, 2), f, (p) => p.startsWith(prefix));
     const groups = groupPairs(pairs);
-    const { facts } = await collectFacts(s.root, [...new Set(groups.flatMap((g) => g.members))]);
+    const [{ facts }, framed] = await Promise.all([collectFacts(s.root, [...new Set(groups.flatMap((g) => g.members))]), framedLinks(s.root, groups)]);
     const report = buildReport({
-      root: s.root, folder: dir, generatedAt: new Date().toISOString(), filesScanned: files.length, groups, facts, rule,
+      root: s.root, folder: dir, generatedAt: new Date().toISOString(), filesScanned: files.length, groups, facts, rule, framed,
       decisions: loadDecisions(stateDirFor(ws.home, s.root)), failed,
     });
     mkdirSync(dirname(outHtml), { recursive: true });

@@ -4,6 +4,7 @@ export { renderPage, writeReportPage, EMBED_MAX_IMAGES, type ThumbMode } from '.
 export { buildReport, summaryLines, formatBytes, type ScanReport, type ReportGroup } from './scan-report.model.js';
 export { collectFacts, imageFacts, type ImageFacts } from './image-facts.fs.js';
 export { chooseKeeper, parseKeepRule, type KeepRule } from './keeper.logic.js';
+export { framedLinks, marginIsDecoration } from './margin.measure.js';
 export { loadDecisions, rememberDecisions } from './scan-decisions.store.js';
 export { stateDirFor } from './workspace.config.js';
 export {

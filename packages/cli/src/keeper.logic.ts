@@ -2,10 +2,14 @@ import type { ImageFacts } from './image-facts.fs.js';
 import { overlap, type Quad } from './region.geometry.js';
 import type { ScanGroup, ScanPair } from './scan-groups.logic.js';
 
+/** Key of an (outer, inner) containment link whose margin is only decoration. */
+export const framedKey = (outer: string, inner: string): string => `${outer}\u0000${inner}`;
+
 /**
  * Criteria of the keeper rule, tried in order; each keeps the members tied for best and
  * the next one breaks the tie:
- * - `contains`: the member whose picture holds the others' (a crop lies inside its original);
+ * - `contains`: the member whose picture holds the others' (a crop lies inside its original;
+ *   a captioned or framed copy holds its original only with plain bars, so the original wins);
  * - `pixels`: the most pixels;
  * - `quality`: the least compression (lossless formats first, then JPEG quality estimated
  *   from the quantisation tables);
@@ -52,14 +56,56 @@ export function linkSaysContains(p: Pick<ScanPair, 'query' | 'match' | 'region'>
   return false;
 }
 
-/** For each member, the other members whose picture it contains (from direct verified links). */
-export function containment(group: Pick<ScanGroup, 'members' | 'pairs'>): Map<string, Set<string>> {
-  const out = new Map(group.members.map((m) => [m, new Set<string>()]));
+/** Does the link say both pictures show the same frame (two full-frame copies)? */
+export function linkSaysSameFrame(p: Pick<ScanPair, 'region'>): boolean {
+  if (!p.region) return false;
+  const o = overlap(p.region as Quad);
+  return o.queryInside >= HOLDS_ALL && o.matchCovered >= HOLDS_ALL;
+}
+
+/**
+ * For each member, the other members whose content it holds. Read from the verified links
+ * and closed over them: containment is transitive, and two full-frame copies hold what
+ * either holds (a crop that happened to be verified against the meme copy lies inside the
+ * original just as well), so the criterion does not depend on which link the grouping kept.
+ * A link in `framed` (see framedLinks) turns round: the containing copy only adds bars or a
+ * frame, so the contained picture is the content and holds the framed copy.
+ */
+export function containment(group: Pick<ScanGroup, 'members' | 'pairs'>, framed: ReadonlySet<string> = new Set()): { holds: Map<string, Set<string>>; framedBy: Map<string, Set<string>> } {
+  const edges = new Map(group.members.map((m) => [m, new Set<string>()]));
+  const framedDirect = new Map(group.members.map((m) => [m, new Set<string>()]));
+  // A copy framed around another holds nothing by itself: whatever lies inside its picture
+  // lies inside the picture it frames (one noisy link from it would otherwise, closed over,
+  // give it everything).
+  const decorated = new Set(group.members.filter((m) => group.members.some((n) => framed.has(framedKey(m, n)))));
+  const add = (outer: string, inner: string) => {
+    if (framed.has(framedKey(outer, inner))) {
+      edges.get(inner)?.add(outer);
+      framedDirect.get(inner)?.add(outer);
+    } else if (!decorated.has(outer)) {
+      edges.get(outer)?.add(inner);
+    }
+  };
   for (const p of group.pairs) {
-    if (linkSaysContains(p, p.match, p.query)) out.get(p.match)?.add(p.query);
-    if (linkSaysContains(p, p.query, p.match)) out.get(p.query)?.add(p.match);
+    if (linkSaysContains(p, p.match, p.query)) add(p.match, p.query);
+    if (linkSaysContains(p, p.query, p.match)) add(p.query, p.match);
+    if (linkSaysSameFrame(p)) {
+      if (!decorated.has(p.query)) edges.get(p.query)?.add(p.match);
+      if (!decorated.has(p.match)) edges.get(p.match)?.add(p.query);
+    }
   }
-  return out;
+  const holds = new Map<string, Set<string>>();
+  const framedBy = new Map<string, Set<string>>();
+  for (const m of group.members) {
+    const seen = new Set<string>([m]);
+    const todo = [m];
+    while (todo.length) for (const n of edges.get(todo.pop()!) ?? []) if (!seen.has(n)) { seen.add(n); todo.push(n); }
+    seen.delete(m);
+    holds.set(m, seen);
+    // The framed copies it holds: framed around it or around a picture it holds.
+    framedBy.set(m, new Set([...seen].filter((x) => [m, ...seen].some((y) => framedDirect.get(y)?.has(x)))));
+  }
+  return { holds, framedBy };
 }
 
 export interface KeeperChoice {
@@ -80,8 +126,8 @@ const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
  * members tied for best (pixels within 1%, JPEG quality within 2 points, mtimes within
  * 2 s: copies of one file are not told apart by rounding).
  */
-export function chooseKeeper(group: Pick<ScanGroup, 'members' | 'pairs'>, facts: Map<string, ImageFacts>, rule: KeepRule = DEFAULT_RULE): KeeperChoice {
-  const contains = containment(group);
+export function chooseKeeper(group: Pick<ScanGroup, 'members' | 'pairs'>, facts: Map<string, ImageFacts>, rule: KeepRule = DEFAULT_RULE, framed: ReadonlySet<string> = new Set()): KeeperChoice {
+  const { holds: contains, framedBy } = containment(group, framed);
   let pool = [...group.members].sort();
   const reasons: string[] = [];
   const others = group.members.length - 1;
@@ -94,11 +140,17 @@ export function chooseKeeper(group: Pick<ScanGroup, 'members' | 'pairs'>, facts:
     let say: (m: string) => string;
     switch (c) {
       case 'contains':
-        value = (m) => contains.get(m)?.size ?? 0;
+        // Strictly: full-frame copies hold each other and count for nobody.
+        value = (m) => [...(contains.get(m) ?? [])].filter((x) => !contains.get(x)?.has(m)).length;
         say = (m) => {
-          const inside = [...contains.get(m)!].sort();
-          const what = inside.length === others ? (others === 1 ? 'the other copy' : `all ${others} other copies`) : inside.length <= 2 ? inside.join(' and ') : `${inside.length} of the other ${others}`;
-          return `its picture contains ${what} (${inside.length === 1 ? 'a crop' : 'crops'} of it)`;
+          const name = (list: string[]) => (list.length === others ? (others === 1 ? 'the other copy' : `all ${others} other copies`) : list.length <= 2 ? list.join(' and ') : `${list.length} of the other ${others}`);
+          const framedOnes = [...framedBy.get(m)!].sort();
+          // Full-frame copies hold it back and tie: the next criterion speaks for them.
+          const crops = [...contains.get(m)!].filter((x) => !framedBy.get(m)!.has(x) && !contains.get(x)?.has(m)).sort();
+          const parts: string[] = [];
+          if (crops.length) parts.push(`its picture contains ${name(crops)} (${crops.length === 1 ? 'a crop' : 'crops'} of it)`);
+          if (framedOnes.length) parts.push(`${name(framedOnes)} ${framedOnes.length === 1 ? 'is' : 'are'} this picture plus plain bars or a frame`);
+          return parts.join('; ');
         };
         break;
       case 'pixels':

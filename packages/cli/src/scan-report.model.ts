@@ -48,6 +48,8 @@ export interface BuildReportInput {
   groups: ScanGroup[];
   facts: Map<string, ImageFacts>;
   rule?: KeepRule;
+  /** Containment links whose outer copy only adds bars or a frame (framedLinks). */
+  framed?: ReadonlySet<string>;
   decisions?: DecisionRecord[];
   failed?: ScanReport['failed'];
 }
@@ -65,7 +67,7 @@ export function buildReport(input: BuildReportInput): ScanReport {
       dismissed.push({ members: g.members, decision: standing.decision, decided_at: standing.decided_at });
       continue;
     }
-    const { keeper, reason } = chooseKeeper(g, input.facts, rule);
+    const { keeper, reason } = chooseKeeper(g, input.facts, rule, input.framed);
     const pairs = g.pairs.map((p) => {
       const inv = p.region ? inverseRegion(p.region as Quad) : undefined;
       return inv ? { ...p, inverse_region: inv } : { ...p };

@@ -43,7 +43,7 @@ export async function openSession(ws: Workspace, root: string, log: (s: string) 
   const state = await reachable(url);
   const pipeline = createPipelineClient({ baseUrl: url, timeoutMs: 15 * 60_000, retries: 1 });
   if (state !== 'down') {
-    if (state === 'not-ready') throw new Error(`the pipeline at ${url} answers but is not ready (a downstream service is down): see its /readyz`);
+    if (state === 'not-ready') throw new Error(`the pipeline at ${url} answers but is not ready: see its /readyz (and /health/downstream for the three services it calls)`);
     const rec = readStackRecord(ws.home);
     const served = opts.rootGiven ? root : rec?.imagesRoot ?? root;
     return { pipeline, root: served, started: false, close: async () => {} };

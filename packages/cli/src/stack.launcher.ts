@@ -21,6 +21,11 @@ export interface StackOptions {
   /** Extra env per service (tests tune thresholds or worker counts). */
   env?: Partial<Record<ServiceName, Record<string, string>>>;
   readyTimeoutMs?: number;
+  /**
+   * Run each service's compiled `dist/main.js` with plain node, as its image does (after
+   * `pnpm build`), instead of its TypeScript source through tsx.
+   */
+  fromDist?: boolean;
 }
 
 export interface Stack {
@@ -35,7 +40,12 @@ export interface Stack {
 
 export class StackError extends Error {}
 
-const entryOf = (repoRoot: string, svc: ServiceName) => join(repoRoot, 'services', svc, 'src', 'main.ts');
+/** The node arguments that start a service: its source through tsx, or its build output. */
+export function entryArgs(repoRoot: string, svc: ServiceName, fromDist = false): string[] {
+  return fromDist
+    ? [join(repoRoot, 'services', svc, 'dist', 'main.js')]
+    : ['--conditions=source', '--import', 'tsx', join(repoRoot, 'services', svc, 'src', 'main.ts')];
+}
 
 function tailOf(file: string, lines = 15): string {
   try {
@@ -108,7 +118,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     envs[svc] = env;
     // A restarted service appends, so the log of the run that died is kept.
     const out = createWriteStream(logFile, { flags });
-    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', entryOf(opts.repoRoot, svc)], {
+    const child = spawn(process.execPath, entryArgs(opts.repoRoot, svc, opts.fromDist), {
       cwd: opts.repoRoot,
       env: { ...process.env, ...base, ...env, ...opts.env?.[svc] },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,3 +1,4 @@
+import type { Stats } from 'node:fs';
 import { open, realpath, stat } from 'node:fs/promises';
 import { posix, resolve, sep } from 'node:path';
 import { AppError } from '@doppel/service-kit';
@@ -25,12 +26,18 @@ export function canonicalId(rel: string): string {
   return norm === '' ? '.' : norm;
 }
 
+export interface ResolvedPath {
+  /** Real path on disk (symlinks resolved, inside the real root). */
+  real: string;
+  id: string;
+  stats: Stats;
+}
+
 /**
- * Resolves `rel` under `root` (both through realpath, so a symlink that lands outside is
- * refused) and requires a regular file: a FIFO or device would block or never end, so it
- * is answered 404 and never opened.
+ * Resolves `rel` (a file or a folder) under `root`, both through realpath, so a symlink
+ * that lands outside is refused whether or not its target exists.
  */
-export async function resolveImagePath(root: string, rel: string): Promise<ResolvedImage> {
+export async function resolveRootPath(root: string, rel: string): Promise<ResolvedPath> {
   const id = canonicalId(rel);
   const rootReal = await realpath(root).catch(() => {
     throw new AppError('UNAVAILABLE', 'image root is not accessible');
@@ -41,15 +48,26 @@ export async function resolveImagePath(root: string, rel: string): Promise<Resol
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ELOOP') throw new AppError('FORBIDDEN_PATH', `${rel}: is a symlink loop`);
-    throw new AppError('IMAGE_NOT_FOUND', `image ${rel} cannot be read (${code ?? 'error'})`);
+    throw new AppError('IMAGE_NOT_FOUND', `${rel} cannot be read (${code ?? 'error'})`);
   }
   const real = located.real;
   // Outside first, missing second: 403 vs 404 must not tell whether a file outside exists.
   if (!isInsideDir(rootReal, real)) throw new AppError('FORBIDDEN_PATH', `${rel}: points outside the image root`);
-  if (!located.exists) throw new AppError('IMAGE_NOT_FOUND', `image ${rel} not found`);
-  const st = await stat(real);
-  if (!st.isFile()) throw new AppError('IMAGE_NOT_FOUND', `image ${rel} is not a regular file`);
-  return { file: real, id, size: st.size, mtimeMs: st.mtimeMs };
+  if (!located.exists) throw new AppError('IMAGE_NOT_FOUND', `${rel}: no such file or folder under the image root`);
+  const stats = await stat(real).catch((e: NodeJS.ErrnoException) => {
+    throw new AppError('IMAGE_NOT_FOUND', `${rel} cannot be read (${e.code ?? 'error'})`);
+  });
+  return { real, id, stats };
+}
+
+/**
+ * resolveRootPath, and the path must be a regular file: a FIFO or device would block or
+ * never end, so it is answered 404 and never opened.
+ */
+export async function resolveImagePath(root: string, rel: string): Promise<ResolvedImage> {
+  const { real, id, stats } = await resolveRootPath(root, rel);
+  if (!stats.isFile()) throw new AppError('IMAGE_NOT_FOUND', `image ${rel} is not a regular file`);
+  return { file: real, id, size: stats.size, mtimeMs: stats.mtimeMs };
 }
 
 export interface ReadLimits {

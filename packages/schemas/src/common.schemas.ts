@@ -84,7 +84,17 @@ export const HealthResponse = Envelope(
 export const ReadyCheck = Type.Object({ ok: Type.Boolean(), detail: Type.Optional(Type.String()) });
 export const ReadyResponse = Envelope(
   'common/ready-response',
-  Type.Object({ ready: Type.Boolean(), service: Type.String(), checks: Type.Record(Type.String(), ReadyCheck) }),
+  Type.Object({
+    ready: Type.Boolean(),
+    service: Type.String(),
+    checks: Type.Record(Type.String(), ReadyCheck),
+    /** Services this one calls: reported, never part of `ready` (a restarting downstream must not take this one out of its load balancer). */
+    downstream: Type.Optional(Type.Record(Type.String(), ReadyCheck)),
+  }),
+);
+export const DownstreamHealthResponse = Envelope(
+  'common/downstream-health-response',
+  Type.Object({ ok: Type.Literal(true), service: Type.String(), downstream: Type.Record(Type.String(), ReadyCheck) }),
 );
 export type ReadyBody = Static<typeof ReadyResponse>['response'];
 

@@ -18,6 +18,13 @@ export interface ServiceAppOptions {
   logger: Logger;
   /** Named readiness checks; /readyz answers 503 while any is failing. */
   readiness?: Record<string, ReadinessCheck>;
+  /**
+   * Readiness of the services this one calls. Reported by /readyz (`downstream`) without
+   * failing it, and by GET /health/downstream (503 naming the failing ones): a downstream
+   * restart must not take every replica of this service out of its load balancer, since
+   * each request already answers 502/503 naming the service it could not reach.
+   */
+  downstream?: Record<string, ReadinessCheck>;
   /** Route documentation for /openapi.json. */
   docs?: RouteDoc[];
   /** Mounts the service's own routes. */
@@ -75,6 +82,22 @@ function errorHandler(logger: Logger): ErrorRequestHandler {
   };
 }
 
+/** Runs named checks concurrently; a check that throws counts as failing with its message. */
+async function runChecks(checks: Record<string, ReadinessCheck> | undefined): Promise<ReadyBody['checks']> {
+  const entries = await Promise.all(Object.entries(checks ?? {}).map(async ([name, check]) => {
+    try {
+      const r = await check();
+      return [name, r.detail === undefined ? { ok: r.ok } : r] as const;
+    } catch (e) {
+      return [name, { ok: false, detail: (e as Error).message }] as const;
+    }
+  }));
+  return Object.fromEntries(entries);
+}
+
+const describeFailing = (failing: Array<[string, { detail?: string }]>) =>
+  failing.map(([n, c]) => `${n}${c.detail ? ` (${c.detail})` : ''}`).join(', ');
+
 /**
  * The common skeleton of every service: request ids, logs, metrics, health,
  * readiness, OpenAPI, the service's routes, then 404 and the one error middleware.
@@ -92,19 +115,20 @@ export function createServiceApp(opts: ServiceAppOptions): Express {
 
   app.get('/healthz', (_req, res) => sendOk(res, { status: 'ok', service: opts.service }));
   app.get('/readyz', async (_req, res) => {
-    const checks: ReadyBody['checks'] = {};
-    for (const [name, check] of Object.entries(opts.readiness ?? {})) {
-      try {
-        const r = await check();
-        checks[name] = r.detail === undefined ? { ok: r.ok } : r;
-      } catch (e) {
-        checks[name] = { ok: false, detail: (e as Error).message };
-      }
-    }
+    const [checks, downstream] = await Promise.all([runChecks(opts.readiness), runChecks(opts.downstream)]);
     const failing = Object.entries(checks).filter(([, c]) => !c.ok);
-    if (failing.length === 0) return sendOk(res, { ready: true, service: opts.service, checks });
-    sendError(res, 503, 'UNAVAILABLE', `not ready: ${failing.map(([n, c]) => `${n}${c.detail ? ` (${c.detail})` : ''}`).join(', ')}`, 1);
+    const body: ReadyBody = { ready: true, service: opts.service, checks, ...(opts.downstream ? { downstream } : {}) };
+    if (failing.length === 0) return sendOk(res, body);
+    sendError(res, 503, 'UNAVAILABLE', `not ready: ${describeFailing(failing)}`, 1);
   });
+  if (opts.downstream) {
+    app.get('/health/downstream', async (_req, res) => {
+      const downstream = await runChecks(opts.downstream);
+      const failing = Object.entries(downstream).filter(([, c]) => !c.ok);
+      if (failing.length === 0) return sendOk(res, { ok: true, service: opts.service, downstream });
+      sendError(res, 503, 'UNAVAILABLE', `downstream not ready: ${describeFailing(failing)}`, 1);
+    });
+  }
   app.get('/metrics', async (_req, res) => {
     res.setHeader('Content-Type', opts.registry.contentType);
     res.send(await opts.registry.metrics());

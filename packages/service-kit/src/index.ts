@@ -12,4 +12,3 @@ export * from './serve.js';
 export * from './service.js';
 export { Registry } from 'prom-client';
 export * from './random.js';
-export * from './safe-url.fetcher.js';

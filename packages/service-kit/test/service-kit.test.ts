@@ -17,6 +17,7 @@ describe('service kit: a tiny app', () => {
   let srv: RunningServer;
   let base: string;
   let ready = false;
+  let upstairs = true;
   before(async () => {
     const registry = new Registry();
     const app = createServiceApp({
@@ -24,6 +25,7 @@ describe('service kit: a tiny app', () => {
       registry,
       logger: createLogger('tiny', 'silent'),
       readiness: { model: () => ({ ok: ready, detail: ready ? undefined : 'loading' }) },
+      downstream: { upstairs: () => ({ ok: upstairs }), broken: () => { throw new Error('refused'); } },
       docs: [{ method: 'post', path: '/echo', summary: 'echo', request: EchoRequest, response: EchoRequest }],
       routes: (a) => {
         a.post('/echo', jsonBody('1kb'), jsonRoute(EchoRequest, (b) => ({ text: b.name.repeat(b.times) })));
@@ -58,6 +60,22 @@ describe('service kit: a tiny app', () => {
     const r2 = await call(base, 'GET', '/readyz');
     assert.equal(r2.status, 200);
     assert.equal(r2.body.response.ready, true);
+  });
+
+  it('when a downstream check fails or throws, then /readyz stays 200 and reports it, and /health/downstream is 503 naming only the failing ones', async () => {
+    ready = true;
+    upstairs = true;
+    const r = await call(base, 'GET', '/readyz');
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body.response.downstream, { upstairs: { ok: true }, broken: { ok: false, detail: 'refused' } });
+    const d = await call(base, 'GET', '/health/downstream');
+    assert.equal(d.status, 503);
+    assert.equal(d.body.error_code, 'UNAVAILABLE');
+    assert.match(d.body.error_message, /broken \(refused\)/);
+    assert.doesNotMatch(d.body.error_message, /upstairs/);
+    upstairs = false;
+    assert.match((await call(base, 'GET', '/health/downstream')).body.error_message, /upstairs/);
+    upstairs = true;
   });
 
   it('when a valid body is posted, then the route answers in the success envelope', async () => {

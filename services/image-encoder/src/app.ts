@@ -4,8 +4,9 @@ import type { Express } from 'express';
 import sharp from 'sharp';
 import type { EncoderConfig } from '@doppel/schemas';
 import {
-  admissionFromConfig, createLogger, createServiceApp, createUrlFetcher, Registry, type Logger, type Service, type ServiceDeps, type UrlFetcher,
+  admissionFromConfig, createLogger, createServiceApp, Registry, type Logger, type Service, type ServiceDeps,
 } from '@doppel/service-kit';
+import { createUrlFetcher, type UrlFetcher } from '@doppel/image-source';
 import { encodeDocs, encodeRoutes } from './encode.routes.js';
 import { createEncoderMetrics } from './encoder.metrics.js';
 import { rmacWindows } from './feature-output.graph.js';

@@ -1,9 +1,8 @@
 import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { decodeBase64, readImageFile } from '@doppel/image-source';
+import { decodeBase64, readImageFile, type UrlFetcher } from '@doppel/image-source';
 import type { EncodeRequest } from '@doppel/schemas';
 import { AppError } from '@doppel/service-kit';
-import type { UrlFetcher } from '@doppel/service-kit';
 
 export interface ImageSourceOptions {
   /** Real path of IMAGES_ROOT (symlinks resolved once at start). */

@@ -7,19 +7,11 @@
 import { createRequire } from 'node:module';
 import type cvTypes from '@u4/opencv4nodejs';
 
-// The binding's loader looks for an OpenCV build of its own at run time unless these say
-// that the system OpenCV is used (the addon was built against Debian's, see .ci/run);
-// without them it throws "No build found". Defaults only: a deployment may override them.
-const SYSTEM_OPENCV = {
-  OPENCV4NODEJS_DISABLE_AUTOBUILD: '1',
-  OPENCV_INCLUDE_DIR: '/usr/include/opencv4',
-  OPENCV_LIB_DIR: '/usr/lib/x86_64-linux-gnu',
-  OPENCV_BIN_DIR: '/usr/bin',
-};
-// eslint-disable-next-line no-restricted-syntax -- native-library bootstrap, not configuration
-for (const [k, v] of Object.entries(SYSTEM_OPENCV)) process.env[k] ??= v;
-// Loaded after the variables are set (a static import would be hoisted above them). The
-// default export is the whole binding, including what the patch adds (batchDistance).
+// The binding's loader finds the OpenCV build recorded at install time (scripts/setup.sh
+// installs with the system OpenCV). The OPENCV4NODEJS_DISABLE_AUTOBUILD / OPENCV_*_DIR
+// variables are set by whoever starts the matcher (the launcher, the Dockerfile), never
+// written here: code does not write the environment. The default export of the CJS entry
+// is the whole binding, including what the patch adds (batchDistance).
 export const cv = (createRequire(import.meta.url)('@u4/opencv4nodejs') as { default: typeof cvTypes }).default;
 // eslint-disable-next-line @typescript-eslint/no-namespace
 export declare namespace cv {

@@ -5,9 +5,10 @@ import {
 import type { PipelineConfig } from '@doppel/schemas';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import {
-  admissionFromConfig, ConfigError, createLogger, createServiceApp, createUrlFetcher, Registry,
-  type AdmissionConfig, type Logger, type ReadinessCheck, type Service, type ServiceDeps, type UrlFetcher,
+  admissionFromConfig, ConfigError, createLogger, createServiceApp, Registry,
+  type AdmissionConfig, type Logger, type ReadinessCheck, type Service, type ServiceDeps,
 } from '@doppel/service-kit';
+import { createUrlFetcher, type UrlFetcher } from '@doppel/image-source';
 import { BlobStore } from './blob.store.js';
 import { ImageRecords } from './image-records.store.js';
 import { createIdLock, type ImagesDeps } from './images.logic.js';
@@ -17,7 +18,7 @@ import { mountPipelineRoutes, pipelineDocs } from './pipeline.routes.js';
 export interface PipelineDeps {
   config: Pick<PipelineConfig, 'IMAGES_ROOT' | 'NB_NEIGHBORS' | 'MIN_SCORE' | 'INDEX_BATCH_SIZE' | 'INDEX_CONCURRENCY' | 'MAX_IMAGE_BYTES' | 'API_STATE_DIR' | 'COMPAT_ACCURACY'>
     & Partial<AdmissionConfig & Pick<PipelineConfig, 'BODY_TIMEOUT_MS' | 'BODY_BUDGET_BYTES'>>;
-  /** Downloads `url` queries (the kit's SSRF-guarded fetcher). */
+  /** Downloads `url` queries (image-source's SSRF-guarded fetcher). */
   urls: UrlFetcher;
   encoder: EncoderClient;
   search: SearchClient;
@@ -58,7 +59,7 @@ export function createApp(deps: PipelineDeps): Express {
     index: admissionFromConfig({ ADMIT_CONCURRENCY: 2, ADMIT_QUEUE: Math.min(admit.ADMIT_QUEUE, 8), ADMIT_WAIT_MS: admit.ADMIT_WAIT_MS * 10 }, 'index', 2, deps.registry),
   };
   const duplicates = {
-    encoder, search, matching, urls,
+    imagesRoot: config.IMAGES_ROOT, encoder, search, matching, urls,
     nbNeighbors: config.NB_NEIGHBORS,
     minScore: config.MIN_SCORE,
   };
@@ -75,7 +76,9 @@ export function createApp(deps: PipelineDeps): Express {
     body: { timeoutMs: config.BODY_TIMEOUT_MS ?? 30_000, budgetBytes: config.BODY_BUDGET_BYTES ?? 256 * 1024 * 1024 },
     registry: deps.registry,
     logger: deps.logger,
-    readiness: {
+    // The pipeline has no state of its own to load: it is ready once it listens. Its three
+    // downstreams are reported (/readyz `downstream`, /health/downstream), not required.
+    downstream: {
       'image-encoder': downstreamReady(encoder),
       'contextual-search': downstreamReady(search),
       'instance-matching': downstreamReady(matching),

@@ -1,12 +1,14 @@
 import type { EncoderClient, MatchingClient, SearchClient } from '@doppel/clients';
 import type { DuplicatesRequest, DuplicatesResponse, MatchRequest, Static } from '@doppel/schemas';
-import { isAppError, type UrlFetcher } from '@doppel/service-kit';
+import { isAppError } from '@doppel/service-kit';
+import { resolveImagePath, type UrlFetcher } from '@doppel/image-source';
 import { matcherTargets } from './image-location.js';
 
 export type DuplicatesResult = Static<typeof DuplicatesResponse>['response'];
 type Candidate = DuplicatesResult['candidates'][number];
 
 export interface DuplicatesDeps {
+  imagesRoot: string;
   encoder: EncoderClient;
   search: SearchClient;
   matching: MatchingClient;
@@ -53,10 +55,13 @@ export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesReques
   // the encoder and the matcher get these bytes (a second download could see other content,
   // or another address). The download counts in the encode stage.
   const bytes = req.url !== undefined ? (await deps.urls.fetch(req.url)).toString('base64') : req.image_base64;
-  const source = req.relative_path !== undefined ? { relative_path: req.relative_path } : { image_base64: bytes! };
+  // A path is resolved here (403 out of the root, symlinks included; 404 missing) and used
+  // by its canonical id, so `./a.jpg` is left out of its own results like `a.jpg`.
+  const relPath = req.relative_path !== undefined ? (await resolveImagePath(deps.imagesRoot, req.relative_path)).id : undefined;
+  const source = relPath !== undefined ? { relative_path: relPath } : { image_base64: bytes! };
   // The matcher reads indexed paths itself; a query that is not a path goes as bytes.
-  const candidate: Pick<MatchRequest, 'candidate' | 'candidate_base64'> = req.relative_path !== undefined
-    ? { candidate: req.relative_path }
+  const candidate: Pick<MatchRequest, 'candidate' | 'candidate_base64'> = relPath !== undefined
+    ? { candidate: relPath }
     : { candidate_base64: bytes! };
   // The query's SIFT extraction starts now and runs while it is encoded and searched.
   const prepared = prepareCandidate(deps.matching, candidate);
@@ -75,7 +80,7 @@ export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesReques
     min_score: minScore,
   });
   const candidates: Candidate[] = neighbors
-    .filter((n) => n.relative_path !== req.relative_path)
+    .filter((n) => n.relative_path !== relPath)
     .slice(0, nb)
     .map((n) => ({ relative_path: n.relative_path, score: n.score, orientation: fingerprints[n.query]?.orientation ?? 'identity' }));
   const searchMs = ms(t);

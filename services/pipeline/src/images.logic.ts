@@ -1,14 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { posix } from 'node:path';
 import type { EncoderClient, MatchingClient, SearchClient } from '@doppel/clients';
 import {
   MAX_USER_METADATA_BYTES, type AddImageRequest, type CompareImagesRequest, type FingerprintRequest, type ImageLocation,
   type ImageRecord, type ListImagesQuery, type SearchHit, type SearchImageRequest, type SearchVectorRequest, type UserMetadata,
 } from '@doppel/schemas';
-import { AppError, type UrlFetcher } from '@doppel/service-kit';
+import { AppError } from '@doppel/service-kit';
 import type { BlobStore, StoredBlob } from './blob.store.js';
 import { findDuplicates, type DuplicatesDeps } from './duplicates.logic.js';
-import { resolveUnderRoot, toId } from '@doppel/image-source';
+import { decodeBase64, resolveImagePath, type UrlFetcher } from '@doppel/image-source';
 import { isApiManaged, SOURCE_PATH_KEY } from './image-location.js';
 import type { ImageRecords } from './image-records.store.js';
 import { KeyedLock } from './keyed.lock.js';
@@ -41,27 +40,10 @@ export interface ImageSource {
 /** An image the services can read: a file under the root, or bytes in hand. */
 export type Materialised = { kind: 'file'; relative_path: string } | { kind: 'bytes'; bytes: Buffer };
 
-const STRICT_BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
-
-/** Strict base64 (a data: URL prefix and line breaks are tolerated); anything else is a 400, not silently dropped. */
-export function decodeBase64(data: string, maxBytes: number, field = 'image_base64'): Buffer {
-  if (Math.floor((data.length * 3) / 4) > maxBytes + 3) throw new AppError('PAYLOAD_TOO_LARGE', `${field} decodes to more than the ${maxBytes} bytes allowed`);
-  const body = (data.startsWith('data:') ? data.slice(data.indexOf(',') + 1) : data).replace(/[\r\n]/g, '');
-  if (!STRICT_BASE64.test(body) || body.length % 4 === 1) throw new AppError('INVALID_REQUEST', `${field}: is not valid base64`);
-  const buf = Buffer.from(body, 'base64');
-  if (buf.length === 0) throw new AppError('INVALID_REQUEST', `${field}: is empty`);
-  if (buf.length > maxBytes) throw new AppError('PAYLOAD_TOO_LARGE', `${field} decodes to more than the ${maxBytes} bytes allowed`);
-  return buf;
-}
-
-/** Canonical id of a path under the root: forward slashes, no `.` segments (`./a.jpg` and `a.jpg` are one id). */
-export function canonicalPath(root: string, rel: string): string {
-  resolveUnderRoot(root, rel);
-  return posix.normalize(toId(rel)).replace(/^(\.\/)+/, '');
-}
-
 export async function materialise(deps: Pick<ImagesDeps, 'imagesRoot' | 'maxImageBytes' | 'urls'>, src: ImageSource, field = ''): Promise<Materialised> {
-  if (src.relative_path !== undefined) return { kind: 'file', relative_path: canonicalPath(deps.imagesRoot, src.relative_path) };
+  // Resolved here (realpath, symlinks out refused), not only by the service it goes to: the
+  // id it is stored under is the canonical one, and a refused path costs no downstream call.
+  if (src.relative_path !== undefined) return { kind: 'file', relative_path: (await resolveImagePath(deps.imagesRoot, src.relative_path)).id };
   if (src.image_base64 !== undefined) return { kind: 'bytes', bytes: decodeBase64(src.image_base64, deps.maxImageBytes, `${field}image_base64`) };
   if (src.url !== undefined) return { kind: 'bytes', bytes: await deps.urls.fetch(src.url) };
   throw new AppError('INVALID_REQUEST', `${field}exactly one of image, relative_path, image_base64, url is required`);

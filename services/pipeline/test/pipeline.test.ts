@@ -1,6 +1,6 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createEncoderClient } from '@doppel/clients';
@@ -264,19 +264,35 @@ describe('pipeline over HTTP', () => {
     assert.equal(missing.body.error_code, 'IMAGE_NOT_FOUND');
   });
 
-  it('when the encoder answers 404 for a query, then the pipeline passes the 404 through', async () => {
+  it('when a query path names a symlink out of the root, then 403 and nothing is encoded', async () => {
+    writeFileSync(join(root, 'outside.png'), img([1, 0, 0, 0], 'A'));
+    symlinkSync(join(root, 'outside.png'), join(images, 'link-out.png'));
+    const before = encSeen.bodies.length;
+    for (const [path, body] of [['/duplicates', { relative_path: 'link-out.png' }], ['/images', { relative_path: 'link-out.png' }], ['/fingerprint', { relative_path: 'sub/../link-out.png' }]] as const) {
+      const r = await call(base, 'POST', path, body);
+      assert.deepEqual([r.status, r.body.error_code], [403, 'FORBIDDEN_PATH'], path);
+    }
+    assert.equal(encSeen.bodies.length, before);
+    unlinkSync(join(images, 'link-out.png'));
+  });
+
+  it('when a query path does not exist, then 404', async () => {
     const r = await call(base, 'POST', '/duplicates', { relative_path: 'gone.png' });
     assert.equal(r.status, 404);
     assert.equal(r.body.error_code, 'IMAGE_NOT_FOUND');
   });
 
-  it('when every downstream is up, then /readyz is ready and lists the three checks', async () => {
+  it('when every downstream is up, then /readyz is ready and reports the three downstreams, and /health/downstream is 200', async () => {
     const r = await call(base, 'GET', '/readyz');
     assert.equal(r.status, 200);
-    assert.deepEqual(Object.keys(r.body.response.checks).sort(), ['contextual-search', 'image-encoder', 'instance-matching']);
+    assert.deepEqual(r.body.response.checks, {});
+    assert.deepEqual(Object.keys(r.body.response.downstream).sort(), ['contextual-search', 'image-encoder', 'instance-matching']);
+    const d = await call(base, 'GET', '/health/downstream');
+    assert.equal(d.status, 200);
+    assert.equal(d.body.response.ok, true);
   });
 
-  it('when the encoder is down, then /duplicates is a quick 503 and /readyz names it', async () => {
+  it('when the encoder is down, then /duplicates is a quick 503 naming it, /readyz stays 200 and reports it, and /health/downstream is 503 naming it', async () => {
     await encoderSrv.close();
     const t = Date.now();
     const r = await call(base, 'POST', '/duplicates', { relative_path: 'a.png' });
@@ -285,8 +301,15 @@ describe('pipeline over HTTP', () => {
     assert.match(r.body.error_message, /image-encoder/);
     assert.ok(Date.now() - t < 3000);
     const ready = await call(base, 'GET', '/readyz');
-    assert.equal(ready.status, 503);
-    assert.match(ready.body.error_message, /image-encoder/);
+    assert.equal(ready.status, 200);
+    assert.equal(ready.body.response.ready, true);
+    assert.equal(ready.body.response.downstream['image-encoder'].ok, false);
+    assert.equal(ready.body.response.downstream['contextual-search'].ok, true);
+    const down = await call(base, 'GET', '/health/downstream');
+    assert.equal(down.status, 503);
+    assert.equal(down.body.error_code, 'UNAVAILABLE');
+    assert.match(down.body.error_message, /image-encoder/);
+    assert.doesNotMatch(down.body.error_message, /contextual-search|instance-matching/);
   });
 });
 

@@ -5,8 +5,8 @@ import {
   ImageSearchStatsResponse, MAX_INDEX_PATHS, type RouteDoc,
 } from '@doppel/schemas';
 import { AppError, parseQuery, type Logger } from '@doppel/service-kit';
-import { collectFiles } from '@doppel/image-source';
-import { canonicalPath, fingerprint, type ImagesDeps } from '../images.logic.js';
+import { canonicalId, collectFiles } from '@doppel/image-source';
+import { fingerprint, type ImagesDeps } from '../images.logic.js';
 import { indexImages, type IndexingDeps } from '../indexing.logic.js';
 import { answer, compatRouter } from './compat.kit.js';
 
@@ -23,11 +23,14 @@ export const imageSearchDocs: RouteDoc[] = [
   { method: 'get', path: `${IMAGE_SEARCH_PREFIX}/stats`, summary: 'image-search: {images: count}.', response: ImageSearchStatsResponse, error: ImageSearchError },
 ];
 
-/** A path as the original takes it (absolute on its machine) or relative to the image root. */
+/**
+ * A path as the original takes it (absolute on its machine) or relative to the image root,
+ * as an id; where it really lands (symlinks) is checked where it is read (collectFiles, materialise).
+ */
 function underRoot(root: string, p: string): string {
   const rel = isAbsolute(p) ? relative(root, p) : p;
   if (rel.startsWith('..') || isAbsolute(rel)) throw new AppError('FORBIDDEN_PATH', `${p}: outside the image root`);
-  return canonicalPath(root, rel === '' ? '.' : rel);
+  return canonicalId(rel === '' ? '.' : rel);
 }
 
 export function mountImageSearchRoutes(app: Express, deps: ImagesDeps, indexing: IndexingDeps): void {

@@ -1,7 +1,7 @@
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import { Agent, buildConnector, request } from 'undici';
-import { AppError } from './app-error.js';
+import { AppError } from '@doppel/service-kit';
 
 export interface UrlFetcherOptions {
   timeoutMs: number;
