@@ -1,5 +1,12 @@
 #!/usr/bin/env bash
-# One-time set-up of a machine for Doppel: system packages, pnpm, dependencies, default model.
+# Set-up of a machine or an image for Doppel: the one place that knows the system packages,
+# the OpenCV build settings and the install command.
+#   bash scripts/setup.sh                    a machine: system packages, pnpm, the workspace, the default model
+#   bash scripts/setup.sh --image SERVICE    a Dockerfile's build stage (manifests copied, sources not yet):
+#                                            the packages its native addons compile with, pnpm, and the
+#                                            service's dependencies (plus the root's typescript), no model
+#   bash scripts/setup.sh --runtime SERVICE  a Dockerfile's runtime stage: the shared libraries its
+#                                            native addons load, nothing else
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,22 +14,81 @@ cd "$(dirname "$0")/.."
 export COREPACK_INTEGRITY_KEYS=0 COREPACK_ENABLE_DOWNLOAD_PROMPT=0
 # onnxruntime-node's postinstall fetches GPU libraries we do not use; the CPU binaries ship inside.
 export ONNXRUNTIME_NODE_INSTALL=skip
-# Build opencv4nodejs against Debian's OpenCV instead of compiling OpenCV itself.
+# Build opencv4nodejs against Debian's OpenCV instead of compiling OpenCV itself. The binding
+# also reads these when it loads, so the instance-matching image and the launcher set the same
+# values at run time (services/instance-matching/Dockerfile, packages/cli/src/stack.launcher.ts).
 export OPENCV4NODEJS_DISABLE_AUTOBUILD=1 OPENCV_INCLUDE_DIR=/usr/include/opencv4 \
   OPENCV_LIB_DIR=/usr/lib/x86_64-linux-gnu OPENCV_BIN_DIR=/usr/bin
 export JOBS="${JOBS:-max}"
 
-APT_PACKAGES=(libopencv-dev python3-opencv chromium)
-missing=()
-for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "setup: installing ${missing[*]}"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+mode="${1:-machine}"
+service="${2:-}"
+if [ "$mode" != machine ]; then
+  case "$service" in
+    image-encoder|contextual-search|instance-matching|pipeline) ;;
+    *) echo "setup: $mode needs a service (image-encoder, contextual-search, instance-matching, pipeline), got '$service'" >&2; exit 2 ;;
+  esac
 fi
 
-corepack enable
-pnpm install --frozen-lockfile
-# The default fingerprint model, from ../shared/models (or DOPPEL_MODEL_URL + DOPPEL_MODEL_SHA256).
-pnpm models
+# What each image compiles with: sharp and onnxruntime-node ship prebuilt binaries,
+# hnswlib-node and opencv4nodejs compile with node-gyp (opencv4nodejs against libopencv-dev).
+build_packages() {
+  case "$1" in
+    contextual-search) echo "python3 make g++" ;;
+    instance-matching) echo "libopencv-dev python3 make g++" ;;
+    image-encoder|pipeline) echo "" ;;
+    *) echo "setup: unknown service '$1'" >&2; exit 2 ;;
+  esac
+}
+# What each image loads at run time (Debian bookworm: OpenCV 4.6; the list is what
+# `ldd opencv4nodejs.node` names, contrib included).
+runtime_packages() {
+  case "$1" in
+    instance-matching) echo "libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 libopencv-features2d406 \
+libopencv-calib3d406 libopencv-flann406 libopencv-dnn406 libopencv-highgui406 libopencv-ml406 \
+libopencv-objdetect406 libopencv-photo406 libopencv-video406 libopencv-videoio406 libopencv-contrib406" ;;
+    contextual-search|image-encoder|pipeline) echo "" ;;
+    *) echo "setup: unknown service '$1'" >&2; exit 2 ;;
+  esac
+}
+
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  echo "setup: installing ${missing[*]}"
+  local SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  if [ "$mode" = machine ]; then
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    # In an image: only what is named, and a small layer.
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    $SUDO rm -rf /var/lib/apt/lists/*
+  fi
+}
+
+case "$mode" in
+  machine)
+    apt_install libopencv-dev python3-opencv chromium
+    corepack enable
+    pnpm install --frozen-lockfile
+    # The default fingerprint model, from ../shared/models (or MODEL_URL + MODEL_SHA256).
+    pnpm models
+    ;;
+  --image)
+    # shellcheck disable=SC2046
+    apt_install $(build_packages "$service")
+    corepack enable
+    # The root package ("doppel") brings typescript for the build; `pnpm deploy --prod` leaves it out.
+    pnpm install --frozen-lockfile --filter doppel --filter "@doppel/$service..."
+    ;;
+  --runtime)
+    # shellcheck disable=SC2046
+    apt_install $(runtime_packages "$service")
+    ;;
+  *)
+    echo "usage: bash scripts/setup.sh [--image SERVICE | --runtime SERVICE]" >&2
+    exit 2
+    ;;
+esac

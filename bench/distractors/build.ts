@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
+import pLimit from 'p-limit';
 
 // bench/ is not a workspace package (yet): borrow the encoder's sharp, the one the services use.
 const sharp = createRequire(new URL('../../services/image-encoder/package.json', import.meta.url))('sharp') as typeof import('sharp');
@@ -99,13 +100,9 @@ async function convert(src: { pkg: string; file: string; root: string }): Promis
   perPackage.set(src.pkg, (perPackage.get(src.pkg) ?? 0) + 1);
 }
 
-let next = 0;
-await Promise.all(Array.from({ length: concurrency }, async () => {
-  while (next < sources.length) {
-    const src = sources[next++]!;
-    try { await convert(src); } catch { counts.failed += 1; }
-  }
-}));
+await pLimit(concurrency).map(sources, async (src) => {
+  try { await convert(src); } catch { counts.failed += 1; }
+});
 
 const seconds = (performance.now() - t0) / 1000;
 const total = (await readdir(out)).length;

@@ -20,6 +20,7 @@ import { exposeFeature } from '../../services/image-encoder/src/feature-output.g
 import { decodeModel } from '../../services/image-encoder/src/onnx-proto.schema.js';
 import { imageTensors } from '../../services/image-encoder/src/tensor-layout.transform.js';
 import { originalOfQuery, transformOf } from '@doppel/cli';
+import pLimit from 'p-limit';
 import { V2_TRANSFORMS } from '../matching/dev-split.bench.js';
 
 const encoderRequire = createRequire(new URL('../../services/image-encoder/package.json', import.meta.url));
@@ -85,14 +86,6 @@ function pool(map: Float32Array, off: number, out: Float32Array, outOff: number)
   });
 }
 
-async function mapLimit<T, R>(items: T[], limit: number, fn: (x: T, i: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: limit }, async () => {
-    while (next < items.length) { const i = next++; out[i] = await fn(items[i]!, i); }
-  }));
-  return out;
-}
 
 async function filesOf(set: Job['set']): Promise<string[]> {
   if (set === 'index') return (await readdir(join(dir, 'index'))).sort().map((f) => join(dir, 'index', f));
@@ -127,7 +120,7 @@ async function encode(jobs: Job[]): Promise<void> {
     for (let i = 0; i < files.length; i += batch) chunks.push(Array.from({ length: Math.min(batch, files.length - i) }, (_, k) => i + k));
     let failed = 0;
     const plane = 3 * SIZE * SIZE;
-    await mapLimit(chunks, 2, async (idx) => {
+    await pLimit(2).map(chunks, async (idx) => {
       const tensors = await Promise.all(idx.map(async (i) => {
         let px: Uint8Array;
         try {

@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { decodeImage, imageTensors, inspectModel } from '@doppel/image-encoder';
+import pLimit from 'p-limit';
 import { figure } from '../figures.record.js';
 
 const repo = resolve(fileURLToPath(new URL('../..', import.meta.url)));
@@ -41,14 +42,6 @@ const procCpuMs = (pid: number) => {
 const perImg = (ms: number, n: number) => `${(ms / n).toFixed(1)} CPU-ms/img`;
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 
-async function mapLimit<T, R>(items: T[], limit: number, fn: (x: T, i: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: limit }, async () => {
-    while (next < items.length) { const i = next++; out[i] = await fn(items[i]!, i); }
-  }));
-  return out;
-}
 
 figure('encoder.images', 'images (spread over index/ and queries/)', files.length);
 console.log(`images: ${files.length} from ${dir}; model ${modelPath}; intra-op threads ${threads}`);
@@ -56,11 +49,11 @@ console.log(`images: ${files.length} from ${dir}; model ${modelPath}; intra-op t
 // 1. sharp only: decode + EXIF + resize + normalise, as the service does it (4 at a time).
 const layout = inspectModel(readFileSync(modelPath));
 const pre = { size: layout.inputSize ?? 224, mode: (process.env.RESIZE_MODE === 'whole' ? 'whole' : 'center-crop') as 'whole' | 'center-crop', maxPixels: 50_000_000 };
-await mapLimit(buffers.slice(0, 16), 4, (b) => decodeImage(b, pre));
+await pLimit(4).map(buffers.slice(0, 16), (b) => decodeImage(b, pre));
 let t = performance.now();
 const elu0 = performance.eventLoopUtilization();
 let c0 = cpuMs();
-const decoded = await mapLimit(buffers, 4, (b) => decodeImage(b, pre));
+const decoded = await pLimit(4).map(buffers, (b) => decodeImage(b, pre));
 const decodeRate = files.length / ((performance.now() - t) / 1000);
 const decodeCpu = (cpuMs() - c0) / files.length;
 // How much of the main thread decoding takes: sharp works on libuv threads.
@@ -133,21 +126,21 @@ try {
     const j = (await r.json()) as { global_status: number; response: { results?: Array<{ error_code?: string }> } };
     if (r.status !== 200 || j.response.results?.some((x) => x.error_code)) throw new Error(`${path}: ${r.status} ${JSON.stringify(j).slice(0, 200)}`);
   };
-  await mapLimit(files.slice(0, 32), 8, (f) => post('/encode', { relative_path: f }));
+  await pLimit(8).map(files.slice(0, 32), (f) => post('/encode', { relative_path: f }));
 
   for (const [size, inflight] of [[32, 2], [64, 1]] as const) {
     const batches: string[][] = [];
     for (let i = 0; i < files.length; i += size) batches.push(files.slice(i, i + size));
     t = performance.now();
     c0 = procCpuMs(server.pid!);
-    await mapLimit(batches, inflight, (b) => post('/encode/batch', { items: b.map((f) => ({ relative_path: f })) }));
+    await pLimit(inflight).map(batches, (b) => post('/encode/batch', { items: b.map((f) => ({ relative_path: f })) }));
     figure(`encoder.http.batch${size}.img_per_s`, `HTTP /encode/batch, ${size} items, ${inflight} in flight`, files.length / ((performance.now() - t) / 1000), 'img/s');
     console.log(`HTTP /encode/batch (${size} items, ${inflight} in flight): ${rate(files.length, performance.now() - t)} img/s, server ${perImg(procCpuMs(server.pid!) - c0, files.length)}`);
   }
   for (const conc of [8, 16]) {
     t = performance.now();
     c0 = procCpuMs(server.pid!);
-    await mapLimit(files, conc, (f) => post('/encode', { relative_path: f }));
+    await pLimit(conc).map(files, (f) => post('/encode', { relative_path: f }));
     figure(`encoder.http.c${conc}.img_per_s`, `HTTP /encode, ${conc} concurrent clients`, files.length / ((performance.now() - t) / 1000), 'img/s');
     console.log(`HTTP /encode, ${conc} concurrent: ${rate(files.length, performance.now() - t)} img/s, server ${perImg(procCpuMs(server.pid!) - c0, files.length)}`);
   }

@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeImage, loadOnnxModel } from '@doppel/image-encoder';
+import pLimit from 'p-limit';
 
 const repo = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const dir = resolve(process.env.BENCH_DIR ?? join(repo, '..', 'shared', 'bench', 'dev'));
@@ -22,23 +23,15 @@ for (const n of indexNames) if (!allIndex.includes(n)) throw new Error(`truth na
 
 const model = await loadOnnxModel({ path: modelPath, intraOpThreads: 2, maxBatch: 16, batchWindowMs: 2, queueLimit: 100000 });
 
-async function mapLimit<T, R>(items: T[], limit: number, fn: (x: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: limit }, async () => {
-    while (next < items.length) { const i = next++; out[i] = await fn(items[i]!); }
-  }));
-  return out;
-}
 const dot = (a: Float32Array, b: Float32Array) => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!; return s; };
 
 for (const mode of ['whole', 'center-crop'] as const) {
   const t0 = performance.now();
   const pre = { size: model.inputSize, mode, maxPixels: 100_000_000 };
-  const index = await mapLimit(allIndex, 4, async (n) => (await model.infer(await decodeImage(await readFile(join(dir, 'index', n)), pre)))[0]!);
+  const index = await pLimit(4).map(allIndex, async (n) => (await model.infer(await decodeImage(await readFile(join(dir, 'index', n)), pre)))[0]!);
   const perTransform = new Map<string, { n: number; top1: number; top10: number }>();
   let top1 = 0; let top10 = 0; let idTop1 = 0;
-  await mapLimit(queries, 4, async ([q, want]) => {
+  await pLimit(4).map(queries, async ([q, want]) => {
     const fps = await model.infer(await decodeImage(await readFile(join(dir, 'queries', q)), pre), true);
     const scores = index.map((v) => Math.max(...fps.map((f) => dot(f, v))));
     const idScores = index.map((v) => dot(fps[0]!, v));

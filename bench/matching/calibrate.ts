@@ -27,6 +27,7 @@ import { postJson } from './post-json.http.js';
 import { buildService, decodeImage, denseScore, extractFeatures, structureOf } from '@doppel/instance-matching';
 import { originalOfQuery, scoreQueries, transformOf } from '@doppel/cli';
 import { devSplit, V2_TRANSFORMS, type Half } from './dev-split.bench.js';
+import pLimit from 'p-limit';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
 const config = loadConfig(MatchingConfig, {
@@ -57,18 +58,12 @@ if (process.env.FROM) {
 } else {
   const { base: baseUrl, close } = await listen(buildService(config));
   const t0 = performance.now();
-  let next = 0;
   const todo = queries.filter((_, i) => i % step === 0);
-  await Promise.all(
-    Array.from({ length: 4 }, async () => {
-      while (next < todo.length) {
-        const q = todo[next++]!;
-        const r = await postJson(baseUrl, '/match', { candidate: q, neighbors: index, threshold: 1 });
-        if (r.status !== 200) throw new Error(`${q}: ${r.status} ${r.error}`);
-        rows.push({ query: q, original: originalOfQuery(q), transform: transformOf(q), truth: truth[q] ?? null, half: halfOf(q), checked: (r.response as { checked: Checked[] }).checked });
-      }
-    }),
-  );
+  await pLimit(4).map(todo, async (q) => {
+    const r = await postJson(baseUrl, '/match', { candidate: q, neighbors: index, threshold: 1 });
+    if (r.status !== 200) throw new Error(`${q}: ${r.status} ${r.error}`);
+    rows.push({ query: q, original: originalOfQuery(q), transform: transformOf(q), truth: truth[q] ?? null, half: halfOf(q), checked: (r.response as { checked: Checked[] }).checked });
+  });
   elapsed = (performance.now() - t0) / 1000;
   await close();
   // Structure of every image, measured as the service measures it (its 32x32 thumbnail).

@@ -19,6 +19,7 @@ import { buildService } from '@doppel/instance-matching';
 import { postJson } from './post-json.http.js';
 import { originalOfQuery } from '@doppel/cli';
 import { devSplit } from './dev-split.bench.js';
+import pLimit from 'p-limit';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
 const distractorDir = process.argv[3] ?? '/work/distractors';
@@ -47,25 +48,21 @@ let pairs = 0;
 const fps: string[] = [];
 const reasons = new Map<string, number>();
 let queriesWithFp = 0;
-let next = 0;
-await Promise.all(Array.from({ length: 2 }, async () => {
-  while (next < queries.length) {
-    const q = queries[next++]!;
-    let hit = false;
-    for (let i = 0; i < distractors.length; i += BATCH) {
-      const r = await postJson(base, '/match', { candidate: q, neighbors: distractors.slice(i, i + BATCH) });
-      if (r.status !== 200) throw new Error(`${q}: ${r.status} ${r.error}`);
-      const res = r.response as { duplicated: Checked[]; checked: Checked[] };
-      pairs += res.checked.length;
-      for (const c of res.checked) if (c.reason) reasons.set(c.reason, (reasons.get(c.reason) ?? 0) + 1);
-      for (const d of res.duplicated) {
-        hit = true;
-        fps.push(`${q} -> ${d.relative_path} score ${d.score} inliers ${d.inliers} ${d.method}`);
-      }
+await pLimit(2).map(queries, async (q) => {
+  let hit = false;
+  for (let i = 0; i < distractors.length; i += BATCH) {
+    const r = await postJson(base, '/match', { candidate: q, neighbors: distractors.slice(i, i + BATCH) });
+    if (r.status !== 200) throw new Error(`${q}: ${r.status} ${r.error}`);
+    const res = r.response as { duplicated: Checked[]; checked: Checked[] };
+    pairs += res.checked.length;
+    for (const c of res.checked) if (c.reason) reasons.set(c.reason, (reasons.get(c.reason) ?? 0) + 1);
+    for (const d of res.duplicated) {
+      hit = true;
+      fps.push(`${q} -> ${d.relative_path} score ${d.score} inliers ${d.inliers} ${d.method}`);
     }
-    if (hit) queriesWithFp++;
   }
-}));
+  if (hit) queriesWithFp++;
+});
 const elapsed = (performance.now() - t0) / 1000;
 await close();
 

@@ -15,6 +15,7 @@ import { createPipelineClient } from '@doppel/clients';
 import { startStack } from '@doppel/cli';
 import { freePorts } from '@doppel/service-kit/testing';
 import { scorePairs, scoreQueries, type QueryOutcome } from '@doppel/cli';
+import pLimit from 'p-limit';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const { values: flags } = parseArgs({ options: { 'skip-scan': { type: 'boolean' }, 'scan-only': { type: 'boolean' }, 'keep-scan': { type: 'string' }, out: { type: 'string' } } });
@@ -58,11 +59,8 @@ try {
       const errors: Array<{ query: string; error: string }> = [];
       const latencies: number[] = [];
       const stages = { encode: 0, search: 0, match: 0 };
-      let next = 0;
       t = performance.now();
-      const worker = async () => {
-        while (next < queries.length) {
-          const q = queries[next++]!;
+      await pLimit(concurrency).map(queries, async (q) => {
           const t0 = performance.now();
           let r;
           try {
@@ -71,15 +69,13 @@ try {
             // Counted as "nothing declared" (it hurts recall) and listed, so one bad reply does not end the run.
             errors.push({ query: q, error: (err as Error).message });
             outcomes.push({ query: q, expected: truth[q] ?? null, declared: [] });
-            continue;
+            return;
           }
           latencies.push(performance.now() - t0);
           for (const k of ['encode', 'search', 'match'] as const) stages[k] += r.timings_ms[k];
           outcomes.push({ query: q, expected: truth[q] ?? null, declared: r.duplicated.map((d) => d.relative_path.replace(/^index\//, '')) });
           if (outcomes.length % 100 === 0) log(`  ${outcomes.length}/${queries.length} queries`);
-        }
-      };
-      await Promise.all(Array.from({ length: concurrency }, worker));
+      });
       const queryMs = performance.now() - t;
       const scores = scoreQueries(outcomes);
       result.queries_eval = {

@@ -23,6 +23,7 @@ import {
   DEFAULT_PORTS, REPO_ROOT, canonical, clearStackRecord, lastRoot, rememberRoot, requireModel, stateDirFor,
   writeStackRecord, type Workspace,
 } from './workspace.config.js';
+import pLimit from 'p-limit';
 
 const USAGE = `doppel: near-duplicate image search
 
@@ -183,25 +184,20 @@ async function queryAll(pipeline: PipelineClient, files: string[], concurrency: 
   const pairs: ScanPair[] = [];
   const failed: Array<{ relative_path: string; error: string }> = [];
   const bar = new ProgressBar('scan ', files.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < files.length) {
-      const q = files[next++]!;
-      try {
-        const r = await pipeline.duplicates({ relative_path: q, ...(f.threshold ? { threshold: Number(f.threshold) } : {}) });
-        for (const d of r.duplicated) {
-          if (!inScope(d.relative_path)) continue;
-          pairs.push({ query: q, match: d.relative_path, score: d.score, inliers: d.inliers, ...(d.method ? { method: d.method } : {}), ...(d.region ? { region: d.region } : {}) });
-        }
-      } catch (e) {
-        // An outage ends the scan; a bad file is only noted.
-        if (e instanceof AppError && e.status >= 500) throw e;
-        failed.push({ relative_path: q, error: (e as Error).message });
+  await pLimit(Math.max(1, concurrency)).map(files, async (q) => {
+    try {
+      const r = await pipeline.duplicates({ relative_path: q, ...(f.threshold ? { threshold: Number(f.threshold) } : {}) });
+      for (const d of r.duplicated) {
+        if (!inScope(d.relative_path)) continue;
+        pairs.push({ query: q, match: d.relative_path, score: d.score, inliers: d.inliers, ...(d.method ? { method: d.method } : {}), ...(d.region ? { region: d.region } : {}) });
       }
-      bar.tick();
+    } catch (e) {
+      // An outage ends the scan; a bad file is only noted.
+      if (e instanceof AppError && e.status >= 500) throw e;
+      failed.push({ relative_path: q, error: (e as Error).message });
     }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, concurrency) }, worker));
+    bar.tick();
+  });
   bar.finish(`${files.length} images queried, ${pairs.length} verified links`);
   return { pairs, failed };
 }

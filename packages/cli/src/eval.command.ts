@@ -12,6 +12,7 @@ import { buildReport } from './scan-report.model.js';
 import type { ScanGroup } from './scan-groups.logic.js';
 import { isInside, openSession } from './stack-session.js';
 import { canonical, type Workspace } from './workspace.config.js';
+import pLimit from 'p-limit';
 
 export interface EvalFlags {
   index?: string; queries?: string; truth?: string; json?: string; plot?: string; html?: string;
@@ -76,33 +77,28 @@ export async function cmdEval(ws: Workspace, f: EvalFlags) {
     const errors: Array<{ query: string; error: string }> = [];
     const qbar = new ProgressBar('query', truth.length);
     const fromIndex = (p: string) => (p.startsWith(pre(indexRel)) ? p.slice(pre(indexRel).length) : undefined);
-    let next = 0;
     t = performance.now();
-    const worker = async () => {
-      while (next < truth.length) {
-        const e = truth[next++]!;
-        const t0 = performance.now();
-        try {
-          const r = await session.pipeline.duplicates({ relative_path: `${pre(queriesRel)}${e.query}`, threshold: f.threshold });
-          timings.total.push(performance.now() - t0);
-          for (const k of ['encode', 'search', 'match'] as const) timings[k].push(r.timings_ms[k]);
-          const keep = (p: string) => fromIndex(p);
-          outcomes.push({
-            query: e.query, expected: e.expected,
-            declared: r.duplicated.map((d) => keep(d.relative_path)).filter((p): p is string => p !== undefined),
-            candidates: r.candidates.map((c) => keep(c.relative_path)).filter((p): p is string => p !== undefined),
-            verified: r.candidates.flatMap((c) => (c.verification_score !== undefined && keep(c.relative_path) !== undefined ? [{ path: keep(c.relative_path)!, score: c.verification_score }] : [])),
-          });
-        } catch (err) {
-          if (err instanceof AppError && err.status >= 500 && err.code !== 'DOWNSTREAM_FAILURE') throw err;
-          // A bad query file is counted as "nothing declared" and listed.
-          errors.push({ query: e.query, error: (err as Error).message });
-          outcomes.push({ query: e.query, expected: e.expected, declared: [], candidates: [], verified: [] });
-        }
-        qbar.tick();
+    await pLimit(Math.max(1, f.concurrency)).map(truth, async (e) => {
+      const t0 = performance.now();
+      try {
+        const r = await session.pipeline.duplicates({ relative_path: `${pre(queriesRel)}${e.query}`, threshold: f.threshold });
+        timings.total.push(performance.now() - t0);
+        for (const k of ['encode', 'search', 'match'] as const) timings[k].push(r.timings_ms[k]);
+        const keep = (p: string) => fromIndex(p);
+        outcomes.push({
+          query: e.query, expected: e.expected,
+          declared: r.duplicated.map((d) => keep(d.relative_path)).filter((p): p is string => p !== undefined),
+          candidates: r.candidates.map((c) => keep(c.relative_path)).filter((p): p is string => p !== undefined),
+          verified: r.candidates.flatMap((c) => (c.verification_score !== undefined && keep(c.relative_path) !== undefined ? [{ path: keep(c.relative_path)!, score: c.verification_score }] : [])),
+        });
+      } catch (err) {
+        if (err instanceof AppError && err.status >= 500 && err.code !== 'DOWNSTREAM_FAILURE') throw err;
+        // A bad query file is counted as "nothing declared" and listed.
+        errors.push({ query: e.query, error: (err as Error).message });
+        outcomes.push({ query: e.query, expected: e.expected, declared: [], candidates: [], verified: [] });
       }
-    };
-    await Promise.all(Array.from({ length: Math.max(1, f.concurrency) }, worker));
+      qbar.tick();
+    });
     const queryMs = performance.now() - t;
     qbar.finish(`${truth.length} queries`);
     outcomes.sort((a, b) => a.query.localeCompare(b.query));

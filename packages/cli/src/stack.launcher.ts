@@ -26,6 +26,8 @@ export interface StackOptions {
    * `pnpm build`), instead of its TypeScript source through tsx.
    */
   fromDist?: boolean;
+  /** With fromDist: the folder holding each service's dist/ (a `pnpm deploy` output); services/<name> by default. */
+  serviceDirs?: Partial<Record<ServiceName, string>>;
 }
 
 export interface Stack {
@@ -41,9 +43,9 @@ export interface Stack {
 export class StackError extends Error {}
 
 /** The node arguments that start a service: its source through tsx, or its build output. */
-export function entryArgs(repoRoot: string, svc: ServiceName, fromDist = false): string[] {
+export function entryArgs(repoRoot: string, svc: ServiceName, fromDist = false, dir = join(repoRoot, 'services', svc)): string[] {
   return fromDist
-    ? [join(repoRoot, 'services', svc, 'dist', 'main.js')]
+    ? [join(dir, 'dist', 'main.js')]
     : ['--conditions=source', '--import', 'tsx', join(repoRoot, 'services', svc, 'src', 'main.ts')];
 }
 
@@ -118,7 +120,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
     envs[svc] = env;
     // A restarted service appends, so the log of the run that died is kept.
     const out = createWriteStream(logFile, { flags });
-    const child = spawn(process.execPath, entryArgs(opts.repoRoot, svc, opts.fromDist), {
+    const child = spawn(process.execPath, entryArgs(opts.repoRoot, svc, opts.fromDist, opts.serviceDirs?.[svc]), {
       cwd: opts.repoRoot,
       env: { ...process.env, ...base, ...env, ...opts.env?.[svc] },
       stdio: ['ignore', 'pipe', 'pipe'],

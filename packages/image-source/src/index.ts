@@ -4,3 +4,4 @@ export { canonicalId, resolveRootPath, resolveImagePath, readImageFile, type Res
 export { decodeBase64 } from './base64.decode.js';
 export { ACCEPTED_IMAGE_FORMATS, requireAcceptedFormat } from './image-format.check.js';
 export { createUrlFetcher, isBlockedAddress, isLocalHostname, type UrlFetcher, type UrlFetcherOptions } from './safe-url.fetcher.js';
+export { DECODE_TIMEOUT_S, decodeFailure, decodeImage, openImage, type DecodeLimits, type OpenedImage } from './image.decode.js';

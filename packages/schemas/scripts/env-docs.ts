@@ -1,30 +1,16 @@
-// Prints the README's environment-variable tables from the config schemas, so the
-// documentation cannot drift from what the services accept.
+// Regenerates the environment-variable tables of the root README and of each service README
+// from the config schemas (packages/schemas/test/config-docs.test.ts fails while one is stale).
 // Usage: node --conditions=source --import tsx packages/schemas/scripts/env-docs.ts
-import { EncoderConfig, SearchConfig, MatchingConfig, PipelineConfig, type TObject } from '../src/index.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { README_FILES, withEnvTables } from './env-table.js';
 
-const services: Array<[string, TObject]> = [
-  ['image-encoder', EncoderConfig],
-  ['contextual-search', SearchConfig],
-  ['instance-matching', MatchingConfig],
-  ['pipeline', PipelineConfig],
-];
-
-interface Leaf { type?: string; anyOf?: Array<{ const?: unknown }>; default?: unknown; description?: string; minimum?: number; maximum?: number }
-
-function typeOf(l: Leaf): string {
-  if (l.anyOf) return l.anyOf.map((a) => String(a.const)).join(' \\| ');
-  const range = l.minimum !== undefined || l.maximum !== undefined ? ` ${l.minimum ?? ''}..${l.maximum ?? ''}` : '';
-  return `${l.type ?? 'string'}${range}`;
-}
-
-for (const [name, schema] of services) {
-  console.log(`#### ${name}\n`);
-  console.log('| variable | type | default | meaning |');
-  console.log('| --- | --- | --- | --- |');
-  for (const [k, v] of Object.entries(schema.properties as Record<string, Leaf>)) {
-    const d = v.default === undefined || v.default === '' ? '' : `\`${String(v.default)}\``;
-    console.log(`| \`${k}\` | ${typeOf(v)} | ${d} | ${v.description ?? ''} |`);
-  }
-  console.log('');
+const root = fileURLToPath(new URL('../../..', import.meta.url));
+for (const file of README_FILES) {
+  const path = join(root, file);
+  const before = readFileSync(path, 'utf8');
+  const after = withEnvTables(before);
+  if (after !== before) writeFileSync(path, after);
+  console.log(`${file}: ${after === before ? 'current' : 'updated'}`);
 }

@@ -4,6 +4,7 @@ import { loadImage, type ImageSource, type ImageSourceOptions } from './image-so
 import { decodeImage, type PreprocessOptions } from './preprocess.image.js';
 import type { EncoderModel } from './onnx.model.js';
 import type { EncoderMetrics } from './encoder.metrics.js';
+import pLimit from 'p-limit';
 
 export interface EncodeDeps {
   model: EncoderModel;
@@ -74,18 +75,6 @@ export async function encodeOne(input: EncodeInput, deps: EncodeDeps, route = '/
   }
 }
 
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
 
 type Outcome = { ok: true; value: Prepared } | { ok: false; error: unknown };
 
@@ -96,7 +85,7 @@ type Outcome = { ok: true; value: Prepared } | { ok: false; error: unknown };
  */
 export async function encodeBatch(items: EncodeItem[], deps: EncodeDeps, log?: Logger): Promise<Array<EncodeResult | EncodeBatchItemError>> {
   const start = performance.now();
-  const prepared = await mapLimit(items, deps.decodeConcurrency, (item): Promise<Outcome> =>
+  const prepared = await pLimit(Math.max(1, deps.decodeConcurrency)).map(items, (item): Promise<Outcome> =>
     prepare(item, deps).then((value) => ({ ok: true, value }), (error: unknown) => ({ ok: false, error })));
   const pending = prepared.map((o) => (o.ok ? infer(o.value, deps) : Promise.reject(o.error)));
   const settled = await Promise.allSettled(pending);

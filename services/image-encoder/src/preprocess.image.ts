@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { requireAcceptedFormat } from '@doppel/image-source';
+import { decodeImage as decodeSource } from '@doppel/image-source';
 import { AppError } from '@doppel/service-kit';
 import { contentBox } from './border-trim.image.js';
 
@@ -33,52 +33,28 @@ async function trimmedBox(rgb: Buffer, width: number, height: number) {
   return { left, top, width: right - left, height: bottom - top };
 }
 
-function decodeError(e: unknown): AppError {
-  const msg = (e as Error).message ?? String(e);
-  if (/pixel limit/i.test(msg)) return new AppError('PAYLOAD_TOO_LARGE', 'image has more pixels than allowed');
-  if (/unsupported image format/i.test(msg)) return new AppError('UNSUPPORTED_MEDIA_TYPE', 'data is not an image in a supported format (jpeg, png, webp, gif, tiff, avif)');
-  return new AppError('UNDECODABLE_IMAGE', `image could not be decoded: ${msg.split('\n')[0]}`);
-}
-
 /**
  * Decodes the first frame, applies the EXIF orientation, makes it RGB and resizes it to
  * the model input: returns size x size x 3 bytes (HWC). Normalisation happens in the
  * inference worker (tensor-layout.transform.ts).
  */
 export async function decodeImage(data: Buffer, opts: PreprocessOptions): Promise<Uint8Array> {
-  let meta: sharp.Metadata;
-  try {
-    meta = await sharp(data, { limitInputPixels: false }).metadata();
-  } catch (e) {
-    throw decodeError(e);
-  }
-  requireAcceptedFormat(meta.format);
-  const w = meta.width ?? 0;
-  const h = meta.pageHeight ?? meta.height ?? 0;
-  if (w * h > opts.maxPixels) throw new AppError('PAYLOAD_TOO_LARGE', `image has ${w}x${h} pixels, more than the ${opts.maxPixels} allowed`);
   const size = opts.size;
-  let raw: { data: Buffer; info: sharp.OutputInfo };
   const fit = { fit: opts.mode === 'whole' ? 'fill' : 'cover', position: 'centre' } as const;
-  try {
-    const decoded = () => sharp(data, { failOn: 'error', limitInputPixels: opts.maxPixels, pages: 1, page: 0 })
-      .rotate()
-      .flatten({ background: '#ffffff' })
-      .toColourspace('srgb');
-    if (opts.trim) {
-      // Decoded once at full size: the border search and the crop read the same pixels.
-      const full = await decoded().removeAlpha().raw().toBuffer({ resolveWithObject: true });
-      const { width: fw, height: fh } = full.info;
-      raw = await sharp(full.data, { raw: { width: fw, height: fh, channels: full.info.channels } })
-        .extract(full.info.channels === 3 ? await trimmedBox(full.data, fw, fh) : { left: 0, top: 0, width: fw, height: fh })
-        .resize(size, size, fit)
-        .raw()
-        .toBuffer({ resolveWithObject: true });
-    } else {
-      raw = await decoded().resize(size, size, fit).raw().toBuffer({ resolveWithObject: true });
-    }
-  } catch (e) {
-    throw decodeError(e);
-  }
+  // image-source applies the limits (bytes are bounded by the source, pixels, format,
+  // timeout) and maps failures to 413/415/422.
+  const raw = await decodeSource(data, { maxPixels: opts.maxPixels }, async ({ image }) => {
+    const decoded = () => image.clone().toColourspace('srgb');
+    if (!opts.trim) return decoded().resize(size, size, fit).raw().toBuffer({ resolveWithObject: true });
+    // Decoded once at full size: the border search and the crop read the same pixels.
+    const full = await decoded().removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const { width: fw, height: fh } = full.info;
+    return sharp(full.data, { raw: { width: fw, height: fh, channels: full.info.channels } })
+      .extract(full.info.channels === 3 ? await trimmedBox(full.data, fw, fh) : { left: 0, top: 0, width: fw, height: fh })
+      .resize(size, size, fit)
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+  });
   const { data: px, info } = raw;
   const n = size * size;
   if (info.width !== size || info.height !== size || px.length < n * info.channels) throw new AppError('UNDECODABLE_IMAGE', 'image decoded to an unexpected shape');

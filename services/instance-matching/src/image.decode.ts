@@ -1,7 +1,6 @@
 /** Decoding with sharp (libvips runs off the event loop): working-size grey image and dense thumbnail. */
 import sharp from 'sharp';
-import { requireAcceptedFormat } from '@doppel/image-source';
-import { AppError } from '@doppel/service-kit';
+import { decodeImage as decodeSource } from '@doppel/image-source';
 import type { GreyImage } from './opencv.binding.js';
 
 export interface DecodeLimits {
@@ -27,33 +26,14 @@ async function rawGrey(pipeline: sharp.Sharp): Promise<GreyImage> {
   return { width: info.width, height: info.height, data: out };
 }
 
-/** Seconds libvips may spend decoding one image before it is answered 422. */
-const DECODE_TIMEOUT_S = 10;
-
 export async function decodeImage(input: Buffer, limits: DecodeLimits): Promise<DecodedImage> {
-  if (input.byteLength > limits.maxBytes) throw new AppError('PAYLOAD_TOO_LARGE', `image is larger than ${limits.maxBytes} bytes`);
-  let meta: sharp.Metadata;
-  try {
-    meta = await sharp(input, { limitInputPixels: false }).metadata();
-  } catch {
-    throw new AppError('UNDECODABLE_IMAGE', 'image data could not be decoded');
-  }
-  // The same allow-list as the encoder's: SVG is 415 here too, never rendered.
-  requireAcceptedFormat(meta.format);
-  const pixels = (meta.width ?? 0) * (meta.height ?? 0);
-  // Checked from the header, before any pixel is decoded: a decompression bomb stops here.
-  if (pixels > limits.maxPixels) throw new AppError('PAYLOAD_TOO_LARGE', `image has ${pixels} pixels, more than ${limits.maxPixels}`);
-  if (pixels === 0) throw new AppError('UNDECODABLE_IMAGE', 'image has no pixels');
-  try {
-    // A deadline on libvips' work, so one pathological file cannot hold a libuv thread.
-    const base = sharp(input, { limitInputPixels: limits.maxPixels, failOn: 'error' }).timeout({ seconds: DECODE_TIMEOUT_S }).rotate().flatten({ background: '#ffffff' });
+  // image-source checks bytes, format (SVG 415, as in the encoder), pixels and the decode
+  // deadline, and maps failures to 413/415/422 the same way for every service.
+  return decodeSource(input, limits, async ({ image }) => {
     const [grey, thumb] = await Promise.all([
-      rawGrey(base.clone().resize({ width: limits.width, height: limits.height, fit: 'inside', withoutEnlargement: true })),
-      rawGrey(base.clone().resize({ width: limits.thumbSize, height: limits.thumbSize, fit: 'fill' })),
+      rawGrey(image.clone().resize({ width: limits.width, height: limits.height, fit: 'inside', withoutEnlargement: true })),
+      rawGrey(image.clone().resize({ width: limits.thumbSize, height: limits.thumbSize, fit: 'fill' })),
     ]);
     return { grey, thumb };
-  } catch (e) {
-    if (e instanceof AppError) throw e;
-    throw new AppError('UNDECODABLE_IMAGE', 'image data could not be decoded', { cause: e });
-  }
+  });
 }

@@ -12,6 +12,7 @@ import type { WorkerPool } from './worker.pool.js';
 import { structureOf } from './structure.measure.js';
 import type { ExtractOptions } from './sift.extract.js';
 import { clampedArea } from './transform.geometry.js';
+import pLimit from 'p-limit';
 
 /** Inliers at which the SIFT score is 0.5; see the README for the formula. */
 export const SCORE_HALF_INLIERS = 10;
@@ -62,20 +63,6 @@ export interface MatcherDeps {
 
 const round4 = (v: number) => Math.round(v * 1e4) / 1e4;
 
-/** Runs fn over items with at most `limit` in flight, results in input order. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>, signal?: AbortSignal): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      signal?.throwIfAborted();
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  });
-  await Promise.all(lanes);
-  return out;
-}
 
 /** Overload and shutdown concern the whole request, never a single neighbour. */
 const isRequestLevel = (e: unknown) =>
@@ -211,7 +198,9 @@ export function createMatcher(deps: MatcherDeps) {
       ? preparedCandidate(body.candidate_handle)
       : await prepareCandidate(await candidateBytes(body), signal);
     type Outcome = { item: MatchedItem } | { error: MatchResult['errors'][number] };
-    const outcomes = await mapLimit(body.neighbors, Math.max(2, config.NB_WORKERS * 2), async (rel): Promise<Outcome> => {
+    // A caller that has gone stops the neighbours not yet started (signal checked per item).
+    const outcomes = await pLimit(Math.max(2, config.NB_WORKERS * 2)).map(body.neighbors, async (rel): Promise<Outcome> => {
+      signal?.throwIfAborted();
       try {
         const target = await targetFromPath(rel);
         return { item: itemOf(rel, await verifyPair(cand, target, policy, signal), threshold) };
@@ -220,7 +209,7 @@ export function createMatcher(deps: MatcherDeps) {
         if (!(e instanceof AppError)) log?.error({ err: e, neighbor: rel }, 'neighbour verification failed');
         return { error: { relative_path: rel, ...toItemError(e) } };
       }
-    }, signal);
+    });
     const checked: MatchedItem[] = [];
     const errors: MatchResult['errors'] = [];
     for (const o of outcomes) {

@@ -218,7 +218,7 @@ describe('instance-matching over HTTP', () => {
       '../outside.png': 'FORBIDDEN_PATH',
       '/etc/passwd': 'FORBIDDEN_PATH',
       'escape.png': 'FORBIDDEN_PATH',
-      'garbage.jpg': 'UNDECODABLE_IMAGE',
+      'garbage.jpg': 'UNSUPPORTED_MEDIA_TYPE',
     });
     assert.deepEqual(r.body.response.duplicated.map((d: { relative_path: string }) => d.relative_path), ['originals/scene.png']);
   });

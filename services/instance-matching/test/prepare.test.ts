@@ -72,7 +72,9 @@ describe('prepared candidates (POST /prepare, then /match by candidate_handle)',
     assert.match(bad.body.error_message, /candidate_handle/);
     const both = await call(base, 'POST', '/match', { candidate_handle: '00000000-0000-4000-8000-000000000000', candidate: 'copy.jpg', neighbors });
     assert.equal(both.status, 400);
-    const undecodable = await call(base, 'POST', '/prepare', { candidate_base64: Buffer.from('not an image').toString('base64') });
-    assert.equal(undecodable.status, 422);
+    const notImage = await call(base, 'POST', '/prepare', { candidate_base64: Buffer.from('not an image').toString('base64') });
+    assert.equal(notImage.status, 415);
+    const truncated = await call(base, 'POST', '/prepare', { candidate_base64: Buffer.from('GIF89a nope').toString('base64') });
+    assert.equal(truncated.status, 422);
   });
 });

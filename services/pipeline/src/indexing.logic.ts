@@ -2,6 +2,7 @@ import { posix } from 'node:path';
 import type { EncoderClient, SearchClient } from '@doppel/clients';
 import { MAX_DELETE_ITEMS, type IndexRequest, type IndexResponse, type Static } from '@doppel/schemas';
 import { AppError, toItemError } from '@doppel/service-kit';
+import pLimit from 'p-limit';
 import { collectFiles, stampFiles, toId, type FileStamp } from '@doppel/image-source';
 import { stampMetadata, type KnownFiles } from './known-files.store.js';
 
@@ -94,16 +95,11 @@ export async function indexImages(deps: IndexingDeps, req: IndexRequest): Promis
   for (let i = 0; i < todo.length; i += deps.batchSize) batches.push(todo.slice(i, i + deps.batchSize));
 
   let indexed = 0;
-  let next = 0;
-  const worker = async () => {
-    while (next < batches.length) {
-      const batch = batches[next++]!;
-      const r = await indexBatch(deps, batch);
-      indexed += r.indexed;
-      failed.push(...r.failed);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(deps.concurrency, batches.length) }, worker));
+  await pLimit(Math.max(1, deps.concurrency)).map(batches, async (batch) => {
+    const r = await indexBatch(deps, batch);
+    indexed += r.indexed;
+    failed.push(...r.failed);
+  });
   return {
     total: files.length + (req.relative_paths ? req.relative_paths.length - files.length : 0),
     indexed,
