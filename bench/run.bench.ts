@@ -45,8 +45,8 @@ const PARTS: Part[] = [
     name: 'search', what: 'contextual-search (hnswlib): build, recall@10 and QPS per ef against brute force, HTTP latency, memory',
     script: 'bench/search/search.bench.ts', node: ['--expose-gc'],
     full: { BENCH_N: '100000', BENCH_SWEEP_N: '0', BENCH_JSONL_N: '2000' },
-    quick: { BENCH_N: '3000', BENCH_SWEEP_N: '0', BENCH_JSONL_N: '300', BENCH_HTTP_SECONDS: '2', BENCH_QUERIES: '50' },
-    limitS: { full: 1200, quick: 90 },
+    quick: { BENCH_N: '2000', BENCH_SWEEP_N: '0', BENCH_JSONL_N: '200', BENCH_HTTP_SECONDS: '2', BENCH_QUERIES: '50' },
+    limitS: { full: 1200, quick: 120 },
   },
   {
     name: 'backends', what: 'contextual-search on hnswlib vs pgvector (PGlite), everything over HTTP',
@@ -70,7 +70,7 @@ const PARTS: Part[] = [
   },
   {
     name: 'eval', what: '`doppel eval` on ../shared/bench/dev: quality per half, v2/v3 and transform; pipeline latency per stage',
-    script: 'bench/pipeline/dev-eval.bench.ts', args: { full: ['--every', '1'], quick: ['--every', '14'] }, full: {}, quick: {}, limitS: { full: 2400, quick: 150 },
+    script: 'bench/pipeline/dev-eval.bench.ts', args: { full: ['--every', '1'], quick: ['--every', '26'] }, full: {}, quick: {}, limitS: { full: 2400, quick: 180 },
   },
 ];
 
