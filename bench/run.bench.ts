@@ -39,7 +39,7 @@ interface Part {
 const PARTS: Part[] = [
   {
     name: 'encoder', what: 'image-encoder: sharp decode, raw onnxruntime, the service over HTTP, OpenCV dnn on the same model',
-    script: 'bench/encoder/encoder.bench.ts', full: { BENCH_N: '320' }, quick: { BENCH_N: '32' }, limitS: { full: 600, quick: 75 },
+    script: 'bench/encoder/encoder.bench.ts', full: { BENCH_N: '320' }, quick: { BENCH_N: '32' }, limitS: { full: 600, quick: 120 },
   },
   {
     name: 'search', what: 'contextual-search (hnswlib): build, recall@10 and QPS per ef against brute force, HTTP latency, memory',
