@@ -59,10 +59,14 @@ function speed(r: BenchResults): string {
   });
 }
 
-function backends(r: BenchResults): string {
-  const p = partOf(r, 'backends');
-  if (!p) return '(no backends part in bench/results/latest.json: run `pnpm bench --only backends`)';
-  const engines = ['hnswlib', 'pglite', 'postgres'].filter((b) => p.figures.some((f) => f.key.startsWith(`backends.${b}.`)));
+const backends = (r: BenchResults): string =>
+  [backendsTable(r, 'backends-100k', 'backends100k', '**At 100k vectors**: hnswlib through the service; pgvector on PGlite loaded first, indexed after.'),
+    backendsTable(r, 'backends', 'backends', '**Both through the service**, at the size PGlite\'s incremental HNSW inserts finish in minutes:')].join('\n\n');
+
+function backendsTable(r: BenchResults, part: string, key: string, title: string): string {
+  const p = partOf(r, part);
+  if (!p) return `(no ${part} part in bench/results/latest.json: run \`pnpm bench --only ${part}\`)`;
+  const engines = ['hnswlib', 'pglite', 'postgres'].filter((b) => p.figures.some((f) => f.key.startsWith(`${key}.${b}.`)));
   const name = { hnswlib: 'hnswlib', pglite: 'pgvector on PGlite (WASM)', postgres: 'pgvector on PostgreSQL' } as Record<string, string>;
   const rows = [
     ['build through POST /vectors: time', 'build.s'], ['build rate', 'build.vectors_per_s'],
@@ -71,21 +75,21 @@ function backends(r: BenchResults): string {
     ['default ef, 1 client: p50 / p95 / QPS', 'c1.p50_ms', 'c1.p95_ms', 'c1.qps'], ['default ef, 4 clients: p50 / p95 / QPS', 'c4.p50_ms', 'c4.p95_ms', 'c4.qps'],
     ['RSS growth per vector (service + database process)', 'rss_b'], ['database files per vector', 'db_files_b'], ['503 answers retried', 'retries'],
   ];
-  const n = p.figures.find((f) => f.key === 'backends.n')?.value;
-  const batch = p.figures.find((f) => f.key === 'backends.batch')?.value;
+  const n = p.figures.find((f) => f.key === `${key}.n`)?.value;
+  const batch = p.figures.find((f) => f.key === `${key}.batch`)?.value;
   const grid = [`| figure (N=${n}, 512-d, Cosine, M=16, efC=100, ${batch} per upsert) | ${engines.map((e) => name[e]).join(' | ')} |`, `| --- |${engines.map(() => ' --- |').join('')}`];
   for (const [label, ...suffixes] of rows) {
-    const cells = engines.map((e) => suffixes.map((s) => valueOf(r, `backends.${e}.${s}`) ?? '-').join(' / '));
+    const cells = engines.map((e) => suffixes.map((s) => valueOf(r, `${key}.${e}.${s}`) ?? '-').join(' / '));
     if (cells.every((c) => /^[-/ ]+$/.test(c))) continue;
     grid.push(`| ${label} | ${cells.join(' | ')} |`);
   }
   const bulk = renderGrid(r, ['pgvector on PGlite, rows loaded first, index built after', 'figure'],
     [['vectors', 'n'], ['query plan (EXPLAIN)', 'plan'], ['rows loaded (no index)', 'load_s'], ['CREATE INDEX (HNSW)', 'index_s'], ['load + index rate', 'build.vectors_per_s'],
       ['recall@10, ef=16', 'ef16.recall'], ['recall@10, ef=32', 'ef32.recall'], ['recall@10, ef=64 (default)', 'ef64.recall'], ['recall@10, ef=128', 'ef128.recall'], ['QPS at ef=64 (HTTP, 1 client)', 'ef64.qps'],
-      ['default ef, 1 client: p50', 'c1.p50_ms'], ['p95', 'c1.p95_ms'], ['QPS', 'c1.qps'], ['database files per vector', 'db_files_b']]
-      .map(([label, k]) => ({ cells: [label!], prefix: `backends.bulk.${k}` })), ['']);
-  const ratio = ratioRows(r).filter((x) => x.includes('backends:'));
-  return [...grid, ...(ratio.length ? ['', '| ratio | value | of |', '| --- | ---: | --- |', ...ratio] : []), ...(bulk.length > 2 ? ['', ...bulk] : []), '', `Command: ${commandLine(p)}.`].join('\n');
+      ['default ef, 1 client: p50', 'c1.p50_ms'], ['p95', 'c1.p95_ms'], ['QPS', 'c1.qps'], ['database files per vector', 'db_files_b'], ['database process RSS per vector', 'db_rss_b']]
+      .map(([label, k]) => ({ cells: [label!], prefix: `${key}.bulk.${k}` })), ['']);
+  const ratio = part === 'backends' ? ratioRows(r).filter((x) => x.includes('backends:')) : [];
+  return [title, '', ...grid, ...(ratio.length ? ['', '| ratio | value | of |', '| --- | ---: | --- |', ...ratio] : []), ...(bulk.length > 2 ? ['', ...bulk] : []), '', `Command: ${commandLine(p)}.`].join('\n');
 }
 
 /** Block name -> README file and renderer. */

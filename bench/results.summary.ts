@@ -16,10 +16,11 @@ export interface BenchResults {
   parts: PartResult[];
 }
 
-export const formatValue = (f: Pick<Figure, 'value' | 'unit'>): string => {
+export const formatValue = (f: Pick<Figure, 'value' | 'unit'> & { key?: string }): string => {
   if (typeof f.value === 'string') return f.value;
   const v = f.value;
-  const digits = f.unit === '%' ? 1 : Number.isInteger(v) ? 0 : Math.abs(v) < 1 ? 3 : Math.abs(v) < 100 ? 2 : 1;
+  // A recall of exactly 1 still reads as 1.000 beside 0.986.
+  const digits = f.unit === '%' ? 1 : f.key?.endsWith('.recall') ? 3 : Number.isInteger(v) ? 0 : Math.abs(v) < 1 ? 3 : Math.abs(v) < 100 ? 2 : 1;
   const s = v.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
   return f.unit ? (f.unit === '%' ? `${s}%` : `${s} ${f.unit}`) : s;
 };

@@ -39,14 +39,14 @@ interface Part {
 const PARTS: Part[] = [
   {
     name: 'encoder', what: 'image-encoder: sharp decode, raw onnxruntime, the service over HTTP, OpenCV dnn on the same model',
-    script: 'bench/encoder/encoder.bench.ts', full: { BENCH_N: '320' }, quick: { BENCH_N: '32' }, limitS: { full: 600, quick: 75 },
+    script: 'bench/encoder/encoder.bench.ts', full: { BENCH_N: '320' }, quick: { BENCH_N: '32' }, limitS: { full: 600, quick: 120 },
   },
   {
     name: 'search', what: 'contextual-search (hnswlib): build, recall@10 and QPS per ef against brute force, HTTP latency, memory',
     script: 'bench/search/search.bench.ts', node: ['--expose-gc'],
     full: { BENCH_N: '100000', BENCH_SWEEP_N: '0', BENCH_JSONL_N: '2000' },
-    quick: { BENCH_N: '3000', BENCH_SWEEP_N: '0', BENCH_JSONL_N: '300', BENCH_HTTP_SECONDS: '2', BENCH_QUERIES: '50' },
-    limitS: { full: 1200, quick: 90 },
+    quick: { BENCH_N: '2000', BENCH_SWEEP_N: '0', BENCH_JSONL_N: '200', BENCH_HTTP_SECONDS: '2', BENCH_QUERIES: '50' },
+    limitS: { full: 1200, quick: 120 },
   },
   {
     name: 'backends', what: 'contextual-search on hnswlib vs pgvector (PGlite), everything over HTTP',
@@ -56,13 +56,21 @@ const PARTS: Part[] = [
     limitS: { full: 1200, quick: 90 },
   },
   {
+    name: 'backends-100k', what: 'contextual-search at 100k: hnswlib through the service vs pgvector (PGlite) loaded first and indexed after',
+    script: 'bench/search/backends.bench.ts',
+    full: { BENCH_FIGURE_PREFIX: 'backends100k', BENCH_BACKENDS: 'hnswlib', BENCH_N: '100000', BENCH_BATCH: '1000', BENCH_BULK_N: '100000', BENCH_QUERIES: '100', BENCH_EF_QUERIES: '100', BENCH_HTTP_SECONDS: '6' },
+    // Not in quick runs (no quick size of a 100k benchmark).
+    quick: {},
+    limitS: { full: 1800, quick: 0 },
+  },
+  {
     name: 'matcher', what: 'instance-matching: SIFT extraction and per-pair verification vs python3-opencv, POST /match throughput',
     script: 'bench/matching/bench.ts', full: { ROUNDS: '3', RPS_SECONDS: '15' }, quick: { ROUNDS: '1', PAIRS: '20', REPS: '1', RPS_SECONDS: '4' },
     limitS: { full: 600, quick: 75 },
   },
   {
     name: 'eval', what: '`doppel eval` on ../shared/bench/dev: quality per half, v2/v3 and transform; pipeline latency per stage',
-    script: 'bench/pipeline/dev-eval.bench.ts', args: { full: ['--every', '1'], quick: ['--every', '14'] }, full: {}, quick: {}, limitS: { full: 2400, quick: 150 },
+    script: 'bench/pipeline/dev-eval.bench.ts', args: { full: ['--every', '1'], quick: ['--every', '26'] }, full: {}, quick: {}, limitS: { full: 2400, quick: 180 },
   },
 ];
 
@@ -111,11 +119,14 @@ async function runPart(p: Part): Promise<PartResult> {
 
 const t0 = Date.now();
 // --only re-runs some parts and keeps the others' last results (each part carries its own command, date and commit).
+const ran = new Map<string, PartResult>();
+for (const p of PARTS) if ((!only || only.has(p.name)) && (!quick || p.limitS.quick > 0)) ran.set(p.name, await runPart(p));
+// Read at the end, so that another run that finished meanwhile is kept too.
 const previous: BenchResults | undefined = only && existsSync(join(outDir, 'latest.json')) ? (JSON.parse(readFileSync(join(outDir, 'latest.json'), 'utf8')) as BenchResults) : undefined;
 const parts: PartResult[] = [];
 for (const p of PARTS) {
-  if (!only || only.has(p.name)) parts.push(await runPart(p));
-  else { const old = previous?.parts.find((x) => x.name === p.name); if (old) parts.push(old); }
+  const part = ran.get(p.name) ?? previous?.parts.find((x) => x.name === p.name);
+  if (part) parts.push(part);
 }
 const cpu = cpus();
 const results: BenchResults = {

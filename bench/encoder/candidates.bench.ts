@@ -21,6 +21,7 @@ import { decodeModel } from '../../services/image-encoder/src/onnx-proto.schema.
 import { imageTensors } from '../../services/image-encoder/src/tensor-layout.transform.js';
 import { originalOfQuery, transformOf } from '@doppel/cli';
 import pLimit from 'p-limit';
+import { V2_TRANSFORMS } from '../matching/dev-split.bench.js';
 
 const encoderRequire = createRequire(new URL('../../services/image-encoder/package.json', import.meta.url));
 const ort = encoderRequire('onnxruntime-node') as typeof import('onnxruntime-node');
@@ -35,7 +36,7 @@ const SIZE = 224;
 const DIM = 256;
 const GRID = 14;
 
-export const V2 = ['jpeg30_scale50', 'crop_center70', 'crop_offset60', 'rot90ccw', 'rot180', 'hflip', 'rot10', 'bright_contrast', 'gray', 'border_text', 'blur3', 'thumb200'];
+export const V2 = [...V2_TRANSFORMS];
 
 /** Windows [y, x, h, w] on the 14x14 map: the whole map, then R-MAC levels 2 and 3. */
 function windows(): Array<[number, number, number, number]> {

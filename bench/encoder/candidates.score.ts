@@ -5,9 +5,10 @@
  * images x 14 entries x 9,000 query vectors).
  */
 import { createRequire } from 'node:module';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encodeModel, ONNX_FLOAT } from '../../services/image-encoder/src/onnx-proto.schema.js';
+import { devSplit } from '../matching/dev-split.bench.js';
 
 const ort = createRequire(new URL('../../services/image-encoder/package.json', import.meta.url))('onnxruntime-node') as typeof import('onnxruntime-node');
 
@@ -158,9 +159,10 @@ export async function rankTrue(ctx: Ctx, v: Variant, nDistractors: number) {
 const fmt = (x: number) => x.toFixed(3);
 
 export async function score(ctx: Ctx & { variants: Variant[]; nDistractors: number; detail: boolean; svg?: string }): Promise<void> {
-  const originals = [...new Set((await load(ctx, 'queries', ctx.variants[0]!.query[0]!.prep, ctx.variants[0]!.queryOrient)).files.map(ctx.originalOfQuery))].sort();
-  // Fixed split: even / odd position of the original among the sorted original names.
-  const half = (q: string) => (originals.indexOf(ctx.originalOfQuery(q)) % 2 === 0 ? 'calib' : 'held');
+  // The dev set's one split (bench/matching/dev-split.bench.ts), the one the matcher was calibrated on.
+  const truth = (JSON.parse(await readFile(join(ctx.dir, 'truth.json'), 'utf8')) as { truth: Record<string, string | null> }).truth;
+  const halfOf = devSplit((await readdir(join(ctx.dir, 'index'))).filter((f) => !f.startsWith('.')), truth);
+  const half = (q: string) => (halfOf(q) === 'calibration' ? 'calib' : 'held');
   const curves: Array<{ name: string; points: Array<[number, number]> }> = [];
   for (const v of ctx.variants) {
     const t0 = performance.now();

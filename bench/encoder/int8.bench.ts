@@ -17,14 +17,15 @@ import { fileURLToPath } from 'node:url';
 import { cpus, loadavg } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { decodeImage, int8PathFor, loadOnnxModel, type EncoderModel } from '@doppel/image-encoder';
-import { originalOfQuery, transformOf } from '@doppel/cli';
+import { transformOf } from '@doppel/cli';
+import { devSplit, V2_TRANSFORMS } from '../matching/dev-split.bench.js';
 
 const repo = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const dir = resolve(process.env.BENCH_DIR ?? join(repo, '..', 'shared', 'bench', 'dev'));
 const fp32Path = resolve(process.env.MODEL_PATH ?? join(repo, 'models', 'resnet18.onnx'));
 const int8Path = int8PathFor(fp32Path);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
-const V2 = new Set(['jpeg30_scale50', 'crop_center70', 'crop_offset60', 'rot90ccw', 'rot180', 'hflip', 'rot10', 'bright_contrast', 'gray', 'border_text', 'blur3', 'thumb200']);
+const V2 = V2_TRANSFORMS;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
 
@@ -64,7 +65,8 @@ if (process.env.SKIP_RECALL !== '1') {
   // 2. Candidate recall.
   const truth = (JSON.parse(await readFile(join(dir, 'truth.json'), 'utf8')) as { truth: Record<string, string | null> }).truth;
   const indexNames = readdirSync(join(dir, 'index')).sort();
-  const half = new Map(indexNames.map((n, i) => [n.replace(/\.[^.]+$/, ''), i % 2 === 0 ? 'even' : 'odd']));
+  // The dev set's one split (even/odd of the sorted indexed originals: the even half is the int8 calibration set).
+  const halfOf = devSplit(indexNames, truth);
   const every = Number(process.env.BENCH_QUERY_EVERY ?? 1);
   const queries = Object.entries(truth).filter((e): e is [string, string] => e[1] !== null).sort().filter((_, i) => i % every === 0);
   const nDistractors = Number(process.env.BENCH_DISTRACTORS ?? 0);
@@ -109,8 +111,8 @@ if (process.env.SKIP_RECALL !== '1') {
   }
   const groups: Array<[string, (q: string) => boolean]> = [
     ['all', () => true],
-    ['even half', (q) => half.get(originalOfQuery(q)) === 'even'],
-    ['odd half', (q) => half.get(originalOfQuery(q)) === 'odd'],
+    ['even half', (q) => halfOf(q) === 'calibration'],
+    ['odd half', (q) => halfOf(q) === 'held-back'],
     ['v2 transforms', (q) => V2.has(transformOf(q))],
     ['v3 transforms', (q) => !V2.has(transformOf(q))],
   ];

@@ -36,6 +36,8 @@ const EF_QUERIES = env('BENCH_EF_QUERIES', 400);
 const BATCH = env('BENCH_BATCH', 1000);
 const BULK_N = env('BENCH_BULK_N', 0);
 const BULK_MEM = process.env.BENCH_BULK_MEM ?? '1GB';
+// Figure keys start with this (`pnpm bench` runs this bench twice, at two sizes).
+const KEY = process.env.BENCH_FIGURE_PREFIX ?? 'backends';
 const K = 10;
 const EFS = [16, 32, 64, 128, 256];
 const backends = (process.env.BENCH_BACKENDS ?? 'hnswlib,pglite').split(',').filter(Boolean);
@@ -72,8 +74,8 @@ async function stop(c: ChildProcess): Promise<void> {
 const set = benchSet(Math.max(N, BULK_N), DIM, Q, K);
 console.log(`# backends bench: N=${N} dim=${DIM} queries=${Q} k=${K}, Cosine, service defaults (M=16, efConstruction=100), node ${process.version}, load ${loadavg()}`);
 const gt = groundTruth(set, N);
-figure('backends.n', 'vectors per backend (through the service)', N);
-figure('backends.batch', 'vectors per upsert (BENCH_BATCH)', BATCH);
+figure(`${KEY}.n`, 'vectors per backend (through the service)', N);
+figure(`${KEY}.batch`, 'vectors per upsert (BENCH_BATCH)', BATCH);
 const work = await mkdtemp(join(tmpdir(), 'doppel-backends-bench-'));
 const cols: Record<string, Record<string, string>> = {};
 
@@ -117,7 +119,7 @@ for (const backend of backends) {
   }
   const buildS = (performance.now() - t0) / 1000;
   col[`build (POST /vectors, ${BATCH} per batch)`] = `${fmt(buildS, 1)} s = ${fmt(N / buildS)} vectors/s`;
-  const fk = `backends.${backend}`;
+  const fk = `${KEY}.${backend}`;
   const engine = backend === 'pglite' ? 'pgvector on PGlite' : backend === 'postgres' ? 'pgvector on PostgreSQL' : 'hnswlib';
   figure(`${fk}.build.s`, `${engine}: build of ${N} through POST /vectors (${BATCH} per batch)`, buildS, 's');
   figure(`${fk}.build.vectors_per_s`, `${engine}: build rate`, N / buildS, 'vectors/s');
@@ -192,6 +194,7 @@ async function bulkBuild(n: number): Promise<void> {
   const usesIndex = plan.includes(`Index Scan using ${table}_embedding_hnsw`);
   await client.end();
   const bytes = await duBytes(dir);
+  const dbRss = rssOf(db.pid);
   const svc = spawnTs('services/contextual-search/src/main.ts', [], {
     SERVER_PORT: '0', SERVER_HOST: '127.0.0.1', LOG_LEVEL: 'info', DIMENSION: String(DIM), LOCATION: join(work, 'bulk-svc'),
     SEARCH_BACKEND: 'pgvector', DATABASE_URL: url, DATABASE_TABLE: table,
@@ -210,19 +213,20 @@ async function bulkBuild(n: number): Promise<void> {
   await stop(svc);
   await stop(db);
   const e = 'pgvector on PGlite, index built after the load';
-  figure('backends.bulk.n', `${e}: vectors`, n);
-  figure('backends.bulk.load_s', `${e}: rows loaded (INSERT ... unnest, ${BATCH} per statement, no index)`, loadS, 's');
-  figure('backends.bulk.index_s', `${e}: CREATE INDEX hnsw (m 16, ef_construction 100, maintenance_work_mem ${BULK_MEM})`, indexS, 's');
-  figure('backends.bulk.build.vectors_per_s', `${e}: load + index rate`, n / (loadS + indexS), 'vectors/s');
-  figure('backends.bulk.plan', `${e}: query plan of a k-NN query (EXPLAIN)`, usesIndex ? 'HNSW index scan' : `not the index: ${plan.slice(0, 80)}`);
-  figure('backends.bulk.db_files_b', `${e}: database files per vector`, bytes / n, 'B');
+  figure(`${KEY}.bulk.n`, `${e}: vectors`, n);
+  figure(`${KEY}.bulk.load_s`, `${e}: rows loaded (INSERT ... unnest, ${BATCH} per statement, no index)`, loadS, 's');
+  figure(`${KEY}.bulk.index_s`, `${e}: CREATE INDEX hnsw (m 16, ef_construction 100, maintenance_work_mem ${BULK_MEM})`, indexS, 's');
+  figure(`${KEY}.bulk.build.vectors_per_s`, `${e}: load + index rate`, n / (loadS + indexS), 'vectors/s');
+  figure(`${KEY}.bulk.plan`, `${e}: query plan of a k-NN query (EXPLAIN)`, usesIndex ? 'HNSW index scan' : `not the index: ${plan.slice(0, 80)}`);
+  figure(`${KEY}.bulk.db_files_b`, `${e}: database files per vector`, bytes / n, 'B');
+  figure(`${KEY}.bulk.db_rss_b`, `${e}: RSS of the database process per vector, after the build`, dbRss / n, 'B');
   for (const x of efs) {
-    figure(`backends.bulk.ef${x.ef}.recall`, `${e}: ef=${x.ef}, recall@${K} vs brute force`, x.recall);
-    figure(`backends.bulk.ef${x.ef}.qps`, `${e}: ef=${x.ef}, QPS over HTTP (1 client)`, x.qps, 'QPS');
+    figure(`${KEY}.bulk.ef${x.ef}.recall`, `${e}: ef=${x.ef}, recall@${K} vs brute force`, x.recall);
+    figure(`${KEY}.bulk.ef${x.ef}.qps`, `${e}: ef=${x.ef}, QPS over HTTP (1 client)`, x.qps, 'QPS');
   }
-  figure('backends.bulk.c1.p50_ms', `${e}: POST /search default ef, 1 client: p50`, l.p50, 'ms');
-  figure('backends.bulk.c1.p95_ms', `${e}: 1 client: p95`, l.p95, 'ms');
-  figure('backends.bulk.c1.qps', `${e}: 1 client: QPS`, l.qps, 'QPS');
+  figure(`${KEY}.bulk.c1.p50_ms`, `${e}: POST /search default ef, 1 client: p50`, l.p50, 'ms');
+  figure(`${KEY}.bulk.c1.p95_ms`, `${e}: 1 client: p95`, l.p95, 'ms');
+  figure(`${KEY}.bulk.c1.qps`, `${e}: 1 client: QPS`, l.qps, 'QPS');
   console.log(`\nbulk pgvector (PGlite), ${n} vectors: load ${fmt(loadS, 1)} s, CREATE INDEX ${fmt(indexS, 1)} s, ${fmt(bytes / n)} B/vector on disk; ${efs.map((x) => `ef ${x.ef} recall ${x.recall.toFixed(3)} / ${fmt(x.qps)} QPS`).join(', ')}; 1 client p50 ${fmt(l.p50, 1)} / p95 ${fmt(l.p95, 1)} ms; load ${loadavg()}`);
 }
 
