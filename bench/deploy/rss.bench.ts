@@ -23,13 +23,14 @@ import { parseAllDocuments } from 'yaml';
 import { createPipelineClient, createSearchClient } from '@doppel/clients';
 import { SERVICES, startStack, type ServiceName } from '@doppel/cli';
 import { freePorts } from '@doppel/service-kit/testing';
+import { envNumber } from '../bench.env.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 const env = process.env;
 const dev = env.BENCH_DIR ?? join(repo, '..', 'shared', 'bench', 'dev');
 const sharedModel = join(repo, '..', 'shared', 'models', 'resnet18-imagenet-layer3.onnx');
 const modelPath = env.MODEL_PATH ?? (existsSync(sharedModel) ? sharedModel : join(repo, 'models', 'resnet18.onnx'));
-const num = (k: string, d: number) => Number(env[k] ?? d);
+const num = envNumber;
 const QUERY_STRIDE = num('QUERY_STRIDE', 8);
 const VECTORS = num('VECTORS', 20_000);
 const CONCURRENCY = num('CONCURRENCY', 4);

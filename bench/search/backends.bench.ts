@@ -25,9 +25,10 @@ import { fileURLToPath } from 'node:url';
 import { benchSet, groundTruth, measureEf, row } from './clustered.data.js';
 import pg from 'pg';
 import { figure } from '../figures.record.js';
+import { envNumber } from '../bench.env.js';
 import { searchLoad } from './http.load.js';
 
-const env = (k: string, d: number): number => (process.env[k] === undefined ? d : Number(process.env[k]));
+const env = envNumber;
 const N = env('BENCH_N', 100_000);
 const DIM = env('BENCH_DIM', 512);
 const Q = env('BENCH_QUERIES', 200);

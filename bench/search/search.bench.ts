@@ -19,8 +19,9 @@ import { buildService, ExactIndex, HnswIndex, HnswlibBackend } from '@doppel/con
 import { searchLoad } from './http.load.js';
 import { NC, benchSet, gauss, groundTruth, makeData, measureEf, row } from './clustered.data.js';
 import { figure } from '../figures.record.js';
+import { envNumber } from '../bench.env.js';
 
-const env = (k: string, d: number): number => (process.env[k] === undefined ? d : Number(process.env[k]));
+const env = envNumber;
 const N = env('BENCH_N', 100_000);
 const DIM = env('BENCH_DIM', 512);
 const Q = env('BENCH_QUERIES', 200);
