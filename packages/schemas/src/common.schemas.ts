@@ -71,6 +71,10 @@ export const PageQueryProps = {
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
 };
 
+/** The answer of every paged listing: its items and where the page sits. */
+export const PageOf = <T extends TSchema>(item: T) =>
+  Type.Object({ total: Type.Integer(), offset: Type.Integer(), limit: Type.Integer(), items: Type.Array(item) });
+
 export const RelativePath = Type.String({ minLength: 1, maxLength: 4096 });
 /** base64 payloads are capped here too so a huge string is refused before decoding. */
 export const Base64Image = Type.String({ minLength: 1, maxLength: 40 * 1024 * 1024 });

@@ -1,17 +1,20 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { CommonConfigProps, Envelope, PageQueryProps, ItemError, RelativePath, Score, schemaId } from './common.schemas.js';
+import { CommonConfigProps, Envelope, PageOf, PageQueryProps, ItemError, RelativePath, Score, schemaId } from './common.schemas.js';
 import { ImageSourceProps, exactlyOneImageSource } from './encoder.schemas.js';
 import { MAX_NEIGHBORS } from './search.schemas.js';
 import { MatchReason } from './matching.schemas.js';
 
+/** What a query image and its search settings are, in /duplicates and POST /search alike. */
+const QueryImageProps = {
+  ...ImageSourceProps,
+  nb_neighbors: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_NEIGHBORS })),
+  threshold: Type.Optional(Score),
+  min_score: Type.Optional(Score),
+  all_orientations: Type.Optional(Type.Boolean({ description: 'Also search the 7 rotations/mirrors of the query (default true).' })),
+};
+
 export const DuplicatesRequest = Type.Object(
-  {
-    ...ImageSourceProps,
-    nb_neighbors: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_NEIGHBORS })),
-    threshold: Type.Optional(Score),
-    min_score: Type.Optional(Score),
-    all_orientations: Type.Optional(Type.Boolean({ description: 'Also search the 7 rotations/mirrors of the query (default true).' })),
-  },
+  QueryImageProps,
   { $id: schemaId('pipeline/duplicates-request'), additionalProperties: false, ...exactlyOneImageSource },
 );
 export type DuplicatesRequest = Static<typeof DuplicatesRequest>;
@@ -178,12 +181,7 @@ export const ListImagesQuery = Type.Object(
 export type ListImagesQuery = Static<typeof ListImagesQuery>;
 export const ListImagesResponse = Envelope(
   'pipeline/list-images-response',
-  Type.Object({
-    total: Type.Integer(),
-    offset: Type.Integer(),
-    limit: Type.Integer(),
-    items: Type.Array(Type.Object({ id: Type.String(), metadata: UserMetadata })),
-  }),
+  PageOf(Type.Object({ id: Type.String(), metadata: UserMetadata })),
 );
 
 export const PipelineStatsResponse = Envelope(
@@ -200,11 +198,7 @@ export const PipelineStatsResponse = Envelope(
 
 export const SearchImageRequest = Type.Object(
   {
-    ...ImageSourceProps,
-    nb_neighbors: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_NEIGHBORS })),
-    threshold: Type.Optional(Score),
-    min_score: Type.Optional(Score),
-    all_orientations: Type.Optional(Type.Boolean({ description: 'Also search the 7 rotations/mirrors of the query (default true).' })),
+    ...QueryImageProps,
     include_candidates: Type.Optional(Type.Boolean({ description: 'Also return the unverified search candidates (default false).' })),
   },
   { $id: schemaId('pipeline/search-image-request'), additionalProperties: false, ...exactlyOneImageSource },

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { CommonConfigProps, PageQueryProps, Envelope, Metadata, RelativePath, Score, schemaId } from './common.schemas.js';
+import { CommonConfigProps, PageOf, PageQueryProps, Envelope, Metadata, RelativePath, Score, schemaId } from './common.schemas.js';
 
 export const MAX_NEIGHBORS = 1000;
 export const MAX_DIMENSION = 4096;
@@ -114,18 +114,13 @@ export const ListQuery = Type.Object(
 export type ListQuery = Static<typeof ListQuery>;
 export const ListResponse = Envelope(
   'search/list-response',
-  Type.Object({
-    total: Type.Integer(),
-    offset: Type.Integer(),
-    limit: Type.Integer(),
-    items: Type.Array(
-      Type.Object({
-        relative_path: Type.String(),
-        metadata: Type.Optional(Metadata),
-        vec_features: Type.Optional(Type.Array(Type.Number())),
-      }),
-    ),
-  }),
+  PageOf(
+    Type.Object({
+      relative_path: Type.String(),
+      metadata: Type.Optional(Metadata),
+      vec_features: Type.Optional(Type.Array(Type.Number())),
+    }),
+  ),
 );
 export type ListResponse = Static<typeof ListResponse>;
 
