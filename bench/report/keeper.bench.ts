@@ -48,7 +48,11 @@ let report: ScanReport;
 if (flags.from) {
   report = JSON.parse(readFileSync(join(tmp, 'out', 'report.json'), 'utf8')) as ScanReport;
   const [{ facts }, framed] = await Promise.all([collectFacts(report.root, Object.keys(report.images)), framedLinks(report.root, report.groups)]);
-  for (const g of report.groups) Object.assign(g, (({ keeper, reason }) => ({ keeper, keeper_reason: reason }))(chooseKeeper(g, facts, report.keep_rule, framed)));
+  for (const g of report.groups) {
+    const { keeper, reason } = chooseKeeper(g, facts, report.keep_rule, framed);
+    g.keeper = keeper;
+    g.keeper_reason = reason;
+  }
 } else {
   mkdirSync(folder, { recursive: true });
   for (const [q, o] of originalOf) {

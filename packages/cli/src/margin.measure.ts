@@ -54,7 +54,10 @@ const binOf = (px: ArrayLike<number>, i: number) => ((px[i]! >> 4) << 8) | ((px[
 /** One side's most common colour: the mean of the pixels in its most common 16-level bin. */
 function modeColour(px: number[]): [number, number, number] {
   const bins = new Map<number, number>();
-  for (let i = 0; i < px.length; i += 3) bins.set(binOf(px, i), (bins.get(binOf(px, i)) ?? 0) + 1);
+  for (let i = 0; i < px.length; i += 3) {
+    const bin = binOf(px, i);
+    bins.set(bin, (bins.get(bin) ?? 0) + 1);
+  }
   let mode = 0;
   let best = -1;
   for (const [k, c] of bins) if (c > best) { best = c; mode = k; }
@@ -80,13 +83,16 @@ function shareNear(px: number[], [r, g, b]: [number, number, number]): number {
  * when there is no margin to judge (the region covers the picture).
  */
 export async function marginIsDecoration(file: string, inner: Quad): Promise<boolean | undefined> {
-  const { data, info } = await sharp(file, { failOn: 'none' })
-    .rotate()
-    .resize(SIDE, SIDE, { fit: 'inside' })
-    .removeAlpha()
-    .toColourspace('srgb')
-    .raw()
-    .toBuffer({ resolveWithObject: true });
+  return judgeMargin(await smallCopy(file), inner);
+}
+
+interface SmallCopy { data: Buffer; info: { width: number; height: number; channels: number } }
+
+/** The picture at SIDE px, upright, as raw sRGB: what the margin is judged on. */
+const smallCopy = (file: string): Promise<SmallCopy> =>
+  sharp(file, { failOn: 'none' }).rotate().resize(SIDE, SIDE, { fit: 'inside' }).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+
+function judgeMargin({ data, info }: SmallCopy, inner: Quad): boolean | undefined {
   const margin = grown(inner, GUARD);
   // The picture's own edge band, just inside the region: where a bar was added, it differs
   // from the bar; where the "margin" is more of a flat background (a crop of a product shot
@@ -133,6 +139,9 @@ export async function framedLinks(root: string, groups: Array<Pick<ScanGroup, 'p
   const limit = pLimit(concurrency);
   const out = new Set<string>();
   const jobs: Array<Promise<void>> = [];
+  // A screenshot holding a dozen members is one decode, not a dozen.
+  const copies = new Map<string, Promise<SmallCopy>>();
+  const copyOf = (rel: string) => copies.get(rel) ?? copies.set(rel, smallCopy(join(root, rel))).get(rel)!;
   for (const g of groups) {
     for (const p of g.pairs) {
       if (!p.region) continue;
@@ -145,7 +154,7 @@ export async function framedLinks(root: string, groups: Array<Pick<ScanGroup, 'p
         if (!quad || !linkSaysContains(p, outer, inner)) continue;
         jobs.push(limit(async () => {
           try {
-            if (await marginIsDecoration(join(root, outer), quad)) out.add(framedKey(outer, inner));
+            if (judgeMargin(await copyOf(outer), quad)) out.add(framedKey(outer, inner));
           } catch {
             // Unreadable now (moved since the scan): no evidence either way.
           }
