@@ -30,10 +30,7 @@ if (files.length === 0) {
 // The tests load the OpenCV binding in-process, and it reads its build settings from the
 // environment when it loads: take them from setup.sh (the one place that knows them) for
 // the test processes, unless the caller set them.
-const opencvEnv = Object.fromEntries(
-  spawnSync('bash', [join(root, 'scripts', 'setup.sh'), '--print-env'], { encoding: 'utf8' }).stdout
-    .split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
-);
+const opencvEnv = JSON.parse(spawnSync('bash', [join(root, 'scripts', 'setup.sh'), '--print-env'], { encoding: 'utf8' }).stdout);
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
 const r = spawnSync(
   process.execPath,

@@ -23,9 +23,9 @@ export OPENCV4NODEJS_DISABLE_AUTOBUILD=1 OPENCV_INCLUDE_DIR=/usr/include/opencv4
   OPENCV_LIB_DIR=/usr/lib/x86_64-linux-gnu OPENCV_BIN_DIR=/usr/bin
 export JOBS="${JOBS:-max}"
 # The run-time half of the above, for whoever starts a process that loads the binding
-# (scripts/run-tests.mjs): KEY=VALUE lines, nothing installed.
+# (scripts/run-tests.mjs, the launcher): one JSON object, nothing installed.
 if [ "${1:-}" = --print-env ]; then
-  env | grep -E '^OPENCV' | sort
+  env | grep -E '^OPENCV' | sort | awk '{ i = index($0, "="); printf "%s\"%s\":\"%s\"", (NR > 1 ? "," : "{"), substr($0, 1, i - 1), substr($0, i + 1) } END { print "}" }'
   exit 0
 fi
 

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { validate, ErrorEnvelope } from '@doppel/schemas';
+import { opencvRuntimeEnv } from '@doppel/cli';
 
 /*
  * The real services as processes for the reliability suite: each on port 0 (it logs the
@@ -30,12 +31,7 @@ export interface Service {
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-const OPENCV_ENV = {
-  OPENCV4NODEJS_DISABLE_AUTOBUILD: process.env.OPENCV4NODEJS_DISABLE_AUTOBUILD ?? '1',
-  OPENCV_INCLUDE_DIR: process.env.OPENCV_INCLUDE_DIR ?? '/usr/include/opencv4',
-  OPENCV_LIB_DIR: process.env.OPENCV_LIB_DIR ?? '/usr/lib/x86_64-linux-gnu',
-  OPENCV_BIN_DIR: process.env.OPENCV_BIN_DIR ?? '/usr/bin',
-};
+const OPENCV_ENV = opencvRuntimeEnv(REPO_ROOT);
 
 export function rssMbOf(pid: number | undefined): number {
   if (pid === undefined) return 0;

@@ -1,4 +1,4 @@
-export { startStack, waitReady, SERVICES, StackError, type Stack, type StackOptions, type StackPorts, type ServiceName } from './stack.launcher.js';
+export { startStack, waitReady, opencvRuntimeEnv, SERVICES, StackError, type Stack, type StackOptions, type StackPorts, type ServiceName } from './stack.launcher.js';
 export { groupPairs, linkBetween, GROUPING_POLICIES, type ScanPair, type ScanGroup } from './scan-groups.logic.js';
 export { renderPage, writeReportPage, EMBED_MAX_IMAGES, type ThumbMode } from './scan-report.html.js';
 export { buildReport, summaryLines, formatBytes, type ScanReport, type ReportGroup } from './scan-report.model.js';

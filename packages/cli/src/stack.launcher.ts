@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -43,6 +43,18 @@ export interface Stack {
 export class StackError extends Error {}
 
 /** The node arguments that start a service: its source through tsx, or its build output. */
+/**
+ * The variables the OpenCV binding reads when it loads (opencv4nodejs links the system
+ * OpenCV; without them it looks for a private build), from setup.sh, the one place that
+ * knows the build. A user's own values win.
+ */
+export function opencvRuntimeEnv(repoRoot: string): Record<string, string> {
+  const r = spawnSync('bash', [join(repoRoot, 'scripts', 'setup.sh'), '--print-env'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new StackError(`scripts/setup.sh --print-env failed: ${r.stderr || r.error?.message}`);
+  const fromSetup = JSON.parse(r.stdout) as Record<string, string>;
+  return Object.fromEntries(Object.entries(fromSetup).map(([k, v]) => [k, process.env[k] ?? v]));
+}
+
 export function entryArgs(repoRoot: string, svc: ServiceName, fromDist = false, dir = join(repoRoot, 'services', svc)): string[] {
   return fromDist
     ? [join(dir, 'dist', 'main.js')]
@@ -141,12 +153,7 @@ export async function startStack(opts: StackOptions): Promise<Stack> {
   try {
     const encoder = start('image-encoder', { SERVER_PORT: String(opts.ports.encoder), IMAGES_ROOT: opts.imagesRoot, MODEL_PATH: opts.modelPath });
     const matcher = start('instance-matching', {
-      // opencv4nodejs links the system OpenCV (CONTRIBUTING.md); without these it looks
-      // for a private build at load time. A user's own values win.
-      OPENCV4NODEJS_DISABLE_AUTOBUILD: process.env.OPENCV4NODEJS_DISABLE_AUTOBUILD ?? '1',
-      OPENCV_INCLUDE_DIR: process.env.OPENCV_INCLUDE_DIR ?? '/usr/include/opencv4',
-      OPENCV_LIB_DIR: process.env.OPENCV_LIB_DIR ?? '/usr/lib/x86_64-linux-gnu',
-      OPENCV_BIN_DIR: process.env.OPENCV_BIN_DIR ?? '/usr/bin',
+      ...opencvRuntimeEnv(opts.repoRoot),
       SERVER_PORT: String(opts.ports.matching), SOURCE_DIR: opts.imagesRoot, TARGET_DIR: opts.imagesRoot,
     });
     await waitReady(urls['image-encoder'], encoder, deadline, logs['image-encoder']);
