@@ -137,6 +137,25 @@ export const MatchingConfig = Type.Object(
     HEIGHT: Type.Integer({ minimum: 128, maximum: 4096, default: 384 }),
     NB_WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: 2, description: 'Verification child processes (OpenCV is not safe in worker threads).' }),
     MAX_KEYPOINTS: Type.Integer({ minimum: 16, maximum: 20000, default: 300, description: 'SIFT keypoints kept per image (strongest first).' }),
+    ENLARGE_BELOW: Type.Integer({
+      minimum: 0,
+      maximum: 4096,
+      default: 192,
+      description: 'An image whose long side is under this many pixels is enlarged 2x before SIFT (a thumbnail\'s detail is then at scales SIFT detects; 0: never).',
+    }),
+    FINE_SIDE: Type.Integer({
+      minimum: 0,
+      maximum: 8192,
+      default: 768,
+      description: 'Coarse-to-fine: a neighbour is described again at this size (fit inside, never enlarged) for pairs the first pass leaves undecided (0: no fine pass).',
+    }),
+    FINE_KEYPOINTS: Type.Integer({ minimum: 16, maximum: 20000, default: 1200, description: 'SIFT keypoints kept in a neighbour\'s fine description.' }),
+    FINE_MIN_MATCHES: Type.Integer({
+      minimum: 0,
+      maximum: 20000,
+      default: 6,
+      description: 'A pair the first pass leaves undecided goes to the fine pass when it has at least this many one-to-one matches (0: every undecided pair).',
+    }),
     SIFT_ADAPT_BELOW: Type.Integer({
       minimum: 0,
       maximum: 20000,

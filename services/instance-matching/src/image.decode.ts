@@ -11,11 +11,20 @@ export interface DecodeLimits {
   height: number;
   /** Side of the square thumbnail used by the dense check. */
   thumbSize: number;
+  /**
+   * An image whose long side is under this is enlarged 2x instead (0 or absent: never). A
+   * 120-px thumbnail holds its detail at 1-3 px, below the scales SIFT's first octave
+   * keeps stable; at twice the size the same detail is found (bench/matching/coarse-fine.bench.ts).
+   */
+  enlargeBelow?: number;
 }
 
 export interface DecodedImage {
   grey: GreyImage;
   thumb: GreyImage;
+  /** The picture's own size (before EXIF rotation), whatever the working size. */
+  width: number;
+  height: number;
 }
 
 async function rawGrey(pipeline: sharp.Sharp): Promise<GreyImage> {
@@ -29,11 +38,16 @@ async function rawGrey(pipeline: sharp.Sharp): Promise<GreyImage> {
 export async function decodeImage(input: Buffer, limits: DecodeLimits): Promise<DecodedImage> {
   // image-source checks bytes, format (SVG 415, as in the encoder), pixels and the decode
   // deadline, and maps failures to 413/415/422 the same way for every service.
-  return decodeSource(input, limits, async ({ image }) => {
+  return decodeSource(input, limits, async ({ image, width, height }) => {
+    // The header's size is before EXIF rotation: only the long side is used, and 'inside' keeps the aspect.
+    const long = Math.max(width, height);
+    const enlarge = long < (limits.enlargeBelow ?? 0);
     const [grey, thumb] = await Promise.all([
-      rawGrey(image.clone().resize({ width: limits.width, height: limits.height, fit: 'inside', withoutEnlargement: true })),
+      rawGrey(enlarge
+        ? image.clone().resize({ width: 2 * long, height: 2 * long, fit: 'inside' })
+        : image.clone().resize({ width: limits.width, height: limits.height, fit: 'inside', withoutEnlargement: true })),
       rawGrey(image.clone().resize({ width: limits.thumbSize, height: limits.thumbSize, fit: 'fill' })),
     ]);
-    return { grey, thumb };
+    return { grey, thumb, width, height };
   });
 }

@@ -10,7 +10,7 @@ import { decodeBase64, resolveImagePath as resolveUnder } from '@doppel/image-so
 import { sharedBytes, type PairVerdict, type PreparedCandidate, type Shared, type TargetFeatures, type VerifyPolicy } from './verify.protocol.js';
 import type { WorkerPool } from './worker.pool.js';
 import { structureOf } from './structure.measure.js';
-import type { ExtractOptions } from './sift.extract.js';
+import type { ExtractOptions, Features } from './sift.extract.js';
 import { clampedArea } from './transform.geometry.js';
 import pLimit from 'p-limit';
 
@@ -50,6 +50,16 @@ export const extractionOf = (config: MatchingConfig): ExtractOptions => ({
   lowContrast: config.SIFT_LOW_CONTRAST,
 });
 
+/** How SIFT describes a target's fine features (coarse-to-fine), or undefined when off. */
+export const fineExtractionOf = (config: MatchingConfig): ExtractOptions | undefined =>
+  config.FINE_SIDE > 0 ? { ...extractionOf(config), maxKeypoints: config.FINE_KEYPOINTS } : undefined;
+
+/** A target's features, and its fine features on demand (extracted once, then cached). */
+interface TargetSource {
+  target: Shared<TargetFeatures>;
+  fine: () => Promise<Shared<Features>>;
+}
+
 export type MatchResult = MatchResponse['response'];
 export type CompareResult = CompareResponse['response'];
 export type PrepareResult = PrepareResponse['response'];
@@ -72,7 +82,7 @@ export function createMatcher(deps: MatcherDeps) {
   const { config, pool } = deps;
   // Keyed for the worker processes' own caches (see Shared): path, size and mtime for files,
   // a fresh key for anything that arrives in a request body.
-  const cache = new ByteLru<Shared<TargetFeatures>>(config.CACHE_MAX_MB * 2 ** 20);
+  const cache = new ByteLru<Shared<TargetFeatures | Features>>(config.CACHE_MAX_MB * 2 ** 20);
   let seq = 0;
   const freshKey = (kind: string) => `${kind}\u0000${++seq}`;
   const limits: DecodeLimits = {
@@ -81,8 +91,11 @@ export function createMatcher(deps: MatcherDeps) {
     width: config.WIDTH,
     height: config.HEIGHT,
     thumbSize: DENSE_THUMB,
+    enlargeBelow: config.ENLARGE_BELOW,
   };
+  const fineLimits: DecodeLimits = { ...limits, width: config.FINE_SIDE, height: config.FINE_SIDE };
   const extraction = extractionOf(config);
+  const fineExtraction = fineExtractionOf(config);
   async function readLimited(file: string, size: number): Promise<Buffer> {
     if (size > config.MAX_IMAGE_BYTES) throw new AppError('PAYLOAD_TOO_LARGE', `image is larger than ${config.MAX_IMAGE_BYTES} bytes`);
     return readFile(file);
@@ -130,17 +143,33 @@ export function createMatcher(deps: MatcherDeps) {
     const img = await decodeImage(bytes, limits);
     const r = await pool.run({ kind: 'extract-target', image: img.grey, extraction });
     if (r.kind !== 'extract-target') throw new Error('unexpected worker result');
-    return { key, value: { features: r.features, thumb: img.thumb, structure: structureOf(img.thumb) } };
+    // Worth a fine description only if the picture has more pixels than the working size kept.
+    const refinable = fineExtraction !== undefined && Math.max(img.width, img.height) > Math.max(img.grey.width, img.grey.height);
+    return { key, value: { features: r.features, thumb: img.thumb, structure: structureOf(img.thumb), refinable } };
   }
 
-  async function targetFromPath(relative: string): Promise<Shared<TargetFeatures>> {
-    const f = await resolveUnder(config.TARGET_DIR, relative);
-    const key = fileKey(f.file, f.size, f.mtimeMs);
-    const hit = cache.get(key);
+  async function fineFromBytes(bytes: Buffer, key: string): Promise<Shared<Features>> {
+    const img = await decodeImage(bytes, fineLimits);
+    const r = await pool.run({ kind: 'extract-target', image: img.grey, extraction: fineExtraction ?? extraction });
+    if (r.kind !== 'extract-target') throw new Error('unexpected worker result');
+    return { key, value: r.features };
+  }
+
+  /** Cached under `key`, else built from the file's bytes (and cached). */
+  async function cachedOr<T extends TargetFeatures | Features>(key: string, build: () => Promise<Shared<T>>): Promise<Shared<T>> {
+    const hit = cache.get(key) as Shared<T> | undefined;
     if (hit) return hit;
-    const t = await targetFromBytes(await readLimited(f.file, f.size), key);
+    const t = await build();
     cache.set(key, t, sharedBytes(t.value));
     return t;
+  }
+
+  async function targetFromPath(relative: string): Promise<TargetSource> {
+    const f = await resolveUnder(config.TARGET_DIR, relative);
+    const key = fileKey(f.file, f.size, f.mtimeMs);
+    const target = await cachedOr(key, async () => targetFromBytes(await readLimited(f.file, f.size), key));
+    const fineKey = `${key}\u0000fine`;
+    return { target, fine: () => cachedOr(fineKey, async () => fineFromBytes(await readLimited(f.file, f.size), fineKey)) };
   }
 
   async function candidateBytes(body: { candidate?: string; candidate_base64?: string }): Promise<Buffer> {
@@ -156,6 +185,7 @@ export function createMatcher(deps: MatcherDeps) {
     acceptInliers: inliersFor(threshold),
     denseMinKeypoints: config.DENSE_MIN_KEYPOINTS,
     denseMinEdgeStd: config.DENSE_MIN_EDGE_STD,
+    ...(fineExtraction ? { fineMinMatches: config.FINE_MIN_MATCHES } : {}),
   });
 
   /** Score of a verdict: SIFT from inliers, dense from the correlation; the better one wins. */
@@ -168,10 +198,15 @@ export function createMatcher(deps: MatcherDeps) {
     return { score: sift, method: 'sift' };
   }
 
-  async function verifyPair(cand: Shared<PreparedCandidate>, target: Shared<TargetFeatures>, policy: VerifyPolicy, signal?: AbortSignal): Promise<PairVerdict> {
+  async function verifyPair(cand: Shared<PreparedCandidate>, source: TargetSource, policy: VerifyPolicy, signal?: AbortSignal): Promise<PairVerdict> {
+    const { target } = source;
     const r = await pool.run({ kind: 'verify', candidate: cand, target, policy }, { signal });
     if (r.kind !== 'verify') throw new Error('unexpected worker result');
-    return r.verdict;
+    if (!r.verdict.needsFine) return r.verdict;
+    // The first pass was undecided but close enough: again, with the target's fine features.
+    const again = await pool.run({ kind: 'verify', candidate: cand, target, policy, fine: await source.fine() }, { signal });
+    if (again.kind !== 'verify') throw new Error('unexpected worker result');
+    return again.verdict;
   }
 
   function itemOf(relative: string, v: PairVerdict, threshold: number): MatchedItem {
@@ -226,10 +261,14 @@ export function createMatcher(deps: MatcherDeps) {
 
   async function compare(body: CompareRequest): Promise<CompareResult> {
     const policy = policyFor(config.THRESHOLD);
+    const fromBody = async (bytes: Buffer): Promise<TargetSource> => {
+      const key = freshKey('target');
+      return { target: await targetFromBytes(bytes, key), fine: () => fineFromBytes(bytes, `${key}\u0000fine`) };
+    };
     const [cand, target] = await Promise.all([
       candidateBytes(body).then(prepareCandidate),
       body.target_base64 !== undefined
-        ? targetFromBytes(decodeBase64(body.target_base64, config.MAX_IMAGE_BYTES, 'target_base64'), freshKey('target'))
+        ? fromBody(decodeBase64(body.target_base64, config.MAX_IMAGE_BYTES, 'target_base64'))
         : targetFromPath(body.target ?? ''),
     ]);
     const item = itemOf('', await verifyPair(cand, target, policy), config.THRESHOLD);

@@ -39,7 +39,15 @@ export interface SiftVerification {
   model?: 'similarity' | 'homography';
   /** Set when no fit survived (inliers is then 0). */
   failure?: FitFailure;
+  /**
+   * The best plausible fit of the pass (sane corners), kept even when its inliers were too
+   * few or too bunched to count: the coarse-to-fine pass (sift.refine.ts) looks again there.
+   */
+  hypothesis?: Hypothesis;
 }
+
+/** A plausible fit: candidate -> target (row-major 3x3, working-size pixels) and its RANSAC inliers. */
+export interface Hypothesis { matrix: number[]; inliers: number; mirrored: boolean }
 
 /** Fewer one-to-one matches than this and RANSAC is not attempted: it would fit noise. */
 export const MIN_MATCHES = 8;
@@ -108,8 +116,9 @@ function judge(model: 'similarity' | 'homography', pairs: Pair[], cand: Features
     : [[0, 0], [w, 0], [w, h], [0, h]];
   const sane = sanityOf(f.matrix, corners, { width: w, height: h }, { width: target.width, height: target.height });
   if (!sane.ok) return { ...base, cells, failure: 'implausible_transform' };
-  if (cells < (opts.minSpreadCells ?? MIN_SPREAD_CELLS)) return { ...base, cells, failure: 'inliers_in_one_region' };
-  const v: SiftVerification = { ...base, inliers, region: sane.region, cells };
+  const hypothesis: Hypothesis = { matrix: f.matrix, inliers, mirrored };
+  if (cells < (opts.minSpreadCells ?? MIN_SPREAD_CELLS)) return { ...base, cells, failure: 'inliers_in_one_region', hypothesis };
+  const v: SiftVerification = { ...base, inliers, region: sane.region, cells, hypothesis };
   const inverse = invert3x3(f.matrix);
   if (inverse) v.queryRegion = queryRegionOf(inverse, target, cand, mirrored);
   return v;
@@ -141,12 +150,14 @@ export function verifyPass(cand: Features, target: Features, opts: VerifyOptions
   const pairs = oneToOneMatches(cand, target, opts.ratio);
   if (pairs.length < MIN_MATCHES) return { inliers: 0, matches: pairs.length, mirrored, failure: 'too_few_matches' };
   let best: SiftVerification | undefined;
+  let hypothesis: Hypothesis | undefined;
   for (const model of models(opts.model)) {
     const v = judge(model, pairs, cand, target, opts, mirrored);
+    if (v.hypothesis && (!hypothesis || v.hypothesis.inliers > hypothesis.inliers)) hypothesis = v.hypothesis;
     if (!best || v.inliers > best.inliers) best = v;
     if (v.inliers >= acceptInliers) break;
   }
-  return best!;
+  return hypothesis ? { ...best!, hypothesis } : best!;
 }
 
 /** Verifies the candidate against one target; the mirrored pass only runs when the plain one fails. */
@@ -155,6 +166,9 @@ export function verifySift(cand: CandidateFeatures, target: Features, opts: Veri
   if (plain.inliers >= acceptInliers) return plain;
   const mirror = verifyPass(cand.mirrored, target, opts, true, acceptInliers);
   if (mirror.inliers > plain.inliers) return mirror;
-  // Neither fits: report the failure of the pass that got further (more matches).
-  return mirror.matches > plain.matches && plain.inliers === 0 ? mirror : plain;
+  // Neither fits: report the failure of the pass that got further (more matches), with the
+  // stronger hypothesis of the two passes.
+  const out = mirror.matches > plain.matches && plain.inliers === 0 ? mirror : plain;
+  const hypothesis = [plain.hypothesis, mirror.hypothesis].reduce<Hypothesis | undefined>((a, h) => (h && (!a || h.inliers > a.inliers) ? h : a), undefined);
+  return hypothesis ? { ...out, hypothesis } : out;
 }

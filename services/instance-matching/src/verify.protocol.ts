@@ -11,6 +11,8 @@ export interface TargetFeatures {
   features: Features;
   thumb: GreyImage;
   structure: Structure;
+  /** The picture is larger than the working size, so a fine description (FINE_SIDE) adds keypoints. */
+  refinable: boolean;
 }
 
 export interface PreparedCandidate {
@@ -26,6 +28,11 @@ export interface VerifyPolicy extends VerifyOptions {
   denseMinKeypoints: number;
   /** The dense check needs this much structure (Structure.edgeStd) on both sides. */
   denseMinEdgeStd: number;
+  /**
+   * Coarse-to-fine: an undecided pair with at least this many one-to-one matches is
+   * verified again against the target's fine features (absent: never).
+   */
+  fineMinMatches?: number;
 }
 
 /**
@@ -58,7 +65,8 @@ export type WorkerTask =
   | { kind: 'probe' }
   | { kind: 'extract-candidate'; image: GreyImage; extraction: ExtractOptions }
   | { kind: 'extract-target'; image: GreyImage; extraction: ExtractOptions }
-  | { kind: 'verify'; candidate: Shared<PreparedCandidate>; target: Shared<TargetFeatures>; policy: VerifyPolicy };
+  /** `fine`: the target's fine features, sent when a first answer asked for them (`needsFine`). */
+  | { kind: 'verify'; candidate: Shared<PreparedCandidate>; target: Shared<TargetFeatures>; policy: VerifyPolicy; fine?: Shared<Features> };
 
 export interface PairVerdict {
   method: 'sift' | 'dense';
@@ -70,6 +78,10 @@ export interface PairVerdict {
   queryRegion?: Quad;
   /** Why the pair did not verify (when it did not). */
   reason?: MatchReason;
+  /** The first pass is undecided and passed the fine gate: ask again with the target's fine features. */
+  needsFine?: boolean;
+  /** Verified by the fine pass (coarse-to-fine). */
+  fine?: boolean;
 }
 
 export type WorkerResult =

@@ -27,9 +27,19 @@ function resolve<T>(ref: Shared<T>): T {
 function verify(task: Extract<WorkerTask, { kind: 'verify' }>): PairVerdict {
   const candidate = resolve(task.candidate);
   const target = resolve(task.target);
+  // Resolved up front, in the task's order, like every Shared value (the pool's mirror does the same).
+  const fineTarget = task.fine ? resolve(task.fine) : undefined;
   const { policy } = task;
-  const sift = verifySift(candidate.features, target.features, policy, policy.acceptInliers);
-  const verdict: PairVerdict = { method: 'sift', inliers: sift.inliers, mirrored: sift.mirrored, region: sift.region, queryRegion: sift.queryRegion };
+  let sift = verifySift(candidate.features, target.features, policy, policy.acceptInliers);
+  let fine = false;
+  // Coarse-to-fine: a small overlap (corner crop, zoom) has few of the target's working-size
+  // keypoints; the target's fine description has about as many there as the candidate.
+  if (sift.inliers < policy.acceptInliers && policy.fineMinMatches !== undefined && target.refinable && sift.matches >= policy.fineMinMatches) {
+    if (!fineTarget) return { method: 'sift', inliers: sift.inliers, mirrored: sift.mirrored, needsFine: true };
+    const second = verifySift(candidate.features, fineTarget, policy, policy.acceptInliers);
+    if (second.inliers > sift.inliers) [sift, fine] = [second, true];
+  }
+  const verdict: PairVerdict = { method: 'sift', inliers: sift.inliers, mirrored: sift.mirrored, region: sift.region, queryRegion: sift.queryRegion, ...(fine ? { fine } : {}) };
   if (sift.inliers >= policy.acceptInliers) return verdict;
   const siftFailed: PairVerdict = { ...verdict, reason: sift.failure ?? 'below_threshold' };
   const fewest = Math.min(candidate.features.plain.count, target.features.count);

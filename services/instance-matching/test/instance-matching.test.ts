@@ -408,6 +408,67 @@ describe('hard copies (crops, rotations, perspective, occlusion, low texture)', 
   });
 });
 
+describe('coarse-to-fine verification of small overlaps', () => {
+  let root: string;
+  let s: Started;
+  let coarseOnly: Started;
+  const neighbors = ['large.png', 'other.png'];
+  const cacheEntries = async (base: string) => {
+    const r = await fetch(`${base}/metrics`);
+    return Number(/^matching_feature_cache_entries (\d+)/m.exec(await r.text())![1]);
+  };
+
+  before(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'doppel-fine-'));
+    // A large original; the copy keeps its bottom-right 35% x 35% (an eighth of the area).
+    // At the working size the original has ~300 keypoints over the whole picture, so the
+    // overlap holds about 35 of them against the copy's 300: the first pass finds matches
+    // but no spread fit, the fine description (768 px, 1200 keypoints) finds the copy.
+    const large = await texturedScene(53, 1280, 960);
+    await writeFile(path.join(root, 'large.png'), large);
+    await writeFile(path.join(root, 'other.png'), await texturedScene(54, 1280, 960));
+    await writeFile(path.join(root, 'small-crop.jpg'), await sharp(large).extract({ left: 1280 - 448 - 10, top: 960 - 336 - 10, width: 448, height: 336 }).jpeg({ quality: 90 }).toBuffer());
+    await writeFile(path.join(root, 'full-copy.jpg'), await sharp(large).resize({ width: 900 }).jpeg({ quality: 80 }).toBuffer());
+    s = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1' });
+    coarseOnly = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1', FINE_SIDE: '0' });
+  });
+  after(async () => {
+    await s.close();
+    await coarseOnly.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('when a copy keeps an eighth of a large original, then the fine pass verifies it (and the working size alone does not)', async () => {
+    const without = await call(coarseOnly.base, 'POST', '/match', { candidate: 'small-crop.jpg', neighbors });
+    assert.equal(without.status, 200);
+    assert.deepEqual(without.body.response.duplicated, [], JSON.stringify(without.body.response.checked));
+    const r = await call(s.base, 'POST', '/match', { candidate: 'small-crop.jpg', neighbors });
+    assert.equal(r.status, 200);
+    const { duplicated, checked } = r.body.response;
+    assert.deepEqual(duplicated.map((d: { relative_path: string }) => d.relative_path), ['large.png'], JSON.stringify(checked));
+    assert.equal(duplicated[0].method, 'sift');
+    assert.ok(duplicated[0].inliers >= 10, JSON.stringify(duplicated[0]));
+    // The region locates the crop in the bottom-right corner of the original (x from 0.64, y from 0.64).
+    const xs = duplicated[0].region.map((p: number[]) => p[0]);
+    const ys = duplicated[0].region.map((p: number[]) => p[1]);
+    assert.ok(Math.abs(Math.min(...xs) - 0.642) < 0.04 && Math.abs(Math.min(...ys) - 0.64) < 0.04, JSON.stringify(duplicated[0].region));
+  });
+
+  it('when the first pass verifies a pair, then no fine features are extracted for it', async () => {
+    const fresh = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1' });
+    try {
+      const copy = await call(fresh.base, 'POST', '/match', { candidate: 'full-copy.jpg', neighbors: ['large.png'] });
+      assert.deepEqual(copy.body.response.duplicated.map((d: { relative_path: string }) => d.relative_path), ['large.png']);
+      // Only the neighbour's working-size features are cached.
+      assert.equal(await cacheEntries(fresh.base), 1);
+      await call(fresh.base, 'POST', '/match', { candidate: 'small-crop.jpg', neighbors: ['large.png'] });
+      assert.equal(await cacheEntries(fresh.base), 2, 'the undecided pair extracted the fine features');
+    } finally {
+      await fresh.close();
+    }
+  });
+});
+
 describe('features kept by the worker processes', () => {
   const policy = { ratio: 0.75, model: 'similarity' as const, reprojPx: 4, acceptInliers: 10, denseMinKeypoints: 40, denseMinEdgeStd: 2 };
   let candidate: PreparedCandidate;
@@ -426,7 +487,7 @@ describe('features kept by the worker processes', () => {
     for (const png of [original, await texturedScene(22), await texturedScene(23)]) {
       const t = await features(png, 'extract-target');
       assert.equal(t.kind, 'extract-target');
-      targets.push({ features: t.features, thumb: { width: 32, height: 32, data: new Uint8Array(1024) }, structure: { greyStd: 0, edgeStd: 0 } });
+      targets.push({ features: t.features, thumb: { width: 32, height: 32, data: new Uint8Array(1024) }, structure: { greyStd: 0, edgeStd: 0 }, refinable: false });
     }
     await extractor.close();
   });
