@@ -56,9 +56,9 @@ const PARTS: Part[] = [
     limitS: { full: 1200, quick: 90 },
   },
   {
-    name: 'backends-100k', what: 'contextual-search at 100k: hnswlib through the service vs pgvector loaded first and indexed after (PGlite; with BENCH_DATABASE_URL a real server, also through the service)',
+    name: 'backends-100k', what: 'contextual-search at 100k: hnswlib through the service vs pgvector loaded first and indexed after (PGlite, or the real server of BENCH_DATABASE_URL)',
     script: 'bench/search/backends.bench.ts',
-    full: { BENCH_FIGURE_PREFIX: 'backends100k', BENCH_BACKENDS: 'hnswlib', BENCH_N: '100000', BENCH_BATCH: '1000', BENCH_BULK_N: '100000', BENCH_QUERIES: '100', BENCH_EF_QUERIES: '100', BENCH_HTTP_SECONDS: '6' },
+    full: { BENCH_FIGURE_PREFIX: 'backends100k', BENCH_BACKENDS: 'hnswlib', BENCH_SERVER_COLUMN: '0', BENCH_N: '100000', BENCH_BATCH: '1000', BENCH_BULK_N: '100000', BENCH_QUERIES: '100', BENCH_EF_QUERIES: '100', BENCH_HTTP_SECONDS: '6' },
     // Not in quick runs (no quick size of a 100k benchmark).
     quick: {},
     limitS: { full: 1800, quick: 0 },
