@@ -236,6 +236,7 @@ async function bulkBuild(n: number): Promise<void> {
   const efs = await measureEf(set, search, gtBulk, [16, 32, 64, 128], EF_QUERIES);
   const bodies = set.qrows.map((q) => JSON.stringify({ nb_neighbors: K, vec_features: q }));
   const l = await searchLoad(base, bodies, 1, HTTP_SECONDS / 2);
+  const l4 = await searchLoad(base, bodies, 4, HTTP_SECONDS / 2);
   await stop(svc);
   if (db) await stop(db);
   else await serverQuery(`DROP TABLE IF EXISTS ${table}, ${table}_regions`);
@@ -254,7 +255,10 @@ async function bulkBuild(n: number): Promise<void> {
   figure(`${KEY}.bulk.c1.p50_ms`, `${e}: POST /search default ef, 1 client: p50`, l.p50, 'ms');
   figure(`${KEY}.bulk.c1.p95_ms`, `${e}: 1 client: p95`, l.p95, 'ms');
   figure(`${KEY}.bulk.c1.qps`, `${e}: 1 client: QPS`, l.qps, 'QPS');
-  console.log(`\nbulk ${e}, ${n} vectors: load ${fmt(loadS, 1)} s, CREATE INDEX ${fmt(indexS, 1)} s, ${fmt(bytes / n)} B/vector on disk; ${efs.map((x) => `ef ${x.ef} recall ${x.recall.toFixed(3)} / ${fmt(x.qps)} QPS`).join(', ')}; 1 client p50 ${fmt(l.p50, 1)} / p95 ${fmt(l.p95, 1)} ms; load ${loadavg()}`);
+  figure(`${KEY}.bulk.c4.p50_ms`, `${e}: POST /search default ef, 4 clients: p50`, l4.p50, 'ms');
+  figure(`${KEY}.bulk.c4.p95_ms`, `${e}: 4 clients: p95`, l4.p95, 'ms');
+  figure(`${KEY}.bulk.c4.qps`, `${e}: 4 clients: QPS`, l4.qps, 'QPS');
+  console.log(`\nbulk ${e}, ${n} vectors: load ${fmt(loadS, 1)} s, CREATE INDEX ${fmt(indexS, 1)} s, ${fmt(bytes / n)} B/vector on disk; ${efs.map((x) => `ef ${x.ef} recall ${x.recall.toFixed(3)} / ${fmt(x.qps)} QPS`).join(', ')}; 1 client p50 ${fmt(l.p50, 1)} / p95 ${fmt(l.p95, 1)} ms / ${fmt(l.qps)} QPS; 4 clients p50 ${fmt(l4.p50, 1)} / p95 ${fmt(l4.p95, 1)} ms / ${fmt(l4.qps)} QPS; load ${loadavg()}`);
 }
 
 const rows = Object.keys(Object.values(cols)[0] ?? {});
