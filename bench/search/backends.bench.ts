@@ -13,7 +13,7 @@
  * Env: BENCH_N (100000), BENCH_DIM (512), BENCH_QUERIES (200), BENCH_HTTP_SECONDS (8),
  *      BENCH_EF_QUERIES (400 timed queries per ef), BENCH_BATCH (1000 vectors per upsert), BENCH_BACKENDS (hnswlib,pglite),
  *      BENCH_DATABASE_URL (a real server: adds a "postgres" column, unless BENCH_SERVER_COLUMN=0, and takes the bulk build),
- *      BENCH_BULK_N (0), BENCH_BULK_MEM (maintenance_work_mem, 1GB).
+ *      BENCH_BULK_N (0), BENCH_BULK_DB (server when BENCH_DATABASE_URL is set, else pglite), BENCH_BULK_MEM (maintenance_work_mem, 1GB).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -187,8 +187,8 @@ async function serverQuery(sql: string): Promise<Record<string, number>> {
 
 async function bulkBuild(n: number): Promise<void> {
   // On a real server when one is given (PGlite is single-threaded WASM: its build time is
-  // not PostgreSQL's), else on PGlite started here.
-  const real = process.env.BENCH_DATABASE_URL;
+  // not PostgreSQL's) unless BENCH_BULK_DB=pglite, else on PGlite started here.
+  const real = (process.env.BENCH_BULK_DB ?? 'server') === 'server' ? process.env.BENCH_DATABASE_URL : undefined;
   const dir = join(work, 'pglite-bulk');
   const db = real ? undefined : spawnTs('services/contextual-search/scripts/pglite-server.ts', ['--db', dir], {});
   const url = real ?? (await firstLine(db!, /"url":"([^"]+)"/))[1]!;
