@@ -120,6 +120,13 @@ for (const m of [3, 4, 5, 6, 7, 8, 10, 12]) {
   console.log(`   ${String(m).padStart(11)}  ${`${sent.length} (${((100 * sent.length) / undecided.length).toFixed(1)}%)`.padStart(25)}  ${String(tp.length).padStart(9)}  ${String(tp.filter((r) => r.fine! >= accept).length).padStart(13)}  ${String(fp.length).padStart(10)}  ${String(fp.filter((r) => r.fine! >= accept).length).padStart(14)}  ${String(Math.max(0, ...fp.map((r) => r.fine!))).padStart(17)}`);
 }
 console.log(`   (${undecided.length} undecided calibration pairs; the fine pass costs about FINE_KEYPOINTS / MAX_KEYPOINTS first passes)`);
+// Rule: the fine pass costs about 4 first passes, so sending under 5% of the undecided pairs
+// keeps the average cost per pair within +20%; and no wrong pair may verify there.
+const pick = [3, 4, 5, 6, 7, 8, 10, 12].find((m) => {
+  const sent = undecided.filter((r) => r.fine !== undefined && r.matches >= m);
+  return sent.length < 0.05 * undecided.length && !sent.some((r) => !r.positive && r.fine! >= accept);
+});
+console.log(`   rule: lowest value sending under 5% of the undecided pairs, with no wrong pair verified: ${pick ?? 'none'}`);
 
 const gate = config.FINE_MIN_MATCHES;
 const verified = (r: PairRow, fineToo: boolean) => r.first >= accept || (fineToo && r.fine !== undefined && r.matches >= gate && r.fine >= accept);

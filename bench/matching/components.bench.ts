@@ -9,13 +9,15 @@
  * 3. The dense check of one pair of thumbnails.
  * 4. One verification through the worker pool: features sent in full every time, against
  *    held by the worker and sent by key; and a bare round trip of the pool.
+ * 5. Coarse-to-fine: one undecided pair (both passes) against the working-size features and
+ *    against the fine ones (FINE_SIDE, FINE_KEYPOINTS), in-process; and the fine extraction.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MatchingConfig } from '@doppel/schemas';
 import { loadConfig } from '@doppel/service-kit';
 import {
-  cv, decodeImage, denseCorrelation, extractCandidateFeatures, extractionOf, extractFeatures, structureOf, WorkerPool, type GreyImage,
+  cv, decodeImage, denseCorrelation, extractAdaptive, extractCandidateFeatures, extractionOf, extractFeatures, fineExtractionOf, structureOf, verifySift, WorkerPool, type GreyImage,
 } from '@doppel/instance-matching';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
@@ -74,3 +76,18 @@ for (const entries of [0, 2 ** 26]) {
   if (!entries) console.log(`   bare round trip (probe): p50 ${(await timeAsync(100, () => pool.run({ kind: 'probe' }))).toFixed(2)} ms`);
   await pool.close();
 }
+
+// 5. The fine pass costs what a pair costs against a target with FINE_KEYPOINTS keypoints.
+const fineOptions = fineExtractionOf(config) ?? { ...extractionOf(config), maxKeypoints: 4 * config.MAX_KEYPOINTS };
+const fineSide = config.FINE_SIDE || 2 * config.WIDTH;
+const fineBytes = await Promise.all(index.slice(0, 8).map((f) => readFile(path.join(dev, 'index', f))));
+const fineImages = await Promise.all(fineBytes.map(async (b) => (await decodeImage(b, { ...limits, width: fineSide, height: fineSide })).grey));
+let e = 0;
+console.log(`5. fine extraction (${fineSide} px, ${fineOptions.maxKeypoints} keypoints): p50 ${(await time(8, () => extractAdaptive(fineImages[e++ % fineImages.length]!, fineOptions))).toFixed(1)} ms`);
+const fines = fineImages.map((g) => extractAdaptive(g, fineOptions));
+const coarses = full.slice(3, 8).map((x) => x.f);
+const opts = { ratio: config.RATIO_TEST, model: config.RANSAC_MODEL, reprojPx: config.RANSAC_REPROJ_PX };
+let u = 0;
+const coarseMs = await time(100, () => verifySift(candidate.features, coarses[u++ % coarses.length]!, opts, 10));
+const fineMs = await time(100, () => verifySift(candidate.features, fines[u++ % fines.length]!, opts, 10));
+console.log(`   one unrelated pair, both passes: against working-size features p50 ${coarseMs.toFixed(2)} ms, against fine features (${fines.map((f) => f.count).join('/')} keypoints) p50 ${fineMs.toFixed(2)} ms`);
