@@ -105,9 +105,25 @@ export class ImageIndex {
     return mergeByImage([whole, regional], k).map(({ query: _query, ...n }) => n);
   }
 
-  /** Several vectors (a query's orientations), merged per image. */
-  async searchBatch(vecs: number[][], k: number, minScore?: number, ef?: number, limit?: number): Promise<BatchNeighbor[]> {
-    return mergeByImage(await Promise.all(vecs.map((v) => this.search(v, k, minScore, ef))), limit);
+  /** Several vectors (a query's orientations), merged per image; with hubnessK, each result's hubness. */
+  async searchBatch(vecs: number[][], k: number, minScore?: number, ef?: number, limit?: number, hubnessK?: number): Promise<BatchNeighbor[]> {
+    const merged = mergeByImage(await Promise.all(vecs.map((v) => this.search(v, k, minScore, ef))), limit);
+    if (hubnessK === undefined) return merged;
+    const hub = await this.hubness(merged.map((n) => n.relative_path), hubnessK, ef);
+    return merged.map((n, i) => (hub[i] === undefined ? n : { ...n, hubness: hub[i] }));
+  }
+
+  /**
+   * Mean score of each image's k nearest other images (its whole vector against the others'
+   * whole vectors), from the collection as it is now. Undefined for an image deleted meanwhile.
+   */
+  async hubness(paths: string[], k: number, ef?: number): Promise<Array<number | undefined>> {
+    const vecs = await this.images.vectors(paths);
+    return Promise.all(vecs.map(async (v, i) => {
+      if (!v) return undefined;
+      const others = (await this.images.search(v, k + 1, 0, ef)).filter((n) => n.relative_path !== paths[i]).slice(0, k);
+      return others.length === 0 ? 0 : others.reduce((a, n) => a + n.score, 0) / others.length;
+    }));
   }
 
   async stats(): Promise<StatsResponse['response']> {
