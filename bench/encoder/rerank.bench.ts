@@ -2,7 +2,9 @@
  * Re-ranking a larger k from search (issue #12), on the descriptors cached by
  * candidates.bench.ts (run its `encode` first: index:cc, queries:cc:8, distractors:cc):
  *   CACHE=/tmp/cand-final node --conditions=source --import tsx bench/encoder/rerank.bench.ts
- * Env: BENCH_DIR, CACHE, DISTRACTOR_N (20000), KS (10,20,50,100,200).
+ * Env: BENCH_DIR, CACHE, DISTRACTOR_N (20000), KS (10,20,50,100,200), WHITEN (alpha, 0: none),
+ * WHITEN_FIT (collection | tail: the distractors past DISTRACTOR_N, `PREPS=distractors-tail:cc` encode),
+ * REGIONS=0 (skip whitening the regional vectors), PER_TRANSFORM (rule:k,...).
  *
  * Brute force stands in for the ANN index: for each query, the collection's images are
  * scored by the best cosine over the query's 8 orientations (what the pipeline's merged
@@ -16,6 +18,7 @@ import { createRequire } from 'node:module';
 import { originalOfQuery, transformOf } from '@doppel/cli';
 import { load, matmulSession, SIZES } from './candidates.score.js';
 import { devSplit, V2_TRANSFORMS } from '../matching/dev-split.bench.js';
+import { fitWhitening, whiteningFrom } from '../../services/image-encoder/src/pca-whitening.transform.js';
 
 const ort = createRequire(new URL('../../services/image-encoder/package.json', import.meta.url))('onnxruntime-node') as typeof import('onnxruntime-node');
 
@@ -51,48 +54,23 @@ for (let r = 0; r < nq * O; r++) q.set(qs.data.subarray(r * qs.perRow * DIM, r *
 // cached as distractors-tail-cc-o1), never on dev-set images.
 const alpha = Number(process.env.WHITEN ?? 0);
 if (alpha > 0) {
-  const { Matrix, EigenvalueDecomposition } = await import('ml-matrix');
   let fit: Float32Array;
-  let nFit: number;
+  let from: string;
   if ((process.env.WHITEN_FIT ?? 'collection') === 'tail') {
     const tail = await load(ctx, 'distractors-tail', 'cc', 1);
-    nFit = tail.files.length;
-    fit = new Float32Array(nFit * DIM);
-    for (let i = 0; i < nFit; i++) fit.set(tail.data.subarray(i * tail.perRow * DIM, i * tail.perRow * DIM + DIM), i * DIM);
+    fit = new Float32Array(tail.files.length * DIM);
+    for (let i = 0; i < tail.files.length; i++) fit.set(tail.data.subarray(i * tail.perRow * DIM, i * tail.perRow * DIM + DIM), i * DIM);
+    from = `${tail.files.length} distractors past the indexed ${nDist}`;
   } else {
-    nFit = nDist;
     fit = whole.subarray(idx.files.length * DIM);
+    from = `the ${nDist} indexed distractors`;
   }
-  const mu = new Float64Array(DIM);
-  for (let i = 0; i < nFit; i++) for (let d = 0; d < DIM; d++) mu[d]! += fit[i * DIM + d]! / nFit;
-  const acc = new Float64Array(DIM * DIM);
-  const x = new Float64Array(DIM);
-  for (let i = 0; i < nFit; i++) {
-    for (let d = 0; d < DIM; d++) x[d] = fit[i * DIM + d]! - mu[d]!;
-    for (let a = 0; a < DIM; a++) { const va = x[a]!; for (let b = a; b < DIM; b++) acc[a * DIM + b]! += va * x[b]!; }
-  }
-  const cov = new Matrix(DIM, DIM);
-  for (let a = 0; a < DIM; a++) for (let b = a; b < DIM; b++) { cov.set(a, b, acc[a * DIM + b]!); cov.set(b, a, acc[a * DIM + b]!); }
-  const evd = new EigenvalueDecomposition(cov.div(nFit - 1), { assumeSymmetric: true });
-  const lam = evd.realEigenvalues;
-  const U = evd.eigenvectorMatrix;
-  const floor = Math.max(...lam) * Number(process.env.WHITEN_FLOOR ?? 1e-3);
-  // P[r][d] = lam_r^-alpha * U[d][r]
-  const P = new Float32Array(DIM * DIM);
-  for (let r = 0; r < DIM; r++) { const w = Math.max(lam[r]!, floor) ** -alpha; for (let d = 0; d < DIM; d++) P[r * DIM + d] = w * U.get(d, r); }
-  const apply = (m: Float32Array, rows: number) => {
-    const x = new Float64Array(DIM);
-    for (let i = 0; i < rows; i++) {
-      for (let d = 0; d < DIM; d++) x[d] = m[i * DIM + d]! - mu[d]!;
-      let ss = 0;
-      const y = new Float64Array(DIM);
-      for (let r = 0; r < DIM; r++) { let v = 0; for (let d = 0; d < DIM; d++) v += P[r * DIM + d]! * x[d]!; y[r] = v; ss += v * v; }
-      const inv = 1 / Math.sqrt(ss);
-      for (let r = 0; r < DIM; r++) m[i * DIM + r] = y[r]! * inv;
-    }
-  };
-  apply(whole, nImg); apply(regions, nImg * (NW - 1)); apply(q, nq * O);
-  console.log(`whitened (alpha ${alpha}, fitted on ${nFit} images)`);
+  const w = whiteningFrom(fitWhitening(fit, DIM, alpha, Number(process.env.WHITEN_FLOOR ?? 1e-3)));
+  const apply = (m: Float32Array, rows: number) => { for (let i = 0; i < rows; i++) m.set(w.apply(m.subarray(i * DIM, (i + 1) * DIM)), i * DIM); };
+  apply(whole, nImg); apply(q, nq * O);
+  // Regions only matter to the regions rules; whitening them costs 13x the images.
+  if (process.env.REGIONS !== '0') apply(regions, nImg * (NW - 1));
+  console.log(`whitened (alpha ${alpha}, fitted on ${from})`);
 }
 const stem = (f: string) => f.replace(/\.[^.]+$/, '');
 const want = qs.files.map((f) => idx.files.findIndex((g) => stem(g) === originalOfQuery(f)));
