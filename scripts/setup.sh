@@ -8,6 +8,8 @@
 #   bash scripts/setup.sh --runtime SERVICE  a Dockerfile's runtime stage: the shared libraries its
 #                                            native addons load, nothing else
 #   bash scripts/setup.sh --print-env        the OpenCV variables the binding reads when it loads
+#   bash scripts/setup.sh --pgvector         only PostgreSQL 15 and the pgvector extension (the machine
+#                                            set-up does this too), for a pgvector backend or its tests
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +33,7 @@ fi
 
 mode="${1:-machine}"
 service="${2:-}"
-if [ "$mode" != machine ]; then
+if [ "$mode" != machine ] && [ "$mode" != --pgvector ]; then
   case "$service" in
     image-encoder|contextual-search|instance-matching|pipeline) ;;
     *) echo "setup: $mode needs a service (image-encoder, contextual-search, instance-matching, pipeline), got '$service'" >&2; exit 2 ;;
@@ -76,9 +78,36 @@ apt_install() {
   fi
 }
 
+# pgvector for Debian's PostgreSQL 15. Bookworm packages PostgreSQL but not pgvector; Debian
+# packages pgvector from trixie on (for PostgreSQL 17), so its source comes from Debian's
+# archive, pinned by checksum, and is built against bookworm's server headers. OPTFLAGS=""
+# leaves out -march=native, so the library runs on any x86-64 the cluster is copied to.
+PGVECTOR_VERSION=0.8.0
+PGVECTOR_SHA256=867a2c328d4928a5a9d6f052cd3bc78c7d60228a9b914ad32aa3db88e9de27b0
+PGVECTOR_URL="http://deb.debian.org/debian/pool/main/p/pgvector/pgvector_${PGVECTOR_VERSION}.orig.tar.gz"
+install_pgvector() {
+  apt_install postgresql-15 postgresql-server-dev-15 curl
+  local pg_config=/usr/lib/postgresql/15/bin/pg_config
+  if [ -f "$("$pg_config" --sharedir)/extension/vector--${PGVECTOR_VERSION}.sql" ]; then return 0; fi
+  echo "setup: building pgvector ${PGVECTOR_VERSION} from Debian's source archive"
+  local work; work="$(mktemp -d)"
+  curl -fsSL --retry 3 -o "$work/pgvector.tar.gz" "$PGVECTOR_URL"
+  echo "$PGVECTOR_SHA256  $work/pgvector.tar.gz" | sha256sum -c --quiet -
+  tar -xzf "$work/pgvector.tar.gz" -C "$work"
+  local SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  make -s -C "$work/pgvector-${PGVECTOR_VERSION}" PG_CONFIG="$pg_config" OPTFLAGS="" >/dev/null
+  $SUDO make -s -C "$work/pgvector-${PGVECTOR_VERSION}" PG_CONFIG="$pg_config" install >/dev/null
+  rm -rf "$work"
+}
+
 case "$mode" in
+  --pgvector)
+    install_pgvector
+    ;;
   machine)
     apt_install libopencv-dev python3-opencv chromium
+    # The pgvector backend's tests run against a real server as well as PGlite.
+    install_pgvector
     corepack enable
     pnpm install --frozen-lockfile
     # The default fingerprint model, from ../shared/models (or MODEL_URL + MODEL_SHA256).

@@ -12,7 +12,8 @@
  *   node --conditions=source --import tsx bench/search/backends.bench.ts
  * Env: BENCH_N (100000), BENCH_DIM (512), BENCH_QUERIES (200), BENCH_HTTP_SECONDS (8),
  *      BENCH_EF_QUERIES (400 timed queries per ef), BENCH_BATCH (1000 vectors per upsert), BENCH_BACKENDS (hnswlib,pglite),
- *      BENCH_DATABASE_URL (adds a "postgres" column against that server), BENCH_BULK_N (0), BENCH_BULK_MEM (maintenance_work_mem, 1GB).
+ *      BENCH_DATABASE_URL (a real server: adds a "postgres" column, unless BENCH_SERVER_COLUMN=0, and takes the bulk build),
+ *      BENCH_BULK_N (0), BENCH_BULK_DB (server when BENCH_DATABASE_URL is set, else pglite), BENCH_BULK_MEM (maintenance_work_mem, 1GB).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -42,7 +43,10 @@ const KEY = process.env.BENCH_FIGURE_PREFIX ?? 'backends';
 const K = 10;
 const EFS = [16, 32, 64, 128, 256];
 const backends = (process.env.BENCH_BACKENDS ?? 'hnswlib,pglite').split(',').filter(Boolean);
-if (process.env.BENCH_DATABASE_URL) backends.push('postgres');
+// A real server adds a column built through the service, unless BENCH_SERVER_COLUMN=0 (at
+// 100k, pgvector's row-at-a-time HNSW inserts take most of an hour on 2 cores: there the
+// server is measured loaded first and indexed after, as pgvector advises for a first load).
+if (process.env.BENCH_DATABASE_URL && process.env.BENCH_SERVER_COLUMN !== '0') backends.push('postgres');
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const fmt = (n: number, d = 0) => n.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
@@ -132,6 +136,11 @@ for (const backend of backends) {
     col['database files per vector (table + HNSW index + WAL)'] = `${fmt(per)} B`;
     figure(`${fk}.db_files_b`, `${engine}: database files per vector (table + HNSW index + WAL)`, per, 'B');
   }
+  if (backend === 'postgres') {
+    const per = Number((await serverQuery(`SELECT pg_total_relation_size('${svcEnv.DATABASE_TABLE}') AS b`)).b) / N;
+    col['table + HNSW index size per vector'] = `${fmt(per)} B`;
+    figure(`${fk}.db_files_b`, `${engine}: table + HNSW index size per vector`, per, 'B');
+  }
 
   const lab = (p: string) => Number(p.slice(4, -4));
   const r = await measureEf(set, async (q, ef) => (await post('/search', { nb_neighbors: K, vec_features: q, ef })).neighbors!.map((n) => lab(n.relative_path)), gt, EFS, EF_QUERIES);
@@ -154,6 +163,7 @@ for (const backend of backends) {
   col['load average after'] = loadavg();
   await stop(svc);
   if (db) await stop(db);
+  if (backend === 'postgres') await serverQuery(`DROP TABLE IF EXISTS ${svcEnv.DATABASE_TABLE}, ${svcEnv.DATABASE_TABLE}_regions`);
   console.log(`${backend}: done`);
 }
 
@@ -164,13 +174,27 @@ if (BULK_N > 0) await bulkBuild(BULK_N);
  * (same columns, same index name and operator class), so the service then opens it as it
  * would any table and every search goes through HTTP as above.
  */
+/** One statement on the BENCH_DATABASE_URL server; its first row. */
+async function serverQuery(sql: string): Promise<Record<string, number>> {
+  const c = new pg.Client({ connectionString: process.env.BENCH_DATABASE_URL });
+  await c.connect();
+  try {
+    return ((await c.query(sql)).rows[0] ?? {}) as Record<string, number>;
+  } finally {
+    await c.end();
+  }
+}
+
 async function bulkBuild(n: number): Promise<void> {
+  // On a real server when one is given (PGlite is single-threaded WASM: its build time is
+  // not PostgreSQL's) unless BENCH_BULK_DB=pglite, else on PGlite started here.
+  const real = (process.env.BENCH_BULK_DB ?? 'server') === 'server' ? process.env.BENCH_DATABASE_URL : undefined;
   const dir = join(work, 'pglite-bulk');
-  const db = spawnTs('services/contextual-search/scripts/pglite-server.ts', ['--db', dir], {});
-  const url = (await firstLine(db, /"url":"([^"]+)"/))[1]!;
+  const db = real ? undefined : spawnTs('services/contextual-search/scripts/pglite-server.ts', ['--db', dir], {});
+  const url = real ?? (await firstLine(db!, /"url":"([^"]+)"/))[1]!;
   const client = new pg.Client({ connectionString: url });
   await client.connect();
-  const table = 'bench_bulk';
+  const table = real ? `bench_bulk_${process.pid}` : 'bench_bulk';
   await client.query(`CREATE EXTENSION IF NOT EXISTS vector; CREATE TABLE ${table} (
     relative_path text PRIMARY KEY, embedding vector(${DIM}) NOT NULL, metadata jsonb,
     updated_at timestamptz NOT NULL DEFAULT now(), seq bigint GENERATED ALWAYS AS IDENTITY);
@@ -193,9 +217,10 @@ async function bulkBuild(n: number): Promise<void> {
   // The figures below are the index's only if the planner uses it (a seq scan would be exact).
   const plan = (await client.query(`EXPLAIN SELECT relative_path FROM ${table} ORDER BY embedding <=> $1::vector LIMIT ${K}`, [unit(set.qrows[0]!)])).rows.map((x: Record<string, string>) => Object.values(x)[0]).join(' ');
   const usesIndex = plan.includes(`Index Scan using ${table}_embedding_hnsw`);
+  // A server's data directory holds other tables: count this table's relations only.
   await client.end();
-  const bytes = await duBytes(dir);
-  const dbRss = rssOf(db.pid);
+  const bytes = real ? Number((await serverQuery(`SELECT pg_total_relation_size('${table}') AS b`)).b) : await duBytes(dir);
+  const dbRss = db ? rssOf(db.pid) : NaN;
   const svc = spawnTs('services/contextual-search/src/main.ts', [], {
     SERVER_PORT: '0', SERVER_HOST: '127.0.0.1', LOG_LEVEL: 'info', DIMENSION: String(DIM), LOCATION: join(work, 'bulk-svc'),
     SEARCH_BACKEND: 'pgvector', DATABASE_URL: url, DATABASE_TABLE: table,
@@ -211,16 +236,18 @@ async function bulkBuild(n: number): Promise<void> {
   const efs = await measureEf(set, search, gtBulk, [16, 32, 64, 128], EF_QUERIES);
   const bodies = set.qrows.map((q) => JSON.stringify({ nb_neighbors: K, vec_features: q }));
   const l = await searchLoad(base, bodies, 1, HTTP_SECONDS / 2);
+  const l4 = await searchLoad(base, bodies, 4, HTTP_SECONDS / 2);
   await stop(svc);
-  await stop(db);
-  const e = 'pgvector on PGlite, index built after the load';
+  if (db) await stop(db);
+  else await serverQuery(`DROP TABLE IF EXISTS ${table}, ${table}_regions`);
+  const e = `pgvector on ${real ? 'PostgreSQL' : 'PGlite'}, index built after the load`;
   figure(`${KEY}.bulk.n`, `${e}: vectors`, n);
   figure(`${KEY}.bulk.load_s`, `${e}: rows loaded (INSERT ... unnest, ${BATCH} per statement, no index)`, loadS, 's');
   figure(`${KEY}.bulk.index_s`, `${e}: CREATE INDEX hnsw (m 16, ef_construction 100, maintenance_work_mem ${BULK_MEM})`, indexS, 's');
   figure(`${KEY}.bulk.build.vectors_per_s`, `${e}: load + index rate`, n / (loadS + indexS), 'vectors/s');
   figure(`${KEY}.bulk.plan`, `${e}: query plan of a k-NN query (EXPLAIN)`, usesIndex ? 'HNSW index scan' : `not the index: ${plan.slice(0, 80)}`);
-  figure(`${KEY}.bulk.db_files_b`, `${e}: database files per vector`, bytes / n, 'B');
-  figure(`${KEY}.bulk.db_rss_b`, `${e}: RSS of the database process per vector, after the build`, dbRss / n, 'B');
+  figure(`${KEY}.bulk.db_files_b`, `${e}: ${real ? 'table + index size' : 'database files'} per vector`, bytes / n, 'B');
+  if (db) figure(`${KEY}.bulk.db_rss_b`, `${e}: RSS of the database process per vector, after the build`, dbRss / n, 'B');
   for (const x of efs) {
     figure(`${KEY}.bulk.ef${x.ef}.recall`, `${e}: ef=${x.ef}, recall@${K} vs brute force`, x.recall);
     figure(`${KEY}.bulk.ef${x.ef}.qps`, `${e}: ef=${x.ef}, QPS over HTTP (1 client)`, x.qps, 'QPS');
@@ -228,7 +255,10 @@ async function bulkBuild(n: number): Promise<void> {
   figure(`${KEY}.bulk.c1.p50_ms`, `${e}: POST /search default ef, 1 client: p50`, l.p50, 'ms');
   figure(`${KEY}.bulk.c1.p95_ms`, `${e}: 1 client: p95`, l.p95, 'ms');
   figure(`${KEY}.bulk.c1.qps`, `${e}: 1 client: QPS`, l.qps, 'QPS');
-  console.log(`\nbulk pgvector (PGlite), ${n} vectors: load ${fmt(loadS, 1)} s, CREATE INDEX ${fmt(indexS, 1)} s, ${fmt(bytes / n)} B/vector on disk; ${efs.map((x) => `ef ${x.ef} recall ${x.recall.toFixed(3)} / ${fmt(x.qps)} QPS`).join(', ')}; 1 client p50 ${fmt(l.p50, 1)} / p95 ${fmt(l.p95, 1)} ms; load ${loadavg()}`);
+  figure(`${KEY}.bulk.c4.p50_ms`, `${e}: POST /search default ef, 4 clients: p50`, l4.p50, 'ms');
+  figure(`${KEY}.bulk.c4.p95_ms`, `${e}: 4 clients: p95`, l4.p95, 'ms');
+  figure(`${KEY}.bulk.c4.qps`, `${e}: 4 clients: QPS`, l4.qps, 'QPS');
+  console.log(`\nbulk ${e}, ${n} vectors: load ${fmt(loadS, 1)} s, CREATE INDEX ${fmt(indexS, 1)} s, ${fmt(bytes / n)} B/vector on disk; ${efs.map((x) => `ef ${x.ef} recall ${x.recall.toFixed(3)} / ${fmt(x.qps)} QPS`).join(', ')}; 1 client p50 ${fmt(l.p50, 1)} / p95 ${fmt(l.p95, 1)} ms / ${fmt(l.qps)} QPS; 4 clients p50 ${fmt(l4.p50, 1)} / p95 ${fmt(l4.p95, 1)} ms / ${fmt(l4.qps)} QPS; load ${loadavg()}`);
 }
 
 const rows = Object.keys(Object.values(cols)[0] ?? {});

@@ -114,9 +114,13 @@ export class PgvectorBackend implements VectorBackend {
   private async setUp(): Promise<void> {
     const { table, dimension, params } = this.opts;
     const index = `${table}_embedding_hnsw`;
-    // One replica at a time creates the table and index (IF NOT EXISTS still races on the catalogue).
+    // One session at a time sets up any Doppel table: IF NOT EXISTS still races on the
+    // catalogue, for the table and for the extension, which every table's set-up creates (a
+    // service sets up its vectors and regions tables at once, replicas start together). A
+    // real server shows it (duplicate key in pg_extension_name_index); PGlite serialises
+    // sessions and does not. The lock is held for the set-up transaction only.
     await this.db.queryAll(
-      `BEGIN; SELECT pg_advisory_xact_lock(hashtext('doppel:${table}'));
+      `BEGIN; SELECT pg_advisory_xact_lock(hashtext('doppel:schema'));
        CREATE EXTENSION IF NOT EXISTS vector;
        CREATE TABLE IF NOT EXISTS ${this.t} (
          relative_path text PRIMARY KEY,

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { call, freePorts } from '@doppel/service-kit/testing';
 import { pgvectorEnv, startPglite, stopSharedPglite } from './pglite.fixture.js';
+import { postgresEnv, postgresMissing, startPostgres, stopSharedPostgres } from './postgres.fixture.js';
 import { launchSearch, type SearchProcess } from './process.fixture.js';
 import { removeDir, start, tempDir, upsert } from './search-fixture.js';
 
@@ -13,7 +14,29 @@ const vec = (id: number): number[] => Array.from({ length: DIM }, (_, j) => Math
 const item = (id: number) => ({ relative_path: `p/${id}.jpg`, vec_features: vec(id), metadata: { id } });
 const top = async (base: string, id: number) => (await call(base, 'POST', '/search', { nb_neighbors: 1, vec_features: vec(id) })).body.response.neighbors[0];
 
-after(() => stopSharedPglite());
+after(() => Promise.all([stopSharedPglite(), stopSharedPostgres()]));
+
+/**
+ * Each suite runs on PGlite and on a real PostgreSQL server: `env` is a table of its own on
+ * the shared database, `start` a database of the test's own that it can stop and start again
+ * on the same port and folder.
+ */
+const DATABASES = {
+  pglite: {
+    env: pgvectorEnv,
+    start: async (port: number, dir?: string) => startPglite({ port, ...(dir ? { db: join(dir, 'pg') } : {}) }),
+    skip: undefined,
+  },
+  postgres: {
+    env: postgresEnv,
+    // Without a folder of the caller's, the server's own goes when it stops.
+    start: async (port: number, dir?: string) => {
+      const server = await startPostgres({ port, ...(dir ? { dir } : {}) });
+      return dir ? server : { ...server, stop: server.destroy };
+    },
+    skip: postgresMissing,
+  },
+} as const;
 
 async function readyWithin(base: string, ms: number): Promise<void> {
   const until = Date.now() + ms;
@@ -23,9 +46,13 @@ async function readyWithin(base: string, ms: number): Promise<void> {
   }
 }
 
-describe('contextual-search on pgvector: stateless replicas', () => {
+for (const [database, db0] of Object.entries(DATABASES)) {
+const { env: databaseEnv, start: startDatabase } = db0;
+const options = db0.skip ? { skip: db0.skip } : {};
+
+describe(`contextual-search on pgvector (${database}): stateless replicas`, options, () => {
   it('when two processes share one database, then a write on one is found by a search on the other at once', { timeout: 400_000 }, async () => {
-    const env = { ...(await pgvectorEnv()), DIMENSION: String(DIM) };
+    const env = { ...(await databaseEnv()), DIMENSION: String(DIM) };
     const procs: SearchProcess[] = [];
     try {
       procs.push(await launchSearch(env), await launchSearch(env));
@@ -53,7 +80,7 @@ describe('contextual-search on pgvector: stateless replicas', () => {
   });
 
   it('when the table was created with another dimension, then the start is refused naming the table and both dimensions', { timeout: 400_000 }, async () => {
-    const env = await pgvectorEnv();
+    const env = await databaseEnv();
     const dir = await tempDir();
     try {
       const a = await start(dir, { ...env, DIMENSION: '4' });
@@ -67,11 +94,11 @@ describe('contextual-search on pgvector: stateless replicas', () => {
   });
 });
 
-describe('contextual-search on pgvector: the database goes away and comes back', () => {
+describe(`contextual-search on pgvector (${database}): the database goes away and comes back`, options, () => {
   it('when the database stops under a running service, then it answers 503 with Retry-After, recovers by itself and no acknowledged write is lost', { timeout: 400_000 }, async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'doppel-pglite-'));
+    const dataDir = await mkdtemp(join(tmpdir(), `doppel-${database}-`));
     const [port] = await freePorts(1);
-    let db = await startPglite({ port: port!, db: join(dataDir, 'pg') });
+    let db = await startDatabase(port!, dataDir);
     const svc = await launchSearch({ SEARCH_BACKEND: 'pgvector', DATABASE_URL: db.url, DATABASE_TABLE: 'restart_test', DIMENSION: String(DIM) });
     const acked = new Set<number>();
     try {
@@ -98,7 +125,7 @@ describe('contextual-search on pgvector: the database goes away and comes back',
       }
       assert.equal((await call(svc.base, 'GET', '/healthz')).status, 200, 'liveness is not readiness');
 
-      db = await startPglite({ port: port!, db: join(dataDir, 'pg') });
+      db = await startDatabase(port!, dataDir);
       await readyWithin(svc.base, 60_000);
       const all = await call(svc.base, 'GET', '/vectors?limit=1000');
       assert.equal(all.status, 200);
@@ -120,12 +147,12 @@ describe('contextual-search on pgvector: the database goes away and comes back',
       { SEARCH_BACKEND: 'pgvector', DATABASE_URL: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`, DATABASE_TABLE: 'late_db', DIMENSION: String(DIM) },
       { ready: false },
     );
-    let db: Awaited<ReturnType<typeof startPglite>> | undefined;
+    let db: { stop(): Promise<void> } | undefined;
     try {
       const r = await call(svc.base, 'GET', '/readyz');
       assert.equal(r.status, 503);
       assert.equal((await call(svc.base, 'POST', '/search', { nb_neighbors: 1, vec_features: vec(1) })).status, 503);
-      db = await startPglite({ port: port! });
+      db = await startDatabase(port!);
       await readyWithin(svc.base, 60_000);
       assert.equal((await call(svc.base, 'POST', '/vectors', { items: [item(1)] })).status, 200);
       assert.equal((await top(svc.base, 1)).relative_path, 'p/1.jpg');
@@ -135,3 +162,4 @@ describe('contextual-search on pgvector: the database goes away and comes back',
     }
   });
 });
+}

@@ -5,11 +5,12 @@ import { MAX_UPSERT_ITEMS, SearchConfig } from '@doppel/schemas';
 import { createLogger, loadConfig, serve } from '@doppel/service-kit';
 import { buildService } from '../src/app.js';
 import { stopSharedPglite } from './pglite.fixture.js';
-import { BACKENDS, backendEnv, listAll, remove, removeDir, search, start, stats, tempDir, upsert, type Running } from './search-fixture.js';
+import { stopSharedPostgres } from './postgres.fixture.js';
+import { BACKENDS, backendEnv, engineOf, suiteOptions, listAll, remove, removeDir, search, start, stats, tempDir, upsert, type Running } from './search-fixture.js';
 
-after(() => stopSharedPglite());
+after(() => Promise.all([stopSharedPglite(), stopSharedPostgres()]));
 
-for (const backend of BACKENDS) describe(`contextual-search on ${backend}: vectors and search (Cosine, dimension 4)`, () => {
+for (const backend of BACKENDS) describe(`contextual-search on ${backend}: vectors and search (Cosine, dimension 4)`, suiteOptions(backend), () => {
   let dir: string;
   let svc: Running;
   before(async () => {
@@ -83,7 +84,7 @@ for (const backend of BACKENDS) describe(`contextual-search on ${backend}: vecto
     await upsert(svc.base, [{ relative_path: 'd.jpg', vec_features: [0, 0, 0, 1] }]);
     const s = await stats(svc.base);
     assert.equal(s.count, 3);
-    assert.equal(s.backend, backend);
+    assert.equal(s.backend, engineOf(backend));
     if (backend !== 'hnswlib') return;
     assert.equal(s.deleted_slots, 0);
     assert.deepEqual(s.index, before.index);
@@ -152,11 +153,11 @@ for (const backend of BACKENDS) describe(`contextual-search on ${backend}: vecto
       assert.equal((await remove(svc.base, ['deep.jpg'])).status, 200);
     });
 
-    it(`upsert with a NUL character in a path or in metadata (${backend === 'pgvector' ? 'PostgreSQL cannot store it: 400' : 'stored'})`, async () => {
+    it(`upsert with a NUL character in a path or in metadata (${engineOf(backend) === 'pgvector' ? 'PostgreSQL cannot store it: 400' : 'stored'})`, async () => {
       for (const item of [{ relative_path: 'nul\u0000.jpg', vec_features: [1, 1, 1, 1] }, { ...good, relative_path: 'nulmeta.jpg', metadata: { s: 'a\u0000b' } }]) {
         const r = await upsert(svc.base, [item]);
-        assert.equal(r.status, backend === 'pgvector' ? 400 : 200, JSON.stringify(r.body).slice(0, 200));
-        if (backend === 'pgvector') assert.match(r.body.error_message, /NUL/);
+        assert.equal(r.status, engineOf(backend) === 'pgvector' ? 400 : 200, JSON.stringify(r.body).slice(0, 200));
+        if (engineOf(backend) === 'pgvector') assert.match(r.body.error_message, /NUL/);
         else await remove(svc.base, [item.relative_path]);
       }
     });
@@ -240,10 +241,10 @@ describe('contextual-search: score range per distance', () => {
   ];
   const cases = [
     ...(['hnsw', 'exact'] as const).flatMap((mode) => (['Cosine', 'L2', 'InnerProduct'] as const).map((distance) => ['hnswlib', distance, mode] as const)),
-    ...(['Cosine', 'L2', 'InnerProduct'] as const).map((distance) => ['pgvector', distance, 'hnsw'] as const),
+    ...(['pgvector', 'postgres'] as const).flatMap((backend) => (['Cosine', 'L2', 'InnerProduct'] as const).map((distance) => [backend, distance, 'hnsw'] as const)),
   ];
   for (const [backend, distance, mode] of cases) {
-    it(`when DISTANCE_TYPE=${distance} (${backend}, ${mode}), then scores are in [0, 1], best first, and an identical unit vector scores 1`, async () => {
+    it(`when DISTANCE_TYPE=${distance} (${backend}, ${mode}), then scores are in [0, 1], best first, and an identical unit vector scores 1`, suiteOptions(backend), async () => {
       const dir = await tempDir();
       const svc = await start(dir, { DISTANCE_TYPE: distance, INDEX_MODE: mode, ...(await backendEnv(backend)) });
       try {
@@ -303,7 +304,7 @@ describe('contextual-search: exact and HNSW agree', () => {
 });
 
 describe('contextual-search: query ef and loading state', () => {
-  for (const backend of BACKENDS) it(`when HNSW_EF_SEARCH is below nb_neighbors (${backend}), then ef is raised and all k neighbours come back`, async () => {
+  for (const backend of BACKENDS) it(`when HNSW_EF_SEARCH is below nb_neighbors (${backend}), then ef is raised and all k neighbours come back`, suiteOptions(backend), async () => {
     const dir = await tempDir();
     const svc = await start(dir, { DIMENSION: '8', INDEX_MODE: 'hnsw', HNSW_EF_SEARCH: '1', ...(await backendEnv(backend)) });
     try {

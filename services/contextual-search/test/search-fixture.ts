@@ -8,6 +8,7 @@ import { buildService } from '../src/app.js';
 import type { Collection } from '../src/collection.service.js';
 import { HnswlibBackend } from '../src/hnswlib.backend.js';
 import { pgvectorEnv } from './pglite.fixture.js';
+import { postgresEnv, postgresMissing } from './postgres.fixture.js';
 
 export interface Running {
   base: string;
@@ -19,11 +20,20 @@ export interface Running {
   abandon(): Promise<void>;
 }
 
-/** The shared API suite runs on each; pgvector against PGlite + pgvector over the wire protocol. */
-export const BACKENDS = ['hnswlib', 'pgvector'] as const;
+/**
+ * The shared API suite runs on each: hnswlib; pgvector against PGlite + pgvector over the
+ * wire protocol; pgvector on a real PostgreSQL server (`postgres`, skipped with the reason
+ * when the server is not installed).
+ */
+export const BACKENDS = ['hnswlib', 'pgvector', 'postgres'] as const;
 export type BackendName = (typeof BACKENDS)[number];
-/** Environment selecting `backend` (for pgvector: the shared PGlite and a table of its own). */
-export const backendEnv = async (backend: BackendName): Promise<Record<string, string>> => (backend === 'pgvector' ? pgvectorEnv() : {});
+/** The SEARCH_BACKEND a test setting runs (both database settings are the pgvector backend). */
+export const engineOf = (backend: BackendName): 'hnswlib' | 'pgvector' => (backend === 'hnswlib' ? 'hnswlib' : 'pgvector');
+/** Options of a suite on `backend`: a skip, with its reason, where its database is missing. */
+export const suiteOptions = (backend: BackendName): { skip?: string } => (backend === 'postgres' && postgresMissing ? { skip: postgresMissing } : {});
+/** Environment selecting `backend` (for the databases: the shared server and a table of its own). */
+export const backendEnv = async (backend: BackendName): Promise<Record<string, string>> =>
+  backend === 'pgvector' ? pgvectorEnv() : backend === 'postgres' ? postgresEnv() : {};
 
 export const tempDir = (): Promise<string> => mkdtemp(join(tmpdir(), 'doppel-search-'));
 export const removeDir = (dir: string): Promise<void> => rm(dir, { recursive: true, force: true });
