@@ -44,6 +44,9 @@ export const RATIOS: Array<{ label: string; num: string; den: string; note: stri
   { label: 'encoder HTTP /encode/batch over OpenCV dnn (same model, same images)', num: 'encoder.http.batch32.img_per_s', den: 'encoder.opencv_dnn.img_per_s', note: 'img/s over img/s' },
   { label: 'search: HNSW at the default ef over brute force, in-process QPS', num: 'search.ef64.qps', den: 'search.exact.qps', note: 'QPS over QPS' },
   { label: 'search: HTTP POST /search (1 client) over in-process, QPS', num: 'search.http.c1.qps', den: 'search.ef64.qps', note: 'QPS over QPS' },
+  { label: 'search: the service\'s collection over raw hnswlib-node, in-process QPS at the default ef', num: 'search.ef64.qps', den: 'search.raw.ef64.qps', note: 'QPS over QPS (same vectors, same index parameters)' },
+  { label: 'search: the service\'s collection over raw hnswlib-node, in-process QPS at ef 20', num: 'search.ef20.qps', den: 'search.raw.ef20.qps', note: 'QPS over QPS' },
+  { label: 'search: raw hnswlib-node at the default ef over brute force, QPS', num: 'search.raw.ef64.qps', den: 'search.exact.qps', note: 'QPS over QPS' },
   { label: 'matcher: per-pair check, matching pairs, Node over python3-opencv (p50)', num: 'matcher.pair.matching.p50_ms', den: 'matcher.python.matching.p50_ms', note: 'ms over ms (lower is faster)' },
   { label: 'matcher: per-pair check, non-matching pairs, Node over python3-opencv (p50)', num: 'matcher.pair.nonmatching.p50_ms', den: 'matcher.python.nonmatching.p50_ms', note: 'ms over ms (lower is faster)' },
   { label: 'matcher: SIFT extraction, Node over python3-opencv (p50)', num: 'matcher.extract.p50_ms', den: 'matcher.python.extract.p50_ms', note: 'ms over ms (lower is faster)' },
@@ -51,9 +54,10 @@ export const RATIOS: Array<{ label: string; num: string; den: string; note: stri
   { label: 'backends: pgvector (PGlite) over hnswlib, QPS at the default ef (1 client)', num: 'backends.pglite.c1.qps', den: 'backends.hnswlib.c1.qps', note: 'QPS over QPS' },
 ];
 
-export function ratioRows(r: BenchResults): string[] {
+/** The ratio rows, all or those whose label starts with `prefix` (e.g. `encoder`). */
+export function ratioRows(r: BenchResults, prefix = ''): string[] {
   const rows: string[] = [];
-  for (const x of RATIOS) {
+  for (const x of RATIOS.filter((y) => y.label.startsWith(prefix))) {
     const a = num(r, x.num);
     const b = num(r, x.den);
     if (a === undefined || b === undefined || b === 0) continue;
@@ -86,7 +90,12 @@ export function renderSummary(r: BenchResults): string {
 }
 
 /** A README block: rows of figures looked up by key, with the command and load of each part they come from. */
-export interface Block { title?: string; rows: Array<{ label: string; keys: string[] }>; ratios?: boolean }
+export interface Block {
+  title?: string;
+  rows: Array<{ label: string; keys: string[] }>;
+  /** Append the side-by-side ratios: all (true) or those whose label starts with this. */
+  ratios?: boolean | string;
+}
 
 export function renderBlock(r: BenchResults, b: Block): string {
   const used = new Set<PartResult>();
@@ -97,7 +106,7 @@ export function renderBlock(r: BenchResults, b: Block): string {
     for (const h of hits) used.add(h!.part);
     lines.push(`| ${row.label} | ${hits.map((h) => formatValue(h!.figure)).join(' / ')} | ${hits[0]!.part.name} |`);
   }
-  if (b.ratios) lines.push(...ratioRows(r).map((x) => x.replace(/\| ([^|]+) \|$/, '| ratio |')));
+  if (b.ratios) lines.push(...ratioRows(r, b.ratios === true ? '' : b.ratios).map((x) => x.replace(/\| ([^|]+) \|$/, '| ratio |')));
   const cmds = [...used].map((p) => `- ${p.name}: ${partHeader(p)}`);
   return [
     ...(b.title ? [b.title, ''] : []),

@@ -6,14 +6,17 @@
  * ratios). The READMEs' figures tables are rendered from that file
  * (bench/readme.figures.ts) and a test keeps them equal to it.
  *   pnpm bench [--quick] [--only encoder,search,...] [--out DIR]
- * --quick: small sizes (under 5 minutes here); without it the full sizes (about 40 minutes).
+ * --quick: small sizes (under 5 minutes here); without it the full sizes (about 45 minutes).
  * Parts run in series so that they do not share the 2 cores with each other; a part that
- * fails or passes its time limit is recorded as such and the others still run.
+ * fails or passes its time limit is recorded as such and the others still run. The full
+ * dev-set eval runs as EVAL_SHARDS parts of a few minutes each (`eval-1` ... , each on its
+ * own stack and index, saving its outcomes under DIR/eval-shards/), then `eval` merges them
+ * into the one table; `--only eval` runs the shards and the merge, `--only eval-3` one shard.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, tmpdir, totalmem } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadAverage, type Figure } from './figures.record.js';
@@ -31,9 +34,14 @@ interface Part {
   args?: { full: string[]; quick: string[] };
   full: Record<string, string>;
   quick: Record<string, string>;
+  /** `--only` of this name also selects the part (the eval shards go with `eval`). */
+  group?: string;
   /** Beyond this the part is stopped (and recorded as timed out). */
   limitS: { full: number; quick: number };
 }
+
+/** Shards of the full dev-set eval (146 queries each): 4-7 minutes each here, by the load. */
+const EVAL_SHARDS = 10;
 
 /** The sizes are the benches' own env flags; the quick ones keep the whole run under 5 minutes here. */
 const PARTS: Part[] = [
@@ -42,10 +50,10 @@ const PARTS: Part[] = [
     script: 'bench/encoder/encoder.bench.ts', full: { BENCH_N: '320' }, quick: { BENCH_N: '32' }, limitS: { full: 600, quick: 120 },
   },
   {
-    name: 'search', what: 'contextual-search (hnswlib): build, recall@10 and QPS per ef against brute force, HTTP latency, memory',
+    name: 'search', what: 'contextual-search (hnswlib): build, recall@10 and QPS per ef for the service\'s collection, raw hnswlib-node and brute force, M/efC sweep, HTTP latency, memory',
     script: 'bench/search/search.bench.ts', node: ['--expose-gc'],
-    full: { BENCH_N: '100000', BENCH_SWEEP_N: '0', BENCH_JSONL_N: '2000' },
-    quick: { BENCH_N: '2000', BENCH_SWEEP_N: '0', BENCH_JSONL_N: '200', BENCH_HTTP_SECONDS: '2', BENCH_QUERIES: '50' },
+    full: { BENCH_N: '100000', BENCH_SWEEP_N: '10000', BENCH_JSONL_N: '2000' },
+    quick: { BENCH_N: '2000', BENCH_SWEEP_N: '1000', BENCH_JSONL_N: '200', BENCH_HTTP_SECONDS: '2', BENCH_QUERIES: '50' },
     limitS: { full: 1200, quick: 120 },
   },
   {
@@ -70,14 +78,30 @@ const PARTS: Part[] = [
     limitS: { full: 600, quick: 75 },
   },
   {
+    name: 'report', what: 'the `doppel scan` report page at scale: sizes, write time, first group drawn in Chromium',
+    script: 'bench/report/report-page.bench.ts', args: { full: ['--images', '5000', '--runs', '3'], quick: ['--images', '1000', '--runs', '1'] },
+    full: {}, quick: {}, limitS: { full: 600, quick: 90 },
+  },
+  // The full eval (1,456 queries, about 33 min here) in shards of a few minutes; quick runs
+  // every 26th query in one go instead.
+  ...Array.from({ length: EVAL_SHARDS }, (_, i): Part => ({
+    name: `eval-${i + 1}`, group: 'eval', what: `\`doppel eval\` on ../shared/bench/dev, shard ${i + 1} of ${EVAL_SHARDS} (every ${EVAL_SHARDS}th query of each transform)`,
+    script: 'bench/pipeline/dev-eval.bench.ts', args: { full: ['--every', '1', '--shard', `${i + 1}/${EVAL_SHARDS}`, '--save', `$OUT/eval-shards/${i + 1}.json`], quick: [] },
+    full: {}, quick: {}, limitS: { full: 900, quick: 0 },
+  })),
+  {
     name: 'eval', what: '`doppel eval` on ../shared/bench/dev: quality per half, v2/v3 and transform; pipeline latency per stage',
-    script: 'bench/pipeline/dev-eval.bench.ts', args: { full: ['--every', '1'], quick: ['--every', '26'] }, full: {}, quick: {}, limitS: { full: 2400, quick: 180 },
+    script: 'bench/pipeline/dev-eval.bench.ts', args: { full: ['--merge', '$OUT/eval-shards'], quick: ['--every', '26'] }, full: {}, quick: {}, limitS: { full: 120, quick: 180 },
   },
 ];
 
 const only = flags.only ? new Set(flags.only.split(',')) : undefined;
 if (only) for (const n of only) if (!PARTS.some((p) => p.name === n)) throw new Error(`--only: no part ${n} (parts: ${PARTS.map((p) => p.name).join(', ')})`);
+const selected = (p: Part) => !only || only.has(p.name) || (p.group !== undefined && only.has(p.group));
 const outDir = resolve(flags.out ?? join(repo, 'bench', 'results'));
+// Paths in a part's arguments: relative to the repo when inside it, so the recorded command reads the same on every clone.
+const outArg = relative(repo, outDir).startsWith('..') ? outDir : relative(repo, outDir) || '.';
+const argsOf = (p: Part) => (p.args?.[quick ? 'quick' : 'full'] ?? []).map((a) => a.replace('$OUT', outArg));
 mkdirSync(outDir, { recursive: true });
 const work = mkdtempSync(join(tmpdir(), 'doppel-bench-run-'));
 
@@ -85,7 +109,7 @@ const git = (...a: string[]) => spawnSync('git', a, { cwd: repo, encoding: 'utf8
 const commit = () => `${git('rev-parse', 'HEAD')}${git('status', '--porcelain', '--untracked-files=no') ? ' (with uncommitted changes)' : ''}`;
 const commandOf = (p: Part): string => {
   const env = quick ? p.quick : p.full;
-  const args = p.args?.[quick ? 'quick' : 'full'] ?? [];
+  const args = argsOf(p);
   return [...Object.entries(env).map(([k, v]) => `${k}=${v}`), 'node', '--conditions=source', '--import', 'tsx', ...(p.node ?? []), p.script, ...args].join(' ');
 };
 
@@ -93,7 +117,7 @@ async function runPart(p: Part): Promise<PartResult> {
   const figuresFile = join(work, `${p.name}.figures.json`);
   const logFile = join(outDir, `${p.name}.log`);
   const env = quick ? p.quick : p.full;
-  const args = p.args?.[quick ? 'quick' : 'full'] ?? [];
+  const args = argsOf(p);
   const limit = quick ? p.limitS.quick : p.limitS.full;
   const command = commandOf(p);
   const loadBefore = loadAverage();
@@ -121,7 +145,9 @@ async function runPart(p: Part): Promise<PartResult> {
 const t0 = Date.now();
 // --only re-runs some parts and keeps the others' last results (each part carries its own command, date and commit).
 const ran = new Map<string, PartResult>();
-for (const p of PARTS) if ((!only || only.has(p.name)) && (!quick || p.limitS.quick > 0)) ran.set(p.name, await runPart(p));
+// A fresh full eval starts without the last run's shards, so the merge cannot mix two runs.
+if (!quick && PARTS.filter((p) => p.group === 'eval').every(selected)) rmSync(join(outDir, 'eval-shards'), { recursive: true, force: true });
+for (const p of PARTS) if (selected(p) && (!quick || p.limitS.quick > 0)) ran.set(p.name, await runPart(p));
 // Read at the end, so that another run that finished meanwhile is kept too.
 const previous: BenchResults | undefined = only && existsSync(join(outDir, 'latest.json')) ? (JSON.parse(readFileSync(join(outDir, 'latest.json'), 'utf8')) as BenchResults) : undefined;
 const parts: PartResult[] = [];

@@ -8,6 +8,7 @@ import { Ajv2019 } from 'ajv/dist/2019.js';
 import { parse, parseAllDocuments } from 'yaml';
 import { EncoderConfig, MatchingConfig, PipelineConfig, SearchConfig, type TObject } from '@doppel/schemas';
 import { DEFAULT_MODEL } from '@doppel/image-encoder';
+import { IMAGES, renderDockerfile, workspacePackages as generatorPackages } from '../scripts/dockerfiles.generate.js';
 
 /* Static checks of the deployment files: nothing here needs Docker or a cluster. */
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -59,7 +60,7 @@ function effective(svc: string, ...layers: Array<Record<string, unknown>>): Reco
   return out;
 }
 
-/** Every workspace package folder (pnpm-workspace.yaml globs are `dir/*` or `dir`). */
+/** Every workspace package folder, read with a YAML parser (the generator's own list is checked against it). */
 function workspacePackages(): string[] {
   const globs = arr(obj(parse(read('pnpm-workspace.yaml'))).packages).map(String);
   return globs.flatMap((g) => g.endsWith('/*')
@@ -113,6 +114,15 @@ describe('Dockerfiles', () => {
       assert.match(runtime, /^CMD \["node", "dist\/main\.js"\]$/m);
     });
   }
+
+  it('when the Dockerfiles are generated from scripts/dockerfile.template, then each committed one is exactly what the generator writes', () => {
+    assert.deepEqual(Object.keys(IMAGES).sort(), Object.keys(SERVICES).sort(), 'one image per service');
+    assert.deepEqual(generatorPackages(), packages, 'the generator reads pnpm-workspace.yaml as a YAML parser does');
+    for (const svc of Object.keys(SERVICES)) {
+      assert.equal(read(`services/${svc}/Dockerfile`), renderDockerfile(svc), `services/${svc}/Dockerfile differs: run node --import tsx scripts/dockerfiles.generate.ts`);
+    }
+    assert.throws(() => renderDockerfile('nope'), /no image spec for nope/);
+  });
 
   it('when the instance-matching image is read, then its OpenCV libraries come from setup.sh and its OpenCV variables are setup.sh\'s', () => {
     const { runtime, env } = dockerfile('instance-matching');

@@ -4,27 +4,38 @@
  * bench/matching/dev-split.bench.ts, the one the matcher's constants were chosen on), and
  * per transform. The scoring is eval's own (summarise() of @doppel/cli); this script only
  * picks the queries, runs the real CLI command and cuts its outcomes into those sets.
- *   node --conditions=source --import tsx bench/pipeline/dev-eval.bench.ts [--every N] [--from-json EVAL.json] [--json OUT.json]
+ *   node --conditions=source --import tsx bench/pipeline/dev-eval.bench.ts [--every N] [--shard I/N --save FILE] [--merge DIR] [--from-json EVAL.json] [--json OUT.json]
  * --every N: every Nth query of each transform (default 1: all 1,456 queries);
+ * --shard I/N --save FILE: run only the I-th of N interleaved shares of those queries (each
+ *   spans every transform and both halves), on its own stack and index, and save its
+ *   outcomes to FILE; figures of the whole set come from --merge;
+ * --merge DIR: cut the outcomes of the shards saved in DIR (all N of one run, checked) as if
+ *   one run had made them: quality, the threshold curve and latency percentiles over every query;
  * --from-json: re-cut the outcomes of an earlier `doppel eval --json` run instead of running one.
  * Env: BENCH_DIR (../shared/bench/dev), BENCH_CONCURRENCY (2, queries in flight).
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { summarise, transformOf, type QueryOutcome } from '@doppel/cli';
+import { prCurve, quantile, summarise, transformOf, type QueryOutcome } from '@doppel/cli';
 import { freePorts } from '@doppel/service-kit/testing';
 import { devSplit, V2_TRANSFORMS, type Half } from '../matching/dev-split.bench.js';
 import { figure, loadAverage } from '../figures.record.js';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
-const { values: flags } = parseArgs({ options: { every: { type: 'string', default: '1' }, 'from-json': { type: 'string' }, json: { type: 'string' } } });
+const { values: flags } = parseArgs({
+  options: { every: { type: 'string', default: '1' }, shard: { type: 'string' }, save: { type: 'string' }, merge: { type: 'string' }, 'from-json': { type: 'string' }, json: { type: 'string' } },
+});
 const dev = resolve(process.env.BENCH_DIR ?? join(repo, '..', 'shared', 'bench', 'dev'));
 const every = Number(flags.every);
 if (!Number.isInteger(every) || every < 1) throw new Error(`--every: expected a whole number >= 1, got ${flags.every}`);
+const shardM = flags.shard ? /^(\d+)\/(\d+)$/.exec(flags.shard) : undefined;
+const shard = shardM ? { index: Number(shardM[1]), of: Number(shardM[2]) } : undefined;
+if (flags.shard && (!shard || shard.index < 1 || shard.index > shard.of)) throw new Error(`--shard: expected I/N with 1 <= I <= N, got ${flags.shard}`);
+if (shard && !flags.save) throw new Error('--shard needs --save FILE (the merge reads it)');
 const truth = (JSON.parse(readFileSync(join(dev, 'truth.json'), 'utf8')) as { truth: Record<string, string | null> }).truth;
 const index = readdirSync(join(dev, 'index')).filter((f) => !f.startsWith('.')).sort();
 const halfOf = devSplit(index, truth);
@@ -37,6 +48,8 @@ interface EvalJson {
   latency_ms: Record<'encode' | 'search' | 'match' | 'total', { p50: number; p99: number }>;
   index_images_per_s: number; query_s: number; threshold: number;
   pr_curve: Array<{ threshold: number; precision: number; recall: number; null_false_positive_rate: number }>;
+  /** Set on a shard's saved outcomes. */
+  shard?: { index: number; of: number; every: number };
 }
 
 async function runEval(): Promise<EvalJson> {
@@ -44,7 +57,10 @@ async function runEval(): Promise<EvalJson> {
   // Every Nth query of each transform (sorted by name), the start shifted by the transform's
   // rank so that a subset still spans originals of both halves and every transform.
   const ts = [...new Set(Object.keys(truth).map(transformOf))].sort();
-  const entries = ts.flatMap((t, j) => Object.entries(truth).filter(([q]) => transformOf(q) === t).sort(([a], [b]) => a.localeCompare(b)).filter((_, i) => (i + j) % every === 0));
+  const sampled = ts.flatMap((t, j) => Object.entries(truth).filter(([q]) => transformOf(q) === t).sort(([a], [b]) => a.localeCompare(b)).filter((_, i) => (i + j) % every === 0));
+  // Shards interleave the sampled list (grouped by transform, names sorted inside): each gets
+  // every Nth query of every transform, so each finishes in about the same time.
+  const entries = shard ? sampled.filter((_, i) => i % shard.of === shard.index - 1) : sampled;
   const truthFile = join(work, 'truth.json');
   writeFileSync(truthFile, JSON.stringify({ truth: Object.fromEntries(entries) }));
   const out = join(work, 'eval.json');
@@ -54,7 +70,7 @@ async function runEval(): Promise<EvalJson> {
     '--groups', `v2=${V2.join(',')}`, '--groups', `v3=${V3.join(',')}`, '--json', out, '--concurrency', process.env.BENCH_CONCURRENCY ?? '2',
     '--home', join(work, 'home'), '--port', p!, '--encoder-port', e!, '--search-port', s!, '--matching-port', m!,
   ];
-  log(`doppel eval on ${entries.length} of ${Object.keys(truth).length} queries (every ${every}th of each transform), load ${loadAverage()}`);
+  log(`doppel eval on ${entries.length} of ${Object.keys(truth).length} queries (every ${every}th of each transform${shard ? `, shard ${shard.index} of ${shard.of}` : ''}), load ${loadAverage()}`);
   const child = spawn(process.execPath, args, { cwd: repo, stdio: ['ignore', 'ignore', 'inherit'] });
   const code = await new Promise<number | null>((res) => child.once('exit', res));
   if (code !== 0) throw new Error(`doppel eval exited with ${code}`);
@@ -63,9 +79,47 @@ async function runEval(): Promise<EvalJson> {
   return r;
 }
 
+/** The saved shards of one run as one result: every shard present once, percentiles over all their queries. */
+function mergeShards(dir: string): EvalJson {
+  const parts = readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as EvalJson);
+  const first = parts[0]?.shard;
+  if (!first) throw new Error(`--merge: no saved shard in ${dir} (run the shards first: pnpm bench --only eval)`);
+  const bad = parts.find((p) => !p.shard || p.shard.of !== first.of || p.shard.every !== first.every);
+  if (bad) throw new Error(`--merge: ${dir} mixes runs (shard ${JSON.stringify(bad.shard)} beside ${JSON.stringify(first)})`);
+  const have = new Set(parts.map((p) => p.shard!.index));
+  const missing = Array.from({ length: first.of }, (_, i) => i + 1).filter((i) => !have.has(i));
+  if (missing.length || parts.length !== first.of) throw new Error(`--merge: ${dir} holds ${parts.length} files for ${first.of} shards; missing ${missing.join(', ') || 'none (a shard is there twice)'}`);
+  const outcomes = parts.flatMap((p) => p.outcomes).sort((a, b) => a.query.localeCompare(b.query));
+  const untimed = outcomes.filter((o) => !o.timings_ms && o.candidates?.length).length;
+  if (untimed) throw new Error(`--merge: ${untimed} outcomes carry no timings_ms (saved by an older doppel eval)`);
+  const timed = outcomes.filter((o) => o.timings_ms);
+  const stage = (k: 'encode' | 'search' | 'match' | 'total') => {
+    const xs = timed.map((o) => o.timings_ms![k]);
+    return { p50: Math.round(quantile(xs, 0.5) * 10) / 10, p99: Math.round(quantile(xs, 0.99) * 10) / 10 };
+  };
+  return {
+    outcomes, threshold: parts[0]!.threshold, pr_curve: prCurve(outcomes),
+    latency_ms: { encode: stage('encode'), search: stage('search'), match: stage('match'), total: stage('total') },
+    index_images_per_s: Math.round((parts.reduce((n, p) => n + p.index_images_per_s, 0) / parts.length) * 10) / 10,
+    query_s: Math.round(parts.reduce((n, p) => n + p.query_s, 0) * 10) / 10,
+  };
+}
+
 const startLoad = loadAverage();
-const r: EvalJson = flags['from-json'] ? (JSON.parse(readFileSync(resolve(flags['from-json']), 'utf8')) as EvalJson) : await runEval();
+const r: EvalJson = flags.merge ? mergeShards(resolve(flags.merge))
+  : flags['from-json'] ? (JSON.parse(readFileSync(resolve(flags['from-json']), 'utf8')) as EvalJson) : await runEval();
 const endLoad = loadAverage();
+
+if (shard) {
+  // A shard only saves its outcomes: its share of the queries is not the dev set's table.
+  const file = resolve(flags.save!);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify({ ...r, shard: { ...shard, every } })}\n`);
+  figure(`eval.shard${shard.index}.queries`, `shard ${shard.index} of ${shard.of}: queries run`, r.outcomes.length);
+  figure(`eval.shard${shard.index}.query_s`, `shard ${shard.index} of ${shard.of}: time in queries`, r.query_s, 's');
+  log(`shard ${shard.index}/${shard.of}: ${r.outcomes.length} outcomes in ${r.query_s} s saved to ${file}; load ${startLoad} -> ${endLoad}`);
+  process.exit(0);
+}
 
 type Sel = (o: QueryOutcome) => boolean;
 const halves: Array<[string, Sel]> = [

@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { mulberry32 } from '@doppel/service-kit';
 import { syntheticImage } from '../../tests/helpers/images.fixture.js';
 import { openChromium } from '../../tests/helpers/chromium.fixture.js';
+import { figure } from '../figures.record.js';
 import { buildReport, collectFacts, writeReportPage, EMBED_MAX_IMAGES, type ScanGroup, type ScanPair } from '@doppel/cli';
 
 const { values: flags } = parseArgs({ options: { images: { type: 'string', default: '5000' }, runs: { type: 'string', default: '3' }, keep: { type: 'string' } } });
@@ -91,6 +92,13 @@ try {
     runs: RUNS, loadavg: loadavg().map((x) => Math.round(x * 100) / 100),
   };
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+  figure('report.images', 'images in the report (generated groups of 2-4)', paths.length);
+  figure('report.page_mb', 'report page size', page.htmlBytes / 1e6, 'MB');
+  figure('report.sidecar_mb', 'thumbnail sidecar folder size', page.sidecarBytes / 1e6, 'MB');
+  figure('report.write_s', 'facts + report written', writeMs / 1000, 's');
+  figure('report.first_group_ms', `Chromium: navigation to the first group drawn, median of ${RUNS}`, median(firstGroup), 'ms');
+  figure('report.load_ms', `Chromium: load event, median of ${RUNS}`, median(loaded), 'ms');
+  figure('report.scroll_ms', `Chromium: scrolling until every group is rendered, median of ${RUNS}`, median(allGroupsRendered), 'ms');
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }

@@ -10,7 +10,7 @@
  * which creates the HNSW index over the full table (`CREATE INDEX`, as pgvector advises for
  * a first load); build time, recall@10 vs brute force, p50/p95 and database bytes per vector.
  *   node --conditions=source --import tsx bench/search/backends.bench.ts
- * Env: BENCH_N (100000), BENCH_DIM (512), BENCH_QUERIES (200), BENCH_HTTP_SECONDS (8),
+ * Env: BENCH_N (100000), BENCH_DIM (256, the default model's fingerprint size), BENCH_QUERIES (200), BENCH_HTTP_SECONDS (8),
  *      BENCH_EF_QUERIES (400 timed queries per ef), BENCH_BATCH (1000 vectors per upsert), BENCH_BACKENDS (hnswlib,pglite),
  *      BENCH_DATABASE_URL (a real server: adds a "postgres" column, unless BENCH_SERVER_COLUMN=0, and takes the bulk build),
  *      BENCH_BULK_N (0), BENCH_BULK_DB (server when BENCH_DATABASE_URL is set, else pglite), BENCH_BULK_MEM (maintenance_work_mem, 1GB).
@@ -31,7 +31,7 @@ import { searchLoad } from './http.load.js';
 
 const env = envNumber;
 const N = env('BENCH_N', 100_000);
-const DIM = env('BENCH_DIM', 512);
+const DIM = env('BENCH_DIM', 256);
 const Q = env('BENCH_QUERIES', 200);
 const HTTP_SECONDS = env('BENCH_HTTP_SECONDS', 8);
 const EF_QUERIES = env('BENCH_EF_QUERIES', 400);
@@ -81,6 +81,7 @@ console.log(`# backends bench: N=${N} dim=${DIM} queries=${Q} k=${K}, Cosine, se
 const gt = groundTruth(set, N);
 figure(`${KEY}.n`, 'vectors per backend (through the service)', N);
 figure(`${KEY}.batch`, 'vectors per upsert (BENCH_BATCH)', BATCH);
+figure(`${KEY}.dim`, 'dimension of the vectors', DIM);
 const work = await mkdtemp(join(tmpdir(), 'doppel-backends-bench-'));
 const cols: Record<string, Record<string, string>> = {};
 

@@ -1,8 +1,11 @@
 /**
  * contextual-search benchmark: prints figures, asserts nothing.
  *   node --conditions=source --import tsx bench/search/search.bench.ts
- * Env: BENCH_N (100000), BENCH_DIM (512), BENCH_QUERIES (200), BENCH_SWEEP_N (10000, 0 = skip),
+ * Env: BENCH_N (100000), BENCH_DIM (256, the fingerprint size of the default model),
+ *      BENCH_QUERIES (200), BENCH_SWEEP_N (10000, 0 = skip),
  *      BENCH_JSONL_N (20000), BENCH_HTTP_SECONDS (8), BENCH_M / BENCH_EFC (service defaults).
+ * Per ef, side by side on the same vectors: the service's collection (maps, WAL, score
+ * conversion), a raw hnswlib-node index (no service, no WAL) and brute force.
  * Single-threaded in-process figures; the machine is shared, so expect noise.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -13,17 +16,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import hnswlib from 'hnswlib-node';
 import { Registry, createLogger, loadConfig } from '@doppel/service-kit';
 import { SearchConfig } from '@doppel/schemas';
 import { buildService, ExactIndex, HnswIndex, HnswlibBackend } from '@doppel/contextual-search';
 import { searchLoad } from './http.load.js';
-import { NC, benchSet, gauss, groundTruth, makeData, measureEf, row } from './clustered.data.js';
+import { NC, benchSet, gauss, groundTruth, makeData, measureEf, recallOf, row } from './clustered.data.js';
 import { figure } from '../figures.record.js';
 import { envNumber } from '../bench.env.js';
 
 const env = envNumber;
 const N = env('BENCH_N', 100_000);
-const DIM = env('BENCH_DIM', 512);
+const DIM = env('BENCH_DIM', 256);
 const Q = env('BENCH_QUERIES', 200);
 const SWEEP_N = env('BENCH_SWEEP_N', 10_000);
 const JSONL_N = env('BENCH_JSONL_N', 20_000);
@@ -32,6 +36,7 @@ const defaults = loadConfig(SearchConfig, {});
 const M = env('BENCH_M', defaults.HNSW_M);
 const EFC = env('BENCH_EFC', defaults.HNSW_EF_CONSTRUCTION);
 const K = 10;
+const EFS = [16, 20, 24, 32, 48, 64, 96, 128, 256];
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
 const out = (label: string, value: string) => console.log(`${label.padEnd(52)} ${value}`);
@@ -58,6 +63,9 @@ if (SWEEP_N > 0) {
     const s = (performance.now() - t) / 1000;
     const r = await measureEf(set, (q, ef) => idx.search(q, K, ef).labels, gt, [16, 32, 64, 128]);
     out(`M=${m} efC=${efc}: build ${fmt(n / s)} vec/s`, r.map((x) => `ef${x.ef} ${x.recall.toFixed(3)}/${fmt(x.qps)}`).join('  '));
+    const key = `search.sweep.m${m}_efc${efc}`;
+    figure(`${key}.build.vectors_per_s`, `sweep on ${n}: M=${m} efC=${efc}, build rate`, n / s, 'vectors/s');
+    for (const x of r) figure(`${key}.ef${x.ef}.recall`, `sweep on ${n}: M=${m} efC=${efc}, recall@${K} at ef=${x.ef}`, x.recall);
   }
 }
 
@@ -94,7 +102,8 @@ const cfgEnv = (location: string, extra: Record<string, string> = {}) => ({
   const buildS = (performance.now() - t0) / 1000;
   globalThis.gc?.();
   const rss1 = process.memoryUsage().rss;
-  figure('search.n', 'vectors (512-d unless BENCH_DIM, clustered, Cosine)', N);
+  figure('search.n', 'vectors (clustered, Cosine)', N);
+  figure('search.dim', 'dimension of the vectors', DIM);
   figure('search.build.vectors_per_s', 'build through the Collection (WAL + fdatasync per 1000-vector batch)', N / buildS, 'vectors/s');
   out('build time', `${fmt(buildS, 1)} s (${fmt(N / buildS)} vectors/s added)`);
   // A histogram's values carry the series name (_sum, _count); prom-client's type omits it.
@@ -105,11 +114,12 @@ const cfgEnv = (location: string, extra: Record<string, string> = {}) => ({
   // Computed after the build so its 100k-row matrix does not blur the RSS figure above.
   const gtFull = groundTruthOf(N);
   const lab = (p: string) => Number(p.slice(4, -4));
-  const r = await measureEf(set, async (q, ef) => (await collection.search(q, K, 0, ef)).map((n) => lab(n.relative_path)), gtFull, [16, 20, 24, 32, 48, 64, 96, 128, 256]);
+  const r = await measureEf(set, async (q, ef) => (await collection.search(q, K, 0, ef)).map((n) => lab(n.relative_path)), gtFull, EFS);
   for (const x of r) {
     figure(`search.ef${x.ef}.recall`, `ef=${x.ef}: recall@${K} vs brute force`, x.recall);
     figure(`search.ef${x.ef}.qps`, `ef=${x.ef}: in-process QPS, one thread`, x.qps, 'QPS');
   }
+  rawHnswlib(gtFull);
   // Brute force over the same vectors, the baseline of every ef above (recall 1 by definition).
   {
     const ex = new ExactIndex('Cosine', DIM, N);
@@ -139,6 +149,11 @@ const cfgEnv = (location: string, extra: Record<string, string> = {}) => ({
   const snap = await collection.backend.snapshot();
   writing = false;
   await probe;
+  if (snap) {
+    figure('search.snapshot.s', `snapshot of ${N} vectors: write time`, snap.ms / 1000, 's');
+    figure('search.snapshot.blocked_s', 'snapshot: mutations blocked', snap.mutations_blocked_ms / 1000, 's');
+    figure('search.snapshot.search_wait_ms', 'snapshot: longest wait of a concurrent search loop', worst, 'ms');
+  }
   if (snap) out('snapshot write', `${fmt(snap.ms / 1000, 2)} s for ${fmt(snap.bytes / 1e6)} MB; mutations blocked ${fmt(snap.mutations_blocked_ms / 1000, 2)} s; a search loop meanwhile waited at most ${fmt(worst, 1)} ms for the event loop + search`);
   await service.close();
   const files = await readdir(join(snapDir, '.index'));
@@ -147,6 +162,34 @@ const cfgEnv = (location: string, extra: Record<string, string> = {}) => ({
   figure('search.memory.index_file_b', 'memory per vector: index file (the float32 vector is 4 B x dim)', bytes / N, 'B');
   figure('search.memory.rss_b', 'memory per vector: RSS growth of the process, maps included', (rss1 - rss0) / N, 'B');
   out('memory per vector', `${fmt(bytes / N)} B in the index file (${fmt((DIM * 4) / 1)} B of it the float32 vector); RSS growth ${fmt((rss1 - rss0) / N)} B/vector`);
+}
+
+// ---------------------------------------------------------------- raw hnswlib-node, same data
+/**
+ * The same vectors in a bare hnswlib-node index (same M, efConstruction, seed; no WAL, no
+ * path maps, no score conversion): what the service's collection costs on top of the
+ * library, per ef.
+ */
+function rawHnswlib(gt: number[][]): void {
+  const idx = new hnswlib.HierarchicalNSW('cosine', DIM);
+  idx.initIndex(N, M, EFC, 100);
+  const t = performance.now();
+  for (let i = 0; i < N; i++) idx.addPoint(row(data, i, DIM), i);
+  const s = (performance.now() - t) / 1000;
+  figure('search.raw.build.vectors_per_s', 'raw hnswlib-node: build rate (addPoint, no WAL)', N / s, 'vectors/s');
+  out('raw hnswlib-node build', `${fmt(s, 1)} s (${fmt(N / s)} vectors/s)`);
+  const reps = Math.max(1, Math.ceil(2000 / qrows.length));
+  for (const ef of EFS) {
+    idx.setEf(ef);
+    const got = qrows.map((q) => idx.searchKnn(q, K).neighbors);
+    const t0 = performance.now();
+    for (let r = 0; r < reps; r++) for (const q of qrows) idx.searchKnn(q, K);
+    const qps = (reps * qrows.length) / ((performance.now() - t0) / 1000);
+    const recall = recallOf(got, gt, K);
+    figure(`search.raw.ef${ef}.recall`, `raw hnswlib-node, ef=${ef}: recall@${K} vs brute force`, recall);
+    figure(`search.raw.ef${ef}.qps`, `raw hnswlib-node, ef=${ef}: QPS, one thread`, qps, 'QPS');
+    out(`raw hnswlib-node ef=${ef}`, `recall@${K} ${recall.toFixed(3)}  QPS ${fmt(qps)}`);
+  }
 }
 
 // ---------------------------------------------------------------- HTTP: cold start from the snapshot, then /search
@@ -222,6 +265,7 @@ console.log('\n## HTTP (service process, client in this process on the same 2 co
   await once(ws, 'finish');
   const size = (await stat(join(loc, 'embeddings.jsonl'))).size;
   const p = await launch(loc);
+  figure('search.jsonl.lines_per_s', `cold start from a JSONL seed of ${n} lines (parse + HNSW insert)`, n / (p.readyMs / 1000), 'lines/s');
   out(`cold start from JSONL (${n} lines, ${fmt(size / 1e6)} MB)`, `${fmt(p.readyMs / 1000, 1)} s (${fmt(n / (p.readyMs / 1000))} lines/s, parse + HNSW insert)`);
   await stop(p);
   const p2 = await launch(loc);
@@ -231,7 +275,7 @@ console.log('\n## HTTP (service process, client in this process on the same 2 co
 
 // ---------------------------------------------------------------- exact-mode crossover
 console.log('\n## exact (brute force, JS) vs HNSW (ef=64) per query, k=10, one thread');
-for (const dim of [256, DIM]) {
+for (const dim of [...new Set([256, 512, DIM])]) {
   const cells: string[] = [];
   let crossover = 0;
   for (const n of [25, 50, 100, 200, 500, 1000, 2000]) {
@@ -256,6 +300,7 @@ for (const dim of [256, DIM]) {
   }
   out(`dim ${dim} (exact/hnsw)`, cells.join('  '));
   out(`dim ${dim}: exact still as fast up to`, crossover ? `${crossover} vectors` : 'never (below 25)');
+  figure(`search.crossover.dim${dim}`, `${dim}-d: brute force as fast as HNSW (ef=64) up to`, crossover ? `${crossover} vectors` : 'below 25 vectors');
 }
 
 await rm(work, { recursive: true, force: true });

@@ -11,6 +11,8 @@ export interface QueryOutcome {
   candidates?: string[];
   /** Verification score of every verified candidate, kept or rejected (for the threshold curve). */
   verified?: Array<{ path: string; score: number }>;
+  /** The pipeline's stage times of this query and the whole round trip, ms (so runs over parts of a query set can be merged). */
+  timings_ms?: { encode: number; search: number; match: number; total: number };
 }
 
 const stem = (file: string) => file.replace(/^.*\//, '').replace(/\.[^.]+$/, '');

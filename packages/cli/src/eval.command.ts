@@ -82,7 +82,8 @@ export async function cmdEval(ws: Workspace, f: EvalFlags) {
       const t0 = performance.now();
       try {
         const r = await session.pipeline.duplicates({ relative_path: `${pre(queriesRel)}${e.query}`, threshold: f.threshold });
-        timings.total.push(performance.now() - t0);
+        const total = performance.now() - t0;
+        timings.total.push(total);
         for (const k of ['encode', 'search', 'match'] as const) timings[k].push(r.timings_ms[k]);
         const keep = (p: string) => fromIndex(p);
         outcomes.push({
@@ -90,6 +91,7 @@ export async function cmdEval(ws: Workspace, f: EvalFlags) {
           declared: r.duplicated.map((d) => keep(d.relative_path)).filter((p): p is string => p !== undefined),
           candidates: r.candidates.map((c) => keep(c.relative_path)).filter((p): p is string => p !== undefined),
           verified: r.candidates.flatMap((c) => (c.verification_score !== undefined && keep(c.relative_path) !== undefined ? [{ path: keep(c.relative_path)!, score: c.verification_score }] : [])),
+          timings_ms: { encode: r.timings_ms.encode, search: r.timings_ms.search, match: r.timings_ms.match, total: Math.round(total * 10) / 10 },
         });
       } catch (err) {
         if (err instanceof AppError && err.status >= 500 && err.code !== 'DOWNSTREAM_FAILURE') throw err;

@@ -23,20 +23,37 @@ function imageOfKey(key: string): { path: string; region: number } {
 export interface ImageIndexOptions {
   dimension: number;
   distance: StatsResponse['response']['distance'];
+  /**
+   * While the regions store looks empty, searches look again after this long (pgvector
+   * replicas share one table: another replica may be the first to add regions).
+   */
+  regionsRecheckMs?: number;
 }
+
+const REGIONS_RECHECK_MS = 5000;
 
 /**
  * Images with optional regional fingerprints, over two collections: `images` holds one
  * vector per image (keyed by its path, with its metadata: what /vectors lists and counts),
  * `regions` one entry per region. Regions are added, replaced and deleted with their image,
  * and a search returns images, each once, with the best score of the whole image or any
- * region. It keeps no state of its own (replicas may share a pgvector database), so the
- * keys a replaced or deleted image may have left are deleted blindly (MAX_REGIONS per
- * image; a key that is not there costs nothing but its name). Region changes are applied
- * before the image's: after a crash in between, the image still carries its old stamp, so
- * the pipeline re-indexes it.
+ * region. Replicas may share a pgvector database, so which region keys an image has is
+ * not kept here: the keys a replaced or deleted image may have left are deleted blindly
+ * (MAX_REGIONS per image). Region changes are applied before the image's: after a crash in
+ * between, the image still carries its old stamp, so the pipeline re-indexes it.
+ *
+ * Regions are off by default (the encoder's REGIONS=none), and then the regions store is
+ * empty: while it is, writes skip the blind deletes (on hnswlib each would be a WAL record
+ * and an fdatasync of its own) and searches skip the second k-NN query. Whether it is
+ * empty is the store's own count, asked again before every write (a write must not leave a
+ * deleted image's regions behind) and, for searches, at most every regionsRecheckMs; once a
+ * region has been seen the answer stays "not empty" (emptying it again is rare and only
+ * costs the old behaviour).
  */
 export class ImageIndex {
+  private regionsSeen = false;
+  private regionsCheckedAt = Number.NEGATIVE_INFINITY;
+
   constructor(readonly images: Collection, readonly regions: Collection, private readonly opts: ImageIndexOptions) {}
 
   async open(): Promise<void> {
@@ -45,6 +62,17 @@ export class ImageIndex {
     const [a, b] = await Promise.allSettled([this.images.open(), this.regions.open()]);
     if (a.status === 'rejected') throw a.reason;
     if (b.status === 'rejected') throw b.reason;
+    await this.mayHoldRegions(true);
+  }
+
+  /** Whether the regions store may hold entries: `fresh` asks the store unless a region was already seen. */
+  private async mayHoldRegions(fresh: boolean): Promise<boolean> {
+    if (this.regionsSeen) return true;
+    const now = performance.now();
+    if (!fresh && now - this.regionsCheckedAt < (this.opts.regionsRecheckMs ?? REGIONS_RECHECK_MS)) return false;
+    this.regionsCheckedAt = now;
+    if ((await this.regions.stats()).count > 0) this.regionsSeen = true;
+    return this.regionsSeen;
   }
 
   async close(): Promise<void> {
@@ -77,13 +105,15 @@ export class ImageIndex {
       for (let j = n; j < MAX_REGIONS; j++) drop.push(regionKey(path, j));
     }
     const plain = items.map(({ regions: _regions, ...rest }) => rest);
-    await this.dropRegions(drop);
+    // Set before the regions are written, so that a search or delete from now on sees them.
+    if (add.length) this.regionsSeen = true;
+    if (await this.mayHoldRegions(true)) await this.dropRegions(drop);
     for (let i = 0; i < add.length; i += MAX_UPSERT_ITEMS) await this.regions.upsert(add.slice(i, i + MAX_UPSERT_ITEMS));
     return this.images.upsert(plain);
   }
 
   async delete(paths: string[]): Promise<DeleteResponse['response']> {
-    await this.dropRegions(paths.flatMap((p) => Array.from({ length: MAX_REGIONS }, (_, j) => regionKey(p, j))));
+    if (await this.mayHoldRegions(true)) await this.dropRegions(paths.flatMap((p) => Array.from({ length: MAX_REGIONS }, (_, j) => regionKey(p, j))));
     return this.images.delete(paths);
   }
 
@@ -93,6 +123,7 @@ export class ImageIndex {
 
   /** The k best images for one vector: whole-image and region hits merged per image. */
   async search(vec: number[], k: number, minScore?: number, ef?: number): Promise<Neighbor[]> {
+    if (!(await this.mayHoldRegions(false))) return this.images.search(vec, k, minScore, ef);
     const [whole, hits] = await Promise.all([
       this.images.search(vec, k, minScore, ef),
       this.regions.search(vec, k * REGION_FANOUT, minScore, ef),

@@ -2,6 +2,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { call } from '@doppel/service-kit/testing';
 import { listAll, remove, removeDir, search, start, stats, tempDir, upsert, type Running } from './search-fixture.js';
+import { pgvectorEnv, stopSharedPglite } from './pglite.fixture.js';
 
 type Hit = { relative_path: string; score: number; region?: number };
 const paths = (hits: Hit[]) => hits.map((h) => h.relative_path);
@@ -90,5 +91,61 @@ describe('contextual-search: regional fingerprints', () => {
     const now = await stats(svc.base);
     assert.equal(now.count, before.count);
     assert.equal(now.region_vectors, before.region_vectors);
+  });
+});
+
+/** Sum of a metric's samples (every label set) in a /metrics text; 0 when absent. */
+async function metricSum(base: string, name: string): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  let sum = 0;
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([\\d.e+-]+)$`, 'gm'))) sum += Number(m[1]);
+  return sum;
+}
+
+describe('contextual-search: regions off (no image carries any)', () => {
+  after(() => stopSharedPglite());
+  it('when no image has regions, then upserts, deletes and searches leave the regions store alone, until the first region arrives', async () => {
+    const dir = await tempDir();
+    const svc = await start(dir);
+    try {
+      await upsert(svc.base, [{ relative_path: 'a.jpg', vec_features: [1, 0, 0, 0] }, { relative_path: 'b.jpg', vec_features: [0, 1, 0, 0] }]);
+      await remove(svc.base, ['b.jpg']);
+      await upsert(svc.base, [{ relative_path: 'a.jpg', vec_features: [1, 0.1, 0, 0] }]);
+      assert.equal((await search(svc.base, [1, 0, 0, 0], 2)).body.response.neighbors[0].relative_path, 'a.jpg');
+      const batch = await call(svc.base, 'POST', '/search/batch', { queries: [{ vec_features: [1, 0, 0, 0] }, { vec_features: [0, 0, 1, 0] }], nb_neighbors: 2 });
+      assert.equal(batch.status, 200);
+      assert.equal(await metricSum(svc.base, 'search_regions_wal_records'), 0, 'no blind region delete was logged');
+      assert.equal(await metricSum(svc.base, 'search_regions_query_seconds_count'), 0, 'no k-NN query on the empty regions store');
+      assert.ok(await metricSum(svc.base, 'search_query_seconds_count') >= 3, 'the images were searched');
+
+      await upsert(svc.base, [{ relative_path: 'c.jpg', vec_features: [0, 0, 0, 1], regions: [[0, 0, 1, 0]] }]);
+      const hits = (await search(svc.base, [0, 0, 1, 0], 1)).body.response.neighbors;
+      assert.deepEqual([hits[0].relative_path, hits[0].region], ['c.jpg', 0]);
+      assert.ok(await metricSum(svc.base, 'search_regions_query_seconds_count') > 0, 'regions are searched once there are some');
+      await remove(svc.base, ['c.jpg']);
+      assert.equal((await stats(svc.base)).region_vectors, 0, 'its regions went with it');
+    } finally {
+      await svc.close();
+      await removeDir(dir);
+    }
+  });
+
+  it('when another pgvector replica adds the first regions, then a delete here still removes them', { timeout: 400_000 }, async () => {
+    const env = { ...(await pgvectorEnv()), SEARCH_BACKEND: 'pgvector' };
+    const [da, db] = [await tempDir(), await tempDir()];
+    const a = await start(da, env);
+    const b = await start(db, env);
+    try {
+      assert.equal((await search(a.base, [1, 0, 0, 0], 1)).status, 200, 'a has seen the regions table empty');
+      await upsert(b.base, [{ relative_path: 'r.jpg', vec_features: [1, 0, 0, 0], regions: [[0, 1, 0, 0], [0, 0, 1, 0]] }]);
+      assert.equal((await stats(a.base)).region_vectors, 2);
+      await remove(a.base, ['r.jpg']);
+      assert.equal((await stats(b.base)).region_vectors, 0, 'no region of the deleted image is left behind');
+    } finally {
+      await a.close();
+      await b.close();
+      await removeDir(da);
+      await removeDir(db);
+    }
   });
 });
