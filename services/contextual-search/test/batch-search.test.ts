@@ -86,6 +86,21 @@ describe('contextual-search: POST /search/batch', () => {
     }
   });
 
+  it('when an image gains a twin after its hubness was computed, then the next hubness counts the twin', async () => {
+    const queries = [{ vec_features: vec() }];
+    const hits = async () => (await call(svc.base, 'POST', '/search/batch', { queries, nb_neighbors: 2, hubness_k: 3 })).body.response.neighbors as Array<Hit & { hubness: number }>;
+    const before = (await hits())[0]!;
+    // The twin ties with it: find the image by its path.
+    const ask = async () => (await hits()).find((n) => n.relative_path === before.relative_path)!;
+    assert.equal((await ask()).hubness, before.hubness);
+    const r = await upsert(svc.base, [{ relative_path: 'twin.jpg', vec_features: stored.get(before.relative_path)! }]);
+    assert.equal(r.status, 200);
+    const after = await ask();
+    assert.ok(after.hubness > before.hubness, `${after.hubness} > ${before.hubness}`);
+    await call(svc.base, 'DELETE', '/vectors', { relative_paths: ['twin.jpg'] });
+    assert.ok(Math.abs((await ask()).hubness - before.hubness) < 1e-9, 'and a delete takes it back out');
+  });
+
   it('when one vector of a batch is invalid, then the whole request is a 400 envelope', async () => {
     for (const body of [
       { queries: [{ vec_features: vec() }, { vec_features: [1, 2, 3] }], nb_neighbors: 3 },
