@@ -61,8 +61,14 @@ function speed(r: BenchResults): string {
 }
 
 const backends = (r: BenchResults): string =>
-  [backendsTable(r, 'backends-100k', 'backends100k', '**At 100k vectors**: hnswlib through the service; pgvector on PGlite loaded first, indexed after.'),
+  [backendsTable(r, 'backends-100k', 'backends100k', `**At 100k vectors**: hnswlib through the service; pgvector on ${bulkEngine(r, 'backends-100k', 'backends100k')} loaded first, indexed after.`),
     backendsTable(r, 'backends', 'backends', '**Both through the service**, at the size PGlite\'s incremental HNSW inserts finish in minutes:')].join('\n\n');
+
+/** Where the part's load-then-index build ran, from its figures' labels (PGlite unless a real server was given). */
+function bulkEngine(r: BenchResults, part: string, key: string): string {
+  const label = partOf(r, part)?.figures.find((f) => f.key === `${key}.bulk.n`)?.label ?? '';
+  return label.includes('PostgreSQL') ? 'a PostgreSQL 15 server (pgvector 0.8.0)' : 'PGlite';
+}
 
 function backendsTable(r: BenchResults, part: string, key: string, title: string): string {
   const p = partOf(r, part);
@@ -86,10 +92,12 @@ function backendsTable(r: BenchResults, part: string, key: string, title: string
     if (cells.every((c) => /^[-/ ]+$/.test(c))) continue;
     grid.push(`| ${label} | ${cells.join(' | ')} |`);
   }
-  const bulk = renderGrid(r, ['pgvector on PGlite, rows loaded first, index built after', 'figure'],
+  const bulk = renderGrid(r, [`pgvector on ${bulkEngine(r, part, key)}, rows loaded first, index built after`, 'figure'],
     [['vectors', 'n'], ['query plan (EXPLAIN)', 'plan'], ['rows loaded (no index)', 'load_s'], ['CREATE INDEX (HNSW)', 'index_s'], ['load + index rate', 'build.vectors_per_s'],
       ['recall@10, ef=16', 'ef16.recall'], ['recall@10, ef=32', 'ef32.recall'], ['recall@10, ef=64 (default)', 'ef64.recall'], ['recall@10, ef=128', 'ef128.recall'], ['QPS at ef=64 (HTTP, 1 client)', 'ef64.qps'],
-      ['default ef, 1 client: p50', 'c1.p50_ms'], ['p95', 'c1.p95_ms'], ['QPS', 'c1.qps'], ['database files per vector', 'db_files_b'], ['database process RSS per vector', 'db_rss_b']]
+      ['default ef, 1 client: p50', 'c1.p50_ms'], ['p95', 'c1.p95_ms'], ['QPS', 'c1.qps'],
+      ['default ef, 4 clients: p50', 'c4.p50_ms'], ['p95', 'c4.p95_ms'], ['QPS', 'c4.qps'],
+      ['database files per vector (on a server: table + index)', 'db_files_b'], ['database process RSS per vector', 'db_rss_b']]
       .map(([label, k]) => ({ cells: [label!], prefix: `${key}.bulk.${k}` })), ['']);
   const ratio = part === 'backends' ? ratioRows(r).filter((x) => x.includes('backends:')) : [];
   return [title, '', ...grid, ...(ratio.length ? ['', '| ratio | value | of |', '| --- | ---: | --- |', ...ratio] : []), ...(bulk.length > 2 ? ['', ...bulk] : []), '', `Command: ${commandLine(p)}.`].join('\n');

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { sharedDatabase } from './shared-database.fixture.js';
 
 const root = process.env.DOPPEL_REPO_ROOT ?? fileURLToPath(new URL('../../..', import.meta.url));
 const script = 'services/contextual-search/scripts/pglite-server.ts';
@@ -55,17 +56,7 @@ export async function startPglite(opts: { port?: number; db?: string } = {}): Pr
   };
 }
 
-let shared: Promise<PgliteServer> | undefined;
-let tables = 0;
-
-/** One PGlite per test process, started on first use; each caller gets its own table. */
-export async function pgvectorEnv(): Promise<Record<string, string>> {
-  shared ??= startPglite();
-  const pg = await shared;
-  return { SEARCH_BACKEND: 'pgvector', DATABASE_URL: pg.url, DATABASE_TABLE: `t_${process.pid}_${++tables}`, DATABASE_POOL_SIZE: '4' };
-}
-
-export async function stopSharedPglite(): Promise<void> {
-  if (shared) await (await shared).stop();
-  shared = undefined;
-}
+const shared = sharedDatabase(() => startPglite());
+/** The shared PGlite of this test process, and a table of the caller's own on it. */
+export const pgvectorEnv = shared.env;
+export const stopSharedPglite = shared.stop;

@@ -3,6 +3,7 @@ import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePorts } from '@doppel/service-kit/testing';
+import { sharedDatabase } from './shared-database.fixture.js';
 
 /**
  * A real PostgreSQL server with the real pgvector extension, beside PGlite: the backend's
@@ -71,17 +72,7 @@ export async function startPostgres(opts: { port?: number; dir?: string } = {}):
   };
 }
 
-let shared: Promise<PostgresServer> | undefined;
-let tables = 0;
-
-/** One server per test process, started on first use; each caller gets its own table. */
-export async function postgresEnv(): Promise<Record<string, string>> {
-  shared ??= startPostgres();
-  const pg = await shared;
-  return { SEARCH_BACKEND: 'pgvector', DATABASE_URL: pg.url, DATABASE_TABLE: `t_${process.pid}_${++tables}`, DATABASE_POOL_SIZE: '4' };
-}
-
-export async function stopSharedPostgres(): Promise<void> {
-  if (shared) await (await shared).destroy();
-  shared = undefined;
-}
+const shared = sharedDatabase(() => startPostgres().then((s) => ({ url: s.url, stop: s.destroy })));
+/** The shared server of this test process, and a table of the caller's own on it. */
+export const postgresEnv = shared.env;
+export const stopSharedPostgres = shared.stop;
