@@ -69,7 +69,11 @@ export function ratioRows(r: BenchResults, prefix = ''): string[] {
 const partHeader = (p: PartResult) =>
   `\`${p.command}\`: ${p.status}, ${formatDuration(p.duration_s)}, load average ${p.load_before} before, ${p.load_after} after (started ${p.started.slice(0, 16).replace('T', ' ')} UTC, commit ${p.commit.slice(0, 7)})`;
 
-export const formatDuration = (s: number): string => (s < 90 ? `${s.toFixed(0)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`);
+export const formatDuration = (s: number): string => {
+  // Rounded first, so 779.7 s reads 13 min 0 s, not 12 min 60 s.
+  const t = Math.round(s);
+  return s < 90 ? `${t} s` : `${Math.floor(t / 60)} min ${t % 60} s`;
+};
 
 /** latest.md: every part's figures, then the ratios. */
 export function renderSummary(r: BenchResults): string {

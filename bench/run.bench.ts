@@ -54,7 +54,7 @@ const PARTS: Part[] = [
     script: 'bench/search/search.bench.ts', node: ['--expose-gc'],
     full: { BENCH_N: '100000', BENCH_SWEEP_N: '10000', BENCH_JSONL_N: '2000' },
     quick: { BENCH_N: '2000', BENCH_SWEEP_N: '1000', BENCH_JSONL_N: '200', BENCH_HTTP_SECONDS: '2', BENCH_QUERIES: '50' },
-    limitS: { full: 1200, quick: 120 },
+    limitS: { full: 1200, quick: 180 },
   },
   {
     name: 'backends', what: 'contextual-search on hnswlib vs pgvector (PGlite, and the real server of BENCH_DATABASE_URL), everything over HTTP',

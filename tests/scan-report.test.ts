@@ -18,6 +18,11 @@ import type { ScanReport } from '../packages/cli/src/scan-report.model.js';
  * opened in headless Chromium to check that the groups are actually rendered.
  */
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+// The README's screenshots are taken by this test; they are rewritten only when asked
+// (DOPPEL_UPDATE_SCREENSHOTS=1), so a test run leaves the checkout as it found it.
+const updateScreenshots = process.env.DOPPEL_UPDATE_SCREENSHOTS === '1';
+const screenshotDir = updateScreenshots ? join(repoRoot, 'docs') : mkdtempSync(join(tmpdir(), 'doppel-screens-'));
+after(() => { if (!updateScreenshots) rmSync(screenshotDir, { recursive: true, force: true }); });
 
 function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
@@ -109,7 +114,7 @@ describe('doppel scan', { timeout: 240_000 }, () => {
       assert.equal(await page.locator('section.group').count(), full.groups.filter((g) => g.methods.includes('dense')).length);
       await page.selectOption('#method', '');
       await page.selectOption('#sort', 'size');
-      await page.screenshot({ path: join(repoRoot, 'docs', 'report-screenshot.png') });
+      await page.screenshot({ path: join(screenshotDir, 'report-screenshot.png') });
 
       // The group view: the keeper and a copy side by side, the shared region drawn on both.
       await page.locator(`section[data-group="${groupA.id}"] button[data-compare="more/a-crop.jpg"]`).click();
@@ -118,7 +123,7 @@ describe('doppel scan', { timeout: 240_000 }, () => {
       assert.equal(await page.locator('#pane-a polygon').count(), 1);
       assert.equal(await page.locator('#pane-b polygon').count(), 1);
       await page.waitForFunction("Array.from(document.querySelectorAll('#viewer img')).every((i) => i.complete && i.naturalWidth > 0)");
-      await page.screenshot({ path: join(repoRoot, 'docs', 'report-group-view.png') });
+      await page.screenshot({ path: join(screenshotDir, 'report-group-view.png') });
       await page.keyboard.press('Escape');
       assert.equal(await page.locator('#viewer').isVisible(), false);
 

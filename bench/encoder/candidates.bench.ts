@@ -52,7 +52,7 @@ const WINDOWS = windows();
 const K = 2 * WINDOWS.length;
 
 type Prep = 'cc' | 'cc-trim' | 'whole' | 'whole-trim' | 'cc-grey';
-interface Job { set: 'index' | 'queries' | 'distractors'; prep: Prep; orient: 1 | 8 }
+interface Job { set: 'index' | 'queries' | 'distractors' | 'distractors-tail'; prep: Prep; orient: 1 | 8 }
 
 function normalise(v: Float32Array, off: number): void {
   let ss = 0;
@@ -96,8 +96,9 @@ async function filesOf(set: Job['set']): Promise<string[]> {
   // Ordered by the pixel hash in the name (bench/distractors/build.ts): any prefix is a
   // random sample across the packages, so the 1k set is inside the 10k set.
   const byHash = (f: string) => f.split('__')[1] ?? f;
-  return (await readdir(distractorDir)).sort((a, b) => (byHash(a) < byHash(b) ? -1 : byHash(a) > byHash(b) ? 1 : 0))
-    .slice(0, distractorN).map((f) => join(distractorDir, f));
+  // distractors-tail: the ones past DISTRACTOR_N, never indexed by the bench (a fit set for whitening).
+  const sorted = (await readdir(distractorDir)).sort((a, b) => (byHash(a) < byHash(b) ? -1 : byHash(a) > byHash(b) ? 1 : 0));
+  return (set === 'distractors' ? sorted.slice(0, distractorN) : sorted.slice(distractorN)).map((f) => join(distractorDir, f));
 }
 
 async function encode(jobs: Job[]): Promise<void> {

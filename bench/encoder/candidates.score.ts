@@ -29,7 +29,7 @@ export interface Part { prep: string; pool: 'gap' | 'gem'; windows: number[] }
 export interface Variant { name: string; index: Part[]; query: Part[]; queryOrient: 1 | 8 }
 
 const loaded = new Map<string, Loaded>();
-async function load(ctx: Ctx, set: string, prep: string, orient: number): Promise<Loaded> {
+export async function load(ctx: Ctx, set: string, prep: string, orient: number): Promise<Loaded> {
   const name = `${set}-${prep}-o${orient}`;
   let l = loaded.get(name);
   if (!l) {
@@ -45,7 +45,7 @@ async function load(ctx: Ctx, set: string, prep: string, orient: number): Promis
 const slot = (l: Loaded, nWindows: number, pool: 'gap' | 'gem', w: number) => (l.perRow === 2 ? (pool === 'gap' ? 0 : 1) : (pool === 'gap' ? 0 : nWindows) + w);
 
 let matmul: import('onnxruntime-node').InferenceSession | undefined;
-async function matmulSession() {
+export async function matmulSession() {
   matmul ??= await ort.InferenceSession.create(encodeModel({
     ir_version: 8,
     opset_import: [{ domain: '', version: 13 }],

@@ -101,6 +101,8 @@ export const PipelineConfig = Type.Object(
     MATCHING_URL: Type.String({ default: 'http://127.0.0.1:8300', description: 'Base URL of instance-matching.' }),
     NB_NEIGHBORS: Type.Integer({ minimum: 1, maximum: MAX_NEIGHBORS, default: 10, description: 'Candidates per query sent to verification (best of the 8 orientation searches).' }),
     MIN_SCORE: Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'Search similarity below which a neighbour is not a candidate.' }),
+    SEARCH_K: Type.Integer({ minimum: 1, maximum: MAX_NEIGHBORS, default: 100, description: 'Images fetched from search per query (the merged best of its 8 orientations) and re-ranked; the best NB_NEIGHBORS go to verification. Measured: bench/encoder/rerank.bench.ts (pipeline README).' }),
+    HUBNESS_WEIGHT: Type.Number({ minimum: 0, maximum: 2, default: 0.75, description: 'Re-ranking: a candidate ranks by its search score minus this times its hubness (the mean score of its 10 nearest indexed images), so images close to everything stop crowding out the original; 0: search order.' }),
     DOWNSTREAM_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 30000, description: 'Deadline of one downstream call; past it the pipeline answers 504 DOWNSTREAM_TIMEOUT.' }),
     INDEX_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 64, default: 16, description: 'Images per encoder batch while indexing.' }),
     INDEX_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 16, default: 2, description: 'Encoder batches in flight while indexing.' }),

@@ -41,6 +41,8 @@ export type SearchResponse = Static<typeof SearchResponse>;
 
 /** Vectors of one batch search (the 8 orientations of a query, its regions, ...). */
 export const MAX_BATCH_QUERIES = 64;
+/** Neighbours an image's hubness is averaged over, at most. */
+export const MAX_HUBNESS_K = 100;
 
 export const SearchBatchRequest = Type.Object(
   {
@@ -51,6 +53,8 @@ export const SearchBatchRequest = Type.Object(
     ef: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000 })),
     /** At most this many merged neighbours are returned (default: the whole union). */
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_NEIGHBORS * MAX_BATCH_QUERIES })),
+    /** Also give each returned image its `hubness`: the mean score of its this many nearest other images. */
+    hubness_k: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_HUBNESS_K })),
   },
   { $id: schemaId('search/search-batch-request'), additionalProperties: false },
 );
@@ -63,6 +67,12 @@ export const BatchNeighbor = Type.Object({
   query: Type.Integer({ minimum: 0 }),
   region: RegionIndex,
   metadata: Type.Optional(Metadata),
+  /**
+   * With `hubness_k`: the mean score of this image's hubness_k nearest other images. An image
+   * close to much of the collection (flat, plain, generic) scores high against any query
+   * too, so a re-ranker can discount it.
+   */
+  hubness: Type.Optional(Score),
 });
 export type BatchNeighbor = Static<typeof BatchNeighbor>;
 

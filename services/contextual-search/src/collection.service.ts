@@ -57,6 +57,10 @@ export class Collection {
     return this.backend.list(offset, limit, includeVectors);
   }
 
+  vectors(paths: string[]): Promise<Array<number[] | undefined>> {
+    return this.backend.vectors(paths);
+  }
+
   stats(): Promise<StatsResponse['response']> {
     return this.backend.stats();
   }

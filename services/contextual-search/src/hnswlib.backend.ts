@@ -109,6 +109,11 @@ export class HnswlibBackend implements VectorBackend {
     return this.state.search(query, k, ef);
   }
 
+  async vectors(paths: string[]): Promise<Array<number[] | undefined>> {
+    this.assertReady();
+    return this.state.vectors(paths);
+  }
+
   async list(offset: number, limit: number, includeVectors: boolean): Promise<ListResponse['response']> {
     this.assertReady();
     return this.state.list(offset, limit, includeVectors);

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { AppError } from '@doppel/service-kit';
 import { MAX_DELETE_ITEMS, MAX_REGIONS, MAX_UPSERT_ITEMS, type BatchNeighbor, type DeleteResponse, type Neighbor, type StatsResponse, type UpsertResponse, type VectorItem } from '@doppel/schemas';
 import type { Collection } from './collection.service.js';
@@ -13,6 +14,13 @@ export const REGION_SEPARATOR = '\u001f';
  * far fewer than k images.
  */
 export const REGION_FANOUT = 4;
+/**
+ * How long a computed hubness is reused. Hubs come back in the candidates of one query after
+ * query, so most lookups hit; this process's own writes clear the cache, and the TTL bounds
+ * how stale it gets when another replica (pgvector) writes. An image's hubness moves little
+ * with any one write.
+ */
+export const HUBNESS_TTL_MS = 60_000;
 
 const regionKey = (path: string, i: number) => `${path}${REGION_SEPARATOR}${i}`;
 function imageOfKey(key: string): { path: string; region: number } {
@@ -51,6 +59,7 @@ const REGIONS_RECHECK_MS = 5000;
  * costs the old behaviour).
  */
 export class ImageIndex {
+  private readonly hubCache = new LRUCache<string, number>({ max: 200_000, ttl: HUBNESS_TTL_MS });
   private regionsSeen = false;
   private regionsCheckedAt = Number.NEGATIVE_INFINITY;
 
@@ -109,12 +118,20 @@ export class ImageIndex {
     if (add.length) this.regionsSeen = true;
     if (await this.mayHoldRegions(true)) await this.dropRegions(drop);
     for (let i = 0; i < add.length; i += MAX_UPSERT_ITEMS) await this.regions.upsert(add.slice(i, i + MAX_UPSERT_ITEMS));
-    return this.images.upsert(plain);
+    try {
+      return await this.images.upsert(plain);
+    } finally {
+      this.hubCache.clear();
+    }
   }
 
   async delete(paths: string[]): Promise<DeleteResponse['response']> {
     if (await this.mayHoldRegions(true)) await this.dropRegions(paths.flatMap((p) => Array.from({ length: MAX_REGIONS }, (_, j) => regionKey(p, j))));
-    return this.images.delete(paths);
+    try {
+      return await this.images.delete(paths);
+    } finally {
+      this.hubCache.clear();
+    }
   }
 
   private async dropRegions(keys: string[]): Promise<void> {
@@ -136,9 +153,31 @@ export class ImageIndex {
     return mergeByImage([whole, regional], k).map(({ query: _query, ...n }) => n);
   }
 
-  /** Several vectors (a query's orientations), merged per image. */
-  async searchBatch(vecs: number[][], k: number, minScore?: number, ef?: number, limit?: number): Promise<BatchNeighbor[]> {
-    return mergeByImage(await Promise.all(vecs.map((v) => this.search(v, k, minScore, ef))), limit);
+  /** Several vectors (a query's orientations), merged per image; with hubnessK, each result's hubness. */
+  async searchBatch(vecs: number[][], k: number, minScore?: number, ef?: number, limit?: number, hubnessK?: number): Promise<BatchNeighbor[]> {
+    const merged = mergeByImage(await Promise.all(vecs.map((v) => this.search(v, k, minScore, ef))), limit);
+    if (hubnessK === undefined) return merged;
+    const hub = await this.hubness(merged.map((n) => n.relative_path), hubnessK, ef);
+    return merged.map((n, i) => (hub[i] === undefined ? n : { ...n, hubness: hub[i] }));
+  }
+
+  /**
+   * Mean score of each image's k nearest other images (its whole vector against the others'
+   * whole vectors), from the collection as it is now. Undefined for an image deleted meanwhile.
+   */
+  async hubness(paths: string[], k: number, ef?: number): Promise<Array<number | undefined>> {
+    const key = (p: string) => `${k}${REGION_SEPARATOR}${p}`;
+    const cached = paths.map((p) => this.hubCache.get(key(p)));
+    const missing = paths.filter((_, i) => cached[i] === undefined);
+    if (missing.length === 0) return cached;
+    const vecs = await this.images.vectors(missing);
+    const fresh = new Map(await Promise.all(vecs.map(async (v, i): Promise<[string, number | undefined]> => {
+      if (!v) return [missing[i]!, undefined];
+      const others = (await this.images.search(v, k + 1, 0, ef)).filter((n) => n.relative_path !== missing[i]).slice(0, k);
+      return [missing[i]!, others.length === 0 ? 0 : others.reduce((a, n) => a + n.score, 0) / others.length];
+    })));
+    for (const [p, h] of fresh) if (h !== undefined) this.hubCache.set(key(p), h);
+    return paths.map((p, i) => cached[i] ?? fresh.get(p));
   }
 
   async stats(): Promise<StatsResponse['response']> {

@@ -104,6 +104,13 @@ export class IndexState {
     return out;
   }
 
+  vectors(paths: string[]): Array<number[] | undefined> {
+    return paths.map((p) => {
+      const e = this.maps.get(p);
+      return e ? this.engine.vector(e.label) : undefined;
+    });
+  }
+
   list(offset: number, limit: number, includeVectors: boolean): ListResponse['response'] {
     const items: ListResponse['response']['items'] = [];
     let i = 0;

@@ -224,6 +224,17 @@ export class PgvectorBackend implements VectorBackend {
     });
   }
 
+  async vectors(paths: string[]): Promise<Array<number[] | undefined>> {
+    this.assertReady();
+    if (paths.length === 0) return [];
+    const rows = await this.db.query<{ relative_path: string; v: number[] }>(
+      `SELECT relative_path, embedding::real[] AS v FROM ${this.t} WHERE relative_path = ANY($1)`,
+      [paths],
+    );
+    const byPath = new Map(rows.map((r) => [r.relative_path, r.v.map((x) => Math.fround(x))]));
+    return paths.map((p) => byPath.get(p));
+  }
+
   async list(offset: number, limit: number, includeVectors: boolean): Promise<ListResponse['response']> {
     this.assertReady();
     const [r] = await this.db.query<{ total: string; items: Array<Row & { v?: number[] }> }>(

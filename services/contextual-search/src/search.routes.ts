@@ -29,7 +29,7 @@ export function searchRoutes(app: Express, index: ImageIndex, admission?: Admiss
     // Every vector is checked (by the collection) before any result is merged: one bad
     // vector fails the whole request with its 400, as /search would.
     jsonRoute(SearchBatchRequest, admitted(admission, async (b) => ({
-      neighbors: await index.searchBatch(b.queries.map((q) => q.vec_features), b.nb_neighbors, b.min_score, b.ef, b.limit),
+      neighbors: await index.searchBatch(b.queries.map((q) => q.vec_features), b.nb_neighbors, b.min_score, b.ef, b.limit, b.hubness_k),
     }))),
   );
 }

@@ -20,6 +20,8 @@ export interface VectorBackend {
   delete(paths: string[]): Promise<DeleteResponse['response']>;
   search(query: number[], k: number, ef: number): Promise<Neighbor[]>;
   list(offset: number, limit: number, includeVectors: boolean): Promise<ListResponse['response']>;
+  /** The stored vector of each path, in order (undefined for a path not stored). */
+  vectors(paths: string[]): Promise<Array<number[] | undefined>>;
   stats(): Promise<StatsResponse['response']>;
   /** Drains pending writes and releases the store. */
   close(): Promise<void>;

@@ -11,11 +11,14 @@ describe('contextual-search: POST /search/batch', () => {
   let svc: Running;
   const rand = mulberry32(7);
   const vec = () => [rand() - 0.5, rand() - 0.5, rand() - 0.5, rand() - 0.5];
+  const stored = new Map<string, number[]>();
   before(async () => {
     dir = await tempDir();
     // HNSW from the first vector, so the batch goes through the graph as single searches do.
     svc = await start(dir, { INDEX_MODE: 'hnsw' });
-    const r = await upsert(svc.base, Array.from({ length: 200 }, (_, i) => ({ relative_path: `img-${i}.jpg`, vec_features: vec(), metadata: { i } })));
+    const items = Array.from({ length: 200 }, (_, i) => ({ relative_path: `img-${i}.jpg`, vec_features: vec(), metadata: { i } }));
+    for (const it of items) stored.set(it.relative_path, it.vec_features);
+    const r = await upsert(svc.base, items);
     assert.equal(r.status, 200);
   });
   after(async () => {
@@ -60,6 +63,42 @@ describe('contextual-search: POST /search/batch', () => {
     const all: Hit[] = (await call(svc.base, 'POST', '/search/batch', { queries, nb_neighbors: 10 })).body.response.neighbors;
     const top: Hit[] = (await call(svc.base, 'POST', '/search/batch', { queries, nb_neighbors: 10, limit: 3 })).body.response.neighbors;
     assert.deepEqual(top, all.slice(0, 3));
+  });
+
+  it('when hubness_k is asked, then each neighbour carries the mean score of its k nearest other images', async () => {
+    const queries = Array.from({ length: 3 }, () => ({ vec_features: vec() }));
+    const plain: Hit[] = (await call(svc.base, 'POST', '/search/batch', { queries, nb_neighbors: 10, limit: 12 })).body.response.neighbors;
+    const r = await call(svc.base, 'POST', '/search/batch', { queries, nb_neighbors: 10, limit: 12, hubness_k: 5 });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const got: Array<Hit & { hubness: number }> = r.body.response.neighbors;
+    assert.deepEqual(got.map(({ hubness: _h, ...n }) => n), plain, 'same neighbours, same order');
+    for (const n of got) {
+      // The stored vector is float32: its own search differs from the float64 one by ~1e-7.
+      const others = ((await search(svc.base, stored.get(n.relative_path)!, 6)).body.response.neighbors as Hit[])
+        .filter((o) => o.relative_path !== n.relative_path).slice(0, 5);
+      const want = others.reduce((a, o) => a + o.score, 0) / others.length;
+      assert.ok(Math.abs(n.hubness - want) < 1e-6, `${n.relative_path}: ${n.hubness} vs ${want}`);
+    }
+    for (const k of [0, 101, 1.5]) {
+      const bad = await call(svc.base, 'POST', '/search/batch', { queries, nb_neighbors: 3, hubness_k: k });
+      assert.equal(bad.status, 400);
+      assert.match(bad.body.error_message, /hubness_k/);
+    }
+  });
+
+  it('when an image gains a twin after its hubness was computed, then the next hubness counts the twin', async () => {
+    const queries = [{ vec_features: vec() }];
+    const hits = async () => (await call(svc.base, 'POST', '/search/batch', { queries, nb_neighbors: 2, hubness_k: 3 })).body.response.neighbors as Array<Hit & { hubness: number }>;
+    const before = (await hits())[0]!;
+    // The twin ties with it: find the image by its path.
+    const ask = async () => (await hits()).find((n) => n.relative_path === before.relative_path)!;
+    assert.equal((await ask()).hubness, before.hubness);
+    const r = await upsert(svc.base, [{ relative_path: 'twin.jpg', vec_features: stored.get(before.relative_path)! }]);
+    assert.equal(r.status, 200);
+    const after = await ask();
+    assert.ok(after.hubness > before.hubness, `${after.hubness} > ${before.hubness}`);
+    await call(svc.base, 'DELETE', '/vectors', { relative_paths: ['twin.jpg'] });
+    assert.ok(Math.abs((await ask()).hubness - before.hubness) < 1e-9, 'and a delete takes it back out');
   });
 
   it('when one vector of a batch is invalid, then the whole request is a 400 envelope', async () => {

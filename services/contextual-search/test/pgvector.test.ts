@@ -63,6 +63,10 @@ describe(`contextual-search on pgvector (${database}): stateless replicas`, opti
       assert.equal(found.relative_path, 'p/2.jpg');
       assert.deepEqual(found.metadata, { id: 2 });
       assert.ok(found.score > 0.999);
+      // Hubness reads the stored vectors back from the database: p/2's 2 nearest others are p/1 and p/3.
+      const hub = await call(b.base, 'POST', '/search/batch', { queries: [{ vec_features: vec(2) }], nb_neighbors: 1, hubness_k: 2 });
+      const others = (await call(b.base, 'POST', '/search', { nb_neighbors: 3, vec_features: vec(2) })).body.response.neighbors.slice(1) as Array<{ score: number }>;
+      assert.ok(Math.abs(hub.body.response.neighbors[0].hubness - (others[0]!.score + others[1]!.score) / 2) < 1e-6, JSON.stringify(hub.body));
       // And back: a delete and a replacement on b are what a sees.
       assert.equal((await call(b.base, 'DELETE', '/vectors', { relative_paths: ['p/1.jpg'] })).body.response.count, 2);
       await call(b.base, 'POST', '/vectors', { items: [{ ...item(3), metadata: { id: 3, v: 2 } }] });

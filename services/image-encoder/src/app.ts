@@ -1,3 +1,4 @@
+import { loadWhitening, type Whitening } from './pca-whitening.transform.js';
 import { existsSync, realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Express } from 'express';
@@ -22,6 +23,8 @@ export interface AppDeps {
   model: EncoderModel;
   /** Downloads `url` sources; owned by the caller, which closes it. */
   urls: UrlFetcher;
+  /** Applied to every fingerprint when set (WHITENING_PATH). */
+  whitening?: Whitening;
 }
 
 function realRoot(root: string): string {
@@ -48,6 +51,7 @@ export function createApp(deps: AppDeps): Express {
     sources: { imagesRoot: realRoot(config.IMAGES_ROOT), maxImageBytes: config.MAX_IMAGE_BYTES, urls: deps.urls },
     preprocess: { size: model.inputSize, mode: config.RESIZE_MODE, maxPixels: config.MAX_PIXELS, trim: config.TRIM_BORDERS },
     decodeConcurrency: config.DECODE_CONCURRENCY,
+    ...(deps.whitening ? { whitening: deps.whitening } : {}),
   };
   // Enough requests at once to fill a micro-batch on every worker while the next ones decode.
   const admission = admissionFromConfig(config, 'encode', Math.max(4, config.NB_WORKERS * 2), deps.registry);
@@ -104,7 +108,15 @@ export async function buildService(config: Readonly<EncoderConfig>, deps: Encode
     timeoutMs: config.URL_TIMEOUT_MS, maxBytes: config.MAX_IMAGE_BYTES,
     maxRedirects: config.URL_MAX_REDIRECTS, allowPrivate: config.ALLOW_PRIVATE_URLS,
   });
-  const app = createApp({ config, registry: deps.registry ?? new Registry(), logger, model, urls, checkResponses: deps.checkResponses });
+  let whitening: Whitening | undefined;
+  try {
+    whitening = config.WHITENING_PATH ? loadWhitening(config.WHITENING_PATH, model.dimension) : undefined;
+  } catch (e) {
+    // Its dimension is only known once the model is loaded: release what was loaded for it.
+    if (!deps.model) await model.close();
+    throw e;
+  }
+  const app = createApp({ config, registry: deps.registry ?? new Registry(), logger, model, urls, checkResponses: deps.checkResponses, ...(whitening ? { whitening } : {}) });
   const owned = { model: !deps.model, urls: !deps.urls };
   return {
     app,

@@ -3,6 +3,7 @@ import type { DuplicatesRequest, DuplicatesResponse, MatchRequest, Static } from
 import { isAppError } from '@doppel/service-kit';
 import { resolveImagePath, type UrlFetcher } from '@doppel/image-source';
 import { matcherTargets } from './image-location.js';
+import { HUBNESS_K, rerankByHubness } from './candidate-rerank.logic.js';
 
 export type DuplicatesResult = Static<typeof DuplicatesResponse>['response'];
 type Candidate = DuplicatesResult['candidates'][number];
@@ -15,6 +16,9 @@ export interface DuplicatesDeps {
   urls: UrlFetcher;
   nbNeighbors: number;
   minScore: number;
+  /** Images fetched from search and re-ranked (at least the candidates asked for). */
+  searchK: number;
+  hubnessWeight: number;
 }
 
 const ms = (start: number) => Math.round((performance.now() - start) * 10) / 10;
@@ -73,13 +77,17 @@ export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesReques
     ? encoded.orientations.map((o) => ({ orientation: o.name, vec: o.fingerprint }))
     : [{ orientation: 'identity', vec: encoded.fingerprint }];
   // One round-trip: search merges the orientations' neighbours per image (best score and
-  // the orientation that gave it).
+  // the orientation that gave it), keeps the best k (one more: the query may be indexed)
+  // and gives each its hubness; the re-ranked best nb are verified.
+  const k = Math.max(nb, deps.searchK);
   const { neighbors } = await deps.search.searchBatch({
     queries: fingerprints.map((f) => ({ vec_features: f.vec })),
-    nb_neighbors: nb,
+    nb_neighbors: k,
     min_score: minScore,
+    limit: k + 1,
+    ...(deps.hubnessWeight > 0 ? { hubness_k: HUBNESS_K } : {}),
   });
-  const candidates: Candidate[] = neighbors
+  const candidates: Candidate[] = rerankByHubness(neighbors, deps.hubnessWeight)
     .filter((n) => n.relative_path !== relPath)
     .slice(0, nb)
     .map((n) => ({ relative_path: n.relative_path, score: n.score, orientation: fingerprints[n.query]?.orientation ?? 'identity' }));

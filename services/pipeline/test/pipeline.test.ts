@@ -312,6 +312,75 @@ describe('pipeline over HTTP', () => {
   });
 });
 
+/*
+ * Hubness re-ranking against the real search app. In 6 dimensions: the query q = e0 is a
+ * copy of o (cosine 0.8 to q); twelve hubs h0..h11 sit at cosine 0.85 to q and at ~0.99 to
+ * one another, the way flat or generic pictures crowd together in a large collection. By
+ * search score alone the twelve hubs fill the 10 candidates and o is 13th.
+ */
+describe('candidate re-ranking by hubness', () => {
+  const root = mkdtempSync(join(tmpdir(), 'doppel-rerank-'));
+  const images = join(root, 'images');
+  const servers: RunningServer[] = [];
+  const closers: Array<() => Promise<void>> = [];
+  const bases: Record<'reranked' | 'plain', string> = { reranked: '', plain: '' };
+
+  before(async () => {
+    mkdirSync(join(images, 'lib', 'hubs'), { recursive: true });
+    const unit = (v: number[]) => v.map((x) => x / Math.hypot(...v));
+    writeFileSync(join(images, 'q.png'), img([1, 0, 0, 0, 0, 0], 'Q'));
+    writeFileSync(join(images, 'lib', 'o.png'), img([0.8, 0, 0, 0.6, 0, 0], 'Q'));
+    for (let j = 0; j < 12; j++) writeFileSync(join(images, 'lib', 'hubs', `h${j}.png`), img([0.85, ...unit([1, 0.02 * j, 0.01 * (j % 3)]).map((x) => x * Math.sqrt(1 - 0.85 ** 2)), 0, 0], `H${j}`));
+    const start = async (app: Parameters<typeof serve>[0]) => {
+      const srv = await serve(app, { port: 0, host: '127.0.0.1', logger });
+      servers.push(srv);
+      return `http://127.0.0.1:${srv.port}`;
+    };
+    const encoderUrl = await start(standInEncoder(images, { bodies: [] }));
+    const matchUrl = await start(standInMatcher(images, { bodies: [] }));
+    const search = buildSearchService(loadConfig(SearchConfig, { LOCATION: join(root, 'embeddings'), DIMENSION: '6', SNAPSHOT_INTERVAL_MS: '0', LOG_LEVEL: 'silent' }), { checkResponses: true });
+    const searchUrl = await start(search.app);
+    await search.start?.();
+    closers.push(() => search.close());
+    for (const [name, weight] of [['reranked', '0.75'], ['plain', '0']] as const) {
+      const service = buildService(loadConfig(PipelineConfig, {
+        LOG_LEVEL: 'silent', IMAGES_ROOT: images, NB_NEIGHBORS: '10', SEARCH_K: '100', HUBNESS_WEIGHT: weight,
+        ENCODER_URL: encoderUrl, SEARCH_URL: searchUrl, MATCHING_URL: matchUrl, DOWNSTREAM_TIMEOUT_MS: '30000',
+      }), { checkResponses: true });
+      closers.unshift(() => service.close());
+      bases[name] = await start(service.app);
+    }
+    const indexed = await call(bases.reranked, 'POST', '/index', { relative_path: 'lib' });
+    assert.equal(indexed.body.response.indexed, 13, JSON.stringify(indexed.body));
+  });
+
+  after(async () => {
+    for (const srv of servers.reverse()) await srv.close();
+    for (const c of closers) await c();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  const query = (base: string) => call(base, 'POST', '/duplicates', { relative_path: 'q.png', all_orientations: false });
+
+  it('when hubs outscore a copy\'s original, then the re-ranked candidates put the original first and it is verified', async () => {
+    const r = await query(bases.reranked);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const { candidates, duplicated } = r.body.response as { candidates: Array<{ relative_path: string }>; duplicated: Array<{ relative_path: string }> };
+    assert.equal(candidates.length, 10);
+    assert.equal(candidates[0]!.relative_path, 'lib/o.png');
+    assert.deepEqual(duplicated.map((d) => d.relative_path), ['lib/o.png']);
+  });
+
+  it('when the hubness weight is 0, then the candidates are the search order and the original is left out', async () => {
+    const r = await query(bases.plain);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const { candidates, duplicated } = r.body.response as { candidates: Array<{ relative_path: string }>; duplicated: unknown[] };
+    assert.equal(candidates.length, 10);
+    assert.ok(candidates.every((c) => c.relative_path.startsWith('lib/hubs/')), JSON.stringify(candidates));
+    assert.deepEqual(duplicated, []);
+  });
+});
+
 describe('which indexed files a prune removes', () => {
   const indexed = ['a.png', 'sub/b.png', 'sub/deep/c.png', 'subway/d.png', 'e.png'];
   const present = new Set(['a.png']);

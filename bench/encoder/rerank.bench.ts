@@ -1,0 +1,230 @@
+/**
+ * Re-ranking a larger k from search (issue #12), on the descriptors cached by
+ * candidates.bench.ts (run its `encode` first: index:cc, queries:cc:8, distractors:cc):
+ *   CACHE=/tmp/cand-final node --conditions=source --import tsx bench/encoder/rerank.bench.ts
+ * Env: BENCH_DIR, CACHE, DISTRACTOR_N (20000), KS (10,20,50,100,200), WHITEN (alpha, 0: none),
+ * WHITEN_FIT (collection | tail: the distractors past DISTRACTOR_N, `PREPS=distractors-tail:cc` encode),
+ * REGIONS=0 (skip whitening the regional vectors), PER_TRANSFORM (rule:k,...).
+ *
+ * Brute force stands in for the ANN index: for each query, the collection's images are
+ * scored by the best cosine over the query's 8 orientations (what the pipeline's merged
+ * batch search returns), the top k are kept, then re-scored by each rule, and recall@10
+ * of the true original is counted after the re-rank.
+ */
+import { readFile, readdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { originalOfQuery, transformOf } from '@doppel/cli';
+import { load, matmulSession, SIZES } from './candidates.score.js';
+import { devSplit, V2_TRANSFORMS } from '../matching/dev-split.bench.js';
+import { fitWhitening, whiteningFrom } from '../../services/image-encoder/src/pca-whitening.transform.js';
+
+const ort = createRequire(new URL('../../services/image-encoder/package.json', import.meta.url))('onnxruntime-node') as typeof import('onnxruntime-node');
+
+const repo = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+const dir = resolve(process.env.BENCH_DIR ?? join(repo, '..', 'shared', 'bench', 'dev'));
+const cache = resolve(process.env.CACHE ?? '/tmp/doppel-candidates');
+const nDist = Number(process.env.DISTRACTOR_N ?? 20000);
+const KS = (process.env.KS ?? '10,20,50,100,200').split(',').map(Number);
+const KMAX = Math.max(...KS);
+const DIM = 256;
+const NW = 14;
+const O = 8;
+
+const ctx = { cache, dir, windows: [], dim: DIM, originalOfQuery, transformOf, v2: [...V2_TRANSFORMS] };
+const idx = await load(ctx, 'index', 'cc', 1);
+const dis = await load(ctx, 'distractors', 'cc', 1);
+const qs = await load(ctx, 'queries', 'cc', 8);
+const nImg = idx.files.length + nDist;
+const nq = qs.files.length;
+/** Whole-image GAP vector and the 13 regional GAP vectors of every collection image. */
+const whole = new Float32Array(nImg * DIM);
+const regions = new Float32Array(nImg * (NW - 1) * DIM);
+for (let i = 0; i < nImg; i++) {
+  const [l, j] = i < idx.files.length ? [idx, i] : [dis, i - idx.files.length];
+  const off = j * l.perRow * DIM;
+  whole.set(l.data.subarray(off, off + DIM), i * DIM);
+  regions.set(l.data.subarray(off + DIM, off + NW * DIM), i * (NW - 1) * DIM);
+}
+const q = new Float32Array(nq * O * DIM);
+for (let r = 0; r < nq * O; r++) q.set(qs.data.subarray(r * qs.perRow * DIM, r * qs.perRow * DIM + DIM), r * DIM);
+// WHITEN=alpha: PCA whitening (eigenvalues^-alpha, 0.5 = full) fitted on the indexed
+// distractors (WHITEN_FIT=collection) or on the distractors past DISTRACTOR_N (WHITEN_FIT=tail,
+// cached as distractors-tail-cc-o1), never on dev-set images.
+const alpha = Number(process.env.WHITEN ?? 0);
+if (alpha > 0) {
+  let fit: Float32Array;
+  let from: string;
+  if ((process.env.WHITEN_FIT ?? 'collection') === 'tail') {
+    const tail = await load(ctx, 'distractors-tail', 'cc', 1);
+    fit = new Float32Array(tail.files.length * DIM);
+    for (let i = 0; i < tail.files.length; i++) fit.set(tail.data.subarray(i * tail.perRow * DIM, i * tail.perRow * DIM + DIM), i * DIM);
+    from = `${tail.files.length} distractors past the indexed ${nDist}`;
+  } else {
+    fit = whole.subarray(idx.files.length * DIM);
+    from = `the ${nDist} indexed distractors`;
+  }
+  const w = whiteningFrom(fitWhitening(fit, DIM, alpha, Number(process.env.WHITEN_FLOOR ?? 1e-3)));
+  const apply = (m: Float32Array, rows: number) => { for (let i = 0; i < rows; i++) m.set(w.apply(m.subarray(i * DIM, (i + 1) * DIM)), i * DIM); };
+  apply(whole, nImg); apply(q, nq * O);
+  // Regions only matter to the regions rules; whitening them costs 13x the images.
+  if (process.env.REGIONS !== '0') apply(regions, nImg * (NW - 1));
+  console.log(`whitened (alpha ${alpha}, fitted on ${from})`);
+}
+const stem = (f: string) => f.replace(/\.[^.]+$/, '');
+const want = qs.files.map((f) => idx.files.findIndex((g) => stem(g) === originalOfQuery(f)));
+
+const session = await matmulSession();
+const transpose = (m: Float32Array, rows: number) => {
+  const t = new Float32Array(m.length);
+  for (let r = 0; r < rows; r++) for (let d = 0; d < DIM; d++) t[d * rows + r] = m[r * DIM + d]!;
+  return t;
+};
+/** Calls back with each block of rows of a·bᵀ (a: [n, DIM], b: [m, DIM]). */
+async function products(a: Float32Array, n: number, b: Float32Array, m: number, each: (first: number, count: number, c: Float32Array) => void) {
+  const bT = new ort.Tensor('float32', transpose(b, m), [DIM, m]);
+  const block = Math.max(1, Math.floor(2e7 / m));
+  for (let first = 0; first < n; first += block) {
+    const count = Math.min(block, n - first);
+    const c = (await session.run({ a: new ort.Tensor('float32', a.subarray(first * DIM, (first + count) * DIM), [count, DIM]), b: bT }))['c']!.data as Float32Array;
+    each(first, count, c);
+  }
+}
+
+const t0 = performance.now();
+// best[q * nImg + i]: the best cosine over the query's orientations.
+const best = new Float32Array(nq * nImg);
+await products(whole, nImg, q, nq * O, (first, count, c) => {
+  for (let i = 0; i < count; i++) {
+    for (let k = 0; k < nq; k++) {
+      let b = -2;
+      for (let o = 0; o < O; o++) { const s = c[i * nq * O + k * O + o]!; if (s > b) b = s; }
+      best[k * nImg + first + i] = b;
+    }
+  }
+});
+console.log(`query x collection scores: ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+
+// hub[s][i]: mean of image i's 10 best cosines to the other images of the collection at size s.
+const HUB_K = 10;
+const sizes = SIZES.filter((s) => s <= nDist);
+const bounds = sizes.map((s) => idx.files.length + s);
+const hub = sizes.map(() => new Float32Array(nImg));
+await products(whole, nImg, whole, nImg, (first, count, c) => {
+  const top = new Float32Array(HUB_K);
+  for (let i = 0; i < count; i++) {
+    top.fill(-2);
+    let b = 0;
+    for (let j = 0; j <= nImg; j++) {
+      if (j === bounds[b]) {
+        let s = 0;
+        for (let t = 0; t < HUB_K; t++) s += top[t]!;
+        hub[b]![first + i] = s / HUB_K;
+        if (++b === bounds.length) break;
+      }
+      if (j === first + i || j === nImg) continue;
+      const v = c[i * nImg + j]!;
+      if (v > top[HUB_K - 1]!) {
+        let t = HUB_K - 1;
+        while (t > 0 && top[t - 1]! < v) { top[t] = top[t - 1]!; t--; }
+        top[t] = v;
+      }
+    }
+  }
+});
+console.log(`hubness: ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+
+const dot = (a: Float32Array, ao: number, b: Float32Array, bo: number) => {
+  let s = 0;
+  for (let d = 0; d < DIM; d++) s += a[ao + d]! * b[bo + d]!;
+  return s;
+};
+
+interface Cand { i: number; s: number; h: number; reg: number; corr: number; mean: number }
+/** Features of (query, image), computed once across sizes. */
+const memo = new Map<number, Cand>();
+function features(k: number, i: number, b: number, g: Float32Array): Cand {
+  const key = k * nImg + i;
+  const m = memo.get(key);
+  if (m) return { ...m, h: hub[b]![i]! };
+  const so = new Float32Array(O);
+  let arg = 0;
+  for (let o = 0; o < O; o++) { so[o] = dot(q, (k * O + o) * DIM, whole, i * DIM); if (so[o]! > so[arg]!) arg = o; }
+  let reg = -2;
+  for (let r = 0; r < NW - 1; r++) for (let o = 0; o < O; o++) reg = Math.max(reg, dot(q, (k * O + o) * DIM, regions, (i * (NW - 1) + r) * DIM));
+  // Pearson correlation of the candidate's 8 scores with the query's profile at its best orientation.
+  const p = g.subarray(arg * O, arg * O + O);
+  const ms = so.reduce((a, v) => a + v, 0) / O;
+  const mp = p.reduce((a, v) => a + v, 0) / O;
+  let num = 0; let ds = 0; let dp = 0;
+  for (let o = 0; o < O; o++) { num += (so[o]! - ms) * (p[o]! - mp); ds += (so[o]! - ms) ** 2; dp += (p[o]! - mp) ** 2; }
+  const c = { i, s: best[key]!, h: hub[b]![i]!, reg, corr: num / Math.sqrt(ds * dp + 1e-12), mean: ms };
+  memo.set(key, c);
+  return c;
+}
+/** Per size, per query: the top KMAX candidates with their features. */
+const lists: Cand[][][] = sizes.map(() => []);
+for (let k = 0; k < nq; k++) {
+  const order = Array.from({ length: nImg }, (_, i) => i).sort((x, y) => best[k * nImg + y]! - best[k * nImg + x]!);
+  // The query's own orientation profile: cos(q_o, q_o') for each pair.
+  const g = new Float32Array(O * O);
+  for (let a = 0; a < O; a++) for (let c = 0; c < O; c++) g[a * O + c] = dot(q, (k * O + a) * DIM, q, (k * O + c) * DIM);
+  sizes.forEach((_, b) => {
+    const top: Cand[] = [];
+    for (const i of order) { if (i < bounds[b]!) { top.push(features(k, i, b, g)); if (top.length === KMAX) break; } }
+    lists[b]![k] = top;
+  });
+  memo.clear();
+}
+console.log(`candidate lists: ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+
+const truth = (JSON.parse(await readFile(join(dir, 'truth.json'), 'utf8')) as { truth: Record<string, string | null> }).truth;
+const halfOf = devSplit((await readdir(join(dir, 'index'))).filter((f) => !f.startsWith('.')), truth);
+const groups: Record<string, (f: string) => boolean> = {
+  calib: (f) => halfOf(f) === 'calibration',
+  held: (f) => halfOf(f) === 'held-back',
+  all: () => true,
+  v2: (f) => V2_TRANSFORMS.has(transformOf(f)),
+  v3: (f) => !V2_TRANSFORMS.has(transformOf(f)),
+};
+
+type Rule = (c: Cand) => number;
+const rules: Record<string, Rule> = {
+  base: (c) => c.s,
+  ...Object.fromEntries([0.25, 0.5, 0.75, 1].map((b) => [`hub${b}`, (c: Cand) => c.s - b * c.h])),
+  regions: (c) => Math.max(c.s, c.reg),
+  ...Object.fromEntries([0.02, 0.05, 0.1].map((g) => [`corr${g}`, (c: Cand) => c.s + g * c.corr])),
+  ...Object.fromEntries([0.5, 1].map((b) => [`hub${b}+regions`, (c: Cand) => Math.max(c.s, c.reg) - b * c.h])),
+};
+
+/** recall@10 after re-ranking the top k with the rule. */
+const recall = (b: number, k: number, rule: Rule, sel: (f: string) => boolean) => {
+  let n = 0; let hit = 0;
+  qs.files.forEach((f, qi) => {
+    if (!sel(f)) return;
+    n++;
+    const l = lists[b]![qi]!.slice(0, k);
+    const t = l.find((c) => c.i === want[qi]);
+    if (!t) return;
+    const st = rule(t);
+    if (l.filter((c) => c !== t && rule(c) > st).length < 10) hit++;
+  });
+  return hit / Math.max(1, n);
+};
+
+for (const [g, sel] of Object.entries(groups)) {
+  console.log(`\n## ${g}: recall@10 after re-ranking the top k (sizes ${sizes.join(' / ')} distractors)`);
+  console.log(`| rule | ${KS.map((k) => `k=${k}`).join(' | ')} |`);
+  console.log(`| ceiling (in top k) | ${KS.map((k) => sizes.map((_, b) => recall(b, k, () => 0, sel).toFixed(3)).join(' / ')).join(' | ')} |`);
+  for (const [name, rule] of Object.entries(rules)) {
+    console.log(`| ${name} | ${KS.map((k) => sizes.map((_, b) => recall(b, k, rule, sel).toFixed(3)).join(' / ')).join(' | ')} |`);
+  }
+}
+
+// Per transform, recall@10 at 10k / 20k distractors: plain top 10, and chosen rules at k=100.
+const perT = (process.env.PER_TRANSFORM ?? 'base:10,hub0.75:100').split(',').map((x) => x.split(':') as [string, string]);
+const ts = [...new Set(qs.files.map(transformOf))].sort();
+console.log(`\n## per transform (${sizes.slice(2).join(' / ')} distractors)`);
+console.log(`| transform | ${perT.map(([r, k]) => `${r} k=${k}`).join(' | ')} |`);
+for (const t of ts) console.log(`| ${t} | ${perT.map(([r, k]) => sizes.slice(2).map((_, b) => recall(b + 2, Number(k), rules[r]!, (f) => transformOf(f) === t).toFixed(3)).join(' / ')).join(' | ')} |`);

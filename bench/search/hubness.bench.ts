@@ -1,0 +1,85 @@
+/**
+ * The candidate stage through the real contextual-search app over HTTP (hnswlib, default
+ * settings), on the dev-set fingerprints cached by bench/encoder/candidates.bench.ts:
+ * the 44 originals + DISTRACTOR_N distractors are upserted, then every dev copy's 8
+ * orientations are searched three ways: today's k=10, k=100, and k=100 with hubness
+ * re-ranked as the pipeline does (SEARCH_K=100, HUBNESS_WEIGHT=0.75). Prints upsert
+ * vectors/s, p50/p99 per /search/batch call and recall@10 of the true original (the real
+ * ANN index, not brute force).
+ *   CACHE=/tmp/cand-final DISTRACTOR_N=10000 node --conditions=source --import tsx bench/search/hubness.bench.ts
+ * Env: WHITENING_PATH (a fit-whitening file: applied to every cached vector first), EVERY (1: every query).
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SearchConfig, type BatchNeighbor } from '@doppel/schemas';
+import { loadConfig } from '@doppel/service-kit';
+import { call, listen } from '@doppel/service-kit/testing';
+import { buildService } from '@doppel/contextual-search';
+import { originalOfQuery, transformOf } from '@doppel/cli';
+import { whiteningFrom, type WhiteningFile } from '../../services/image-encoder/src/pca-whitening.transform.js';
+import { rerankByHubness, HUBNESS_K } from '../../services/pipeline/src/candidate-rerank.logic.js';
+import { V2_TRANSFORMS } from '../matching/dev-split.bench.js';
+
+const cache = process.env.CACHE ?? '/tmp/doppel-candidates';
+const nDist = Number(process.env.DISTRACTOR_N ?? 10000);
+const every = Number(process.env.EVERY ?? 1);
+const DIM = 256;
+
+async function load(name: string) {
+  const meta = JSON.parse(await readFile(join(cache, `${name}.json`), 'utf8')) as { files: string[]; orient: number; perRow: number };
+  const buf = await readFile(join(cache, `${name}.f32`));
+  return { ...meta, data: new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4) };
+}
+const [idx, dis, qs] = await Promise.all([load('index-cc-o1'), load('distractors-cc-o1'), load('queries-cc-o8')]);
+const w = process.env.WHITENING_PATH ? whiteningFrom(JSON.parse(await readFile(process.env.WHITENING_PATH, 'utf8')) as WhiteningFile) : undefined;
+const vecOf = (l: typeof idx, row: number) => {
+  const v = l.data.subarray(row * l.perRow * DIM, row * l.perRow * DIM + DIM);
+  return w ? w.apply(v) : Array.from(v);
+};
+
+const dir = await mkdtemp(join(tmpdir(), 'doppel-hub-bench-'));
+const service = buildService(loadConfig(SearchConfig, { LOCATION: dir, DIMENSION: String(DIM), SNAPSHOT_INTERVAL_MS: '0', LOG_LEVEL: 'warn' }));
+const { base, close } = await listen(service);
+try {
+  const items = [
+    ...idx.files.map((f, i) => ({ relative_path: `index/${f}`, vec_features: vecOf(idx, i) })),
+    ...dis.files.slice(0, nDist).map((f, i) => ({ relative_path: `distractors/${f}`, vec_features: vecOf(dis, i) })),
+  ];
+  let t = performance.now();
+  for (let i = 0; i < items.length; i += 1000) {
+    const r = await call(base, 'POST', '/vectors', { items: items.slice(i, i + 1000) });
+    if (r.status !== 200) throw new Error(JSON.stringify(r.body).slice(0, 300));
+  }
+  const upsertS = (performance.now() - t) / 1000;
+  console.log(`upserted ${items.length} vectors in ${upsertS.toFixed(1)} s (${(items.length / upsertS).toFixed(0)} vectors/s, WAL + fsync per 1000)${w ? ', whitened' : ''}`);
+
+  const modes = {
+    'k=10 (before)': { nb_neighbors: 10, limit: 10 },
+    'k=100': { nb_neighbors: 100, limit: 100 },
+    'k=100 + hubness': { nb_neighbors: 100, limit: 100, hubness_k: HUBNESS_K },
+  };
+  const stem = (f: string) => f.replace(/\.[^.]+$/, '');
+  for (const [name, opts] of Object.entries(modes)) {
+    const ms: number[] = [];
+    const hit = { all: [0, 0], v2: [0, 0], v3: [0, 0] };
+    for (let q = 0; q < qs.files.length; q += every) {
+      const queries = Array.from({ length: 8 }, (_, o) => ({ vec_features: vecOf(qs, q * 8 + o) }));
+      t = performance.now();
+      const r = await call(base, 'POST', '/search/batch', { queries, ...opts });
+      ms.push(performance.now() - t);
+      const neighbors = r.body.response.neighbors as BatchNeighbor[];
+      const top = ('hubness_k' in opts ? rerankByHubness(neighbors, 0.75) : neighbors).slice(0, 10);
+      const found = top.some((n) => stem(n.relative_path) === `index/${originalOfQuery(qs.files[q]!)}`) ? 1 : 0;
+      const g = V2_TRANSFORMS.has(transformOf(qs.files[q]!)) ? 'v2' : 'v3';
+      for (const k of ['all', g] as const) { hit[k][0]! += found; hit[k][1]! += 1; }
+    }
+    ms.sort((a, b) => a - b);
+    const at = (p: number) => ms[Math.min(ms.length - 1, Math.floor(p * ms.length))]!.toFixed(1);
+    const rec = (k: keyof typeof hit) => (hit[k][0]! / hit[k][1]!).toFixed(3);
+    console.log(`${name.padEnd(18)} p50 ${at(0.5)} ms  p99 ${at(0.99)} ms  recall@10 all ${rec('all')}  v2 ${rec('v2')}  v3 ${rec('v3')}  (${ms.length} queries)`);
+  }
+} finally {
+  await close();
+  await rm(dir, { recursive: true, force: true });
+}
