@@ -4,13 +4,13 @@
  * the command, load and date of the run that produced it. tests/bench-figures.test.ts
  * checks that the READMEs hold exactly what this renders, so a figure cannot stay in a
  * generated table without the run behind it.
- *   pnpm bench:readme            rewrite the blocks
+ *   pnpm bench:readme            rewrite the blocks (and bench/results/latest.md)
  *   pnpm bench:readme --check    exit 1 if a README differs
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { commandLine, partOf, ratioRows, renderBlock, renderGrid, valueOf, type BenchResults } from './results.summary.js';
+import { commandLine, partOf, ratioRows, renderBlock, renderGrid, renderSummary, valueOf, type BenchResults } from './results.summary.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 export const RESULTS = join(repo, 'bench', 'results', 'latest.json');
@@ -251,6 +251,14 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     differs = true;
     if (check) process.stderr.write(`${file}: figures blocks differ from bench/results/latest.json (run pnpm bench:readme)\n`);
     else { writeFileSync(path, next); process.stderr.write(`${file}: figures blocks rewritten\n`); }
+  }
+  // latest.md is the same results as one summary: a part merged into latest.json by hand
+  // (an `--only ... --out DIR` run) reaches it here too.
+  const summary = join(repo, 'bench', 'results', 'latest.md');
+  if (readFileSync(summary, 'utf8') !== renderSummary(r)) {
+    differs = true;
+    if (check) process.stderr.write('bench/results/latest.md differs from bench/results/latest.json (run pnpm bench:readme)\n');
+    else { writeFileSync(summary, renderSummary(r)); process.stderr.write('bench/results/latest.md rewritten\n'); }
   }
   if (check && differs) process.exitCode = 1;
 }
