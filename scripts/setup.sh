@@ -110,7 +110,13 @@ case "$mode" in
     install_pgvector
     corepack enable
     pnpm install --frozen-lockfile
-    # The default fingerprint model, from ../shared/models (or MODEL_URL + MODEL_SHA256).
+    # The default fingerprint model, from ../shared/models (or MODEL_URL + MODEL_SHA256), and its
+    # whitening fit beside it: `apt-get download`s two Debian packages of images (no install) and
+    # fits on them, a few minutes the first time. It needs the apt lists.
+    if ! compgen -G "/var/lib/apt/lists/*_Packages*" >/dev/null; then
+      SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+      $SUDO apt-get update -qq
+    fi
     pnpm models
     ;;
   --image)

@@ -4,7 +4,8 @@
  *   node --conditions=source --import tsx bench/encoder/candidates.bench.ts encode   # once, caches descriptors
  *   node --conditions=source --import tsx bench/encoder/candidates.bench.ts score    # tables
  * Env: BENCH_DIR (../shared/bench/dev), DISTRACTORS (/work/distractors), DISTRACTOR_N (20000),
- * CACHE (/tmp/doppel-candidates), MODEL_PATH (models/resnet18.onnx), PREPS (what to encode).
+ * CACHE (/tmp/doppel-candidates), MODEL_PATH (models/resnet18.onnx), PREPS (what to encode),
+ * FIT_DIR (the `fit` set: whitening fit images, e.g. written by the collector of `pnpm models`).
  *
  * One forward pass per image and preprocessing gives the layer3 map (14x14 cells); from it
  * the whole-image vector and 13 regional vectors (R-MAC grid: 2x2 windows of 9 cells, 3x3
@@ -20,6 +21,7 @@ import { exposeFeature } from '../../services/image-encoder/src/feature-output.g
 import { decodeModel } from '../../services/image-encoder/src/onnx-proto.schema.js';
 import { imageTensors } from '../../services/image-encoder/src/tensor-layout.transform.js';
 import { originalOfQuery, transformOf } from '@doppel/cli';
+import { byPixelHash } from '@doppel/image-encoder';
 import pLimit from 'p-limit';
 import { V2_TRANSFORMS } from '../matching/dev-split.bench.js';
 
@@ -52,7 +54,7 @@ const WINDOWS = windows();
 const K = 2 * WINDOWS.length;
 
 type Prep = 'cc' | 'cc-trim' | 'whole' | 'whole-trim' | 'cc-grey';
-interface Job { set: 'index' | 'queries' | 'distractors' | 'distractors-tail'; prep: Prep; orient: 1 | 8 }
+interface Job { set: 'index' | 'queries' | 'distractors' | 'distractors-tail' | 'fit'; prep: Prep; orient: 1 | 8 }
 
 function normalise(v: Float32Array, off: number): void {
   let ss = 0;
@@ -95,6 +97,10 @@ async function filesOf(set: Job['set']): Promise<string[]> {
   }
   // Ordered by the pixel hash in the name (bench/distractors/build.ts): any prefix is a
   // random sample across the packages, so the 1k set is inside the 10k set.
+  if (set === 'fit') {
+    const fitDir = resolve(process.env.FIT_DIR ?? '/tmp/doppel-fit-images');
+    return (await readdir(fitDir)).sort(byPixelHash).map((f) => join(fitDir, f));
+  }
   const byHash = (f: string) => f.split('__')[1] ?? f;
   // distractors-tail: the ones past DISTRACTOR_N, never indexed by the bench (a fit set for whitening).
   const sorted = (await readdir(distractorDir)).sort((a, b) => (byHash(a) < byHash(b) ? -1 : byHash(a) > byHash(b) ? 1 : 0));

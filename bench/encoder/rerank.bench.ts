@@ -4,6 +4,8 @@
  *   CACHE=/tmp/cand-final node --conditions=source --import tsx bench/encoder/rerank.bench.ts
  * Env: BENCH_DIR, CACHE, DISTRACTOR_N (20000), KS (10,20,50,100,200), WHITEN (alpha, 0: none),
  * WHITEN_FIT (collection | tail: the distractors past DISTRACTOR_N, `PREPS=distractors-tail:cc` encode),
+ * WHITEN_FIT=fit (the cached `fit` set, FIT_PACKAGES=a,b: only those packages),
+ * WHITENING_PATH (a fit file, e.g. models/resnet18.pca.json that `pnpm models` writes: applied instead of WHITEN),
  * REGIONS=0 (skip whitening the regional vectors), PER_TRANSFORM (rule:k,...).
  *
  * Brute force stands in for the ANN index: for each query, the collection's images are
@@ -18,7 +20,7 @@ import { createRequire } from 'node:module';
 import { originalOfQuery, transformOf } from '@doppel/cli';
 import { load, matmulSession, SIZES } from './candidates.score.js';
 import { devSplit, V2_TRANSFORMS } from '../matching/dev-split.bench.js';
-import { fitWhitening, whiteningFrom } from '../../services/image-encoder/src/pca-whitening.transform.js';
+import { fitWhitening, whiteningFrom, type Whitening, type WhiteningFile } from '../../services/image-encoder/src/pca-whitening.transform.js';
 
 const ort = createRequire(new URL('../../services/image-encoder/package.json', import.meta.url))('onnxruntime-node') as typeof import('onnxruntime-node');
 
@@ -53,10 +55,24 @@ for (let r = 0; r < nq * O; r++) q.set(qs.data.subarray(r * qs.perRow * DIM, r *
 // distractors (WHITEN_FIT=collection) or on the distractors past DISTRACTOR_N (WHITEN_FIT=tail,
 // cached as distractors-tail-cc-o1), never on dev-set images.
 const alpha = Number(process.env.WHITEN ?? 0);
-if (alpha > 0) {
-  let fit: Float32Array;
+if (alpha > 0 || process.env.WHITENING_PATH) {
+  let fit: Float32Array | undefined;
   let from: string;
-  if ((process.env.WHITEN_FIT ?? 'collection') === 'tail') {
+  let file: Whitening | undefined;
+  if (process.env.WHITENING_PATH) {
+    const f = JSON.parse(await readFile(process.env.WHITENING_PATH, 'utf8')) as WhiteningFile;
+    file = whiteningFrom(f);
+    from = `${process.env.WHITENING_PATH}: ${f.fitted_on.slice(0, 160)}`;
+  } else if (process.env.WHITEN_FIT === 'fit') {
+    // Images of other Debian packages (candidates.bench.ts `PREPS=fit:cc`, FIT_DIR), optionally
+    // only those of FIT_PACKAGES (the package is the file name's prefix).
+    const set = await load(ctx, 'fit', 'cc', 1);
+    const only = process.env.FIT_PACKAGES?.split(',');
+    const rows = set.files.map((f, i) => [f, i] as const).filter(([f]) => !only || only.includes(f.split('__')[0]!));
+    fit = new Float32Array(rows.length * DIM);
+    rows.forEach(([, i], r) => fit!.set(set.data.subarray(i * set.perRow * DIM, i * set.perRow * DIM + DIM), r * DIM));
+    from = `${rows.length} images of ${only?.join(', ') ?? 'every fit package'}`;
+  } else if ((process.env.WHITEN_FIT ?? 'collection') === 'tail') {
     const tail = await load(ctx, 'distractors-tail', 'cc', 1);
     fit = new Float32Array(tail.files.length * DIM);
     for (let i = 0; i < tail.files.length; i++) fit.set(tail.data.subarray(i * tail.perRow * DIM, i * tail.perRow * DIM + DIM), i * DIM);
@@ -65,7 +81,7 @@ if (alpha > 0) {
     fit = whole.subarray(idx.files.length * DIM);
     from = `the ${nDist} indexed distractors`;
   }
-  const w = whiteningFrom(fitWhitening(fit, DIM, alpha, Number(process.env.WHITEN_FLOOR ?? 1e-3)));
+  const w = file ?? whiteningFrom(fitWhitening(fit!, DIM, alpha, Number(process.env.WHITEN_FLOOR ?? 1e-3)));
   const apply = (m: Float32Array, rows: number) => { for (let i = 0; i < rows; i++) m.set(w.apply(m.subarray(i * DIM, (i + 1) * DIM)), i * DIM); };
   apply(whole, nImg); apply(q, nq * O);
   // Regions only matter to the regions rules; whitening them costs 13x the images.

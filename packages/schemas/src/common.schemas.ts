@@ -15,6 +15,8 @@ export const ERROR_CATALOG = {
   IMAGE_NOT_FOUND: 404,
   NOT_FOUND: 404,
   REQUEST_TIMEOUT: 408,
+  /** The index holds fingerprints of another model than the encoder's (re-index). */
+  MODEL_MISMATCH: 409,
   HANDLE_EXPIRED: 410,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,

@@ -1,5 +1,6 @@
-import { loadWhitening, type Whitening } from './pca-whitening.transform.js';
-import { existsSync, realpathSync } from 'node:fs';
+import { chooseWhitening, type Whitening } from './pca-whitening.transform.js';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Express } from 'express';
 import sharp from 'sharp';
@@ -23,7 +24,7 @@ export interface AppDeps {
   model: EncoderModel;
   /** Downloads `url` sources; owned by the caller, which closes it. */
   urls: UrlFetcher;
-  /** Applied to every fingerprint when set (WHITENING_PATH). */
+  /** Applied to every fingerprint when set (WHITENING_PATH: by default the fit beside the model). */
   whitening?: Whitening;
 }
 
@@ -79,8 +80,8 @@ export async function buildService(config: Readonly<EncoderConfig>, deps: Encode
   // Images are decoded once each: libvips' operation cache would only hold memory.
   sharp.cache(false);
   let model = deps.model;
+  const modelPath = modelPathFrom(config);
   if (!model) {
-    const modelPath = modelPathFrom(config);
     if (!existsSync(modelPath) && config.MODEL_PRECISION === 'int8') {
       throw new Error(`no quantised model at ${modelPath} (MODEL_PRECISION=int8). Run \`pnpm quantize\` from the repository root to write it `
         + 'beside the float model, or set MODEL_PRECISION=fp32.');
@@ -110,7 +111,14 @@ export async function buildService(config: Readonly<EncoderConfig>, deps: Encode
   });
   let whitening: Whitening | undefined;
   try {
-    whitening = config.WHITENING_PATH ? loadWhitening(config.WHITENING_PATH, model.dimension) : undefined;
+    const sha = () => createHash('sha256').update(readFileSync(modelPath)).digest('hex');
+    const choice = chooseWhitening(config.WHITENING_PATH, modelPath, model.dimension, sha);
+    whitening = choice.whitening;
+    if (choice.whitening) logger.info({ whitening: choice.path }, 'fingerprints whitened (model name +pca)');
+    else if ('missing' in choice) {
+      logger.warn({ whitening: choice.path }, 'no whitening fit beside the model: fingerprints are plain, with lower candidate recall in large collections. '
+        + '`pnpm models` writes the fit (or set WHITENING_PATH=none to silence this)');
+    }
   } catch (e) {
     // Its dimension is only known once the model is loaded: release what was loaded for it.
     if (!deps.model) await model.close();

@@ -6,3 +6,6 @@ export { inspectModel, exposeFeature, type ModelLayout } from './feature-output.
 export { provisionModel, sha256File, DEFAULT_MODEL, ProvisionError, type ProvisionOptions } from './model.provisioner.js';
 export { modelPathFrom } from './model-path.config.js';
 export { int8PathFor } from './model-path.config.js';
+export { collectImages, downloadPackages, rasterFiles, byPixelHash, DISTRACTOR_PACKAGES, WHITENING_FIT_PACKAGES, type CollectedImage, type DebianImageSource, type ExtractedPackage } from './debian-images.collector.js';
+export { fitWhitening, whiteningFrom, loadWhitening, whiteningPathFor, type Whitening, type WhiteningFile } from './pca-whitening.transform.js';
+export { fitWhiteningOnFolder } from './whitening.fitter.js';

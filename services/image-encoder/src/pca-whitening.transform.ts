@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
 
 /**
@@ -18,6 +18,9 @@ export interface WhiteningFile {
   mean: number[];
   /** Row-major dimension x dimension. */
   projection: number[];
+  /** The model whose fingerprints it was fitted on: its file name and the sha256 of its bytes. */
+  model?: string;
+  model_sha256?: string;
 }
 
 export interface Whitening {
@@ -89,8 +92,17 @@ export function whiteningFrom(file: WhiteningFile): Whitening {
   };
 }
 
-/** Reads and checks a file written by `pnpm --filter @doppel/image-encoder fit-whitening`; errors name the file. */
-export function loadWhitening(path: string, dimension: number): Whitening {
+/** Where `pnpm models` puts a model's fit: beside it, `x.onnx` -> `x.pca.json`. */
+export function whiteningPathFor(modelPath: string): string {
+  return modelPath.replace(/(\.onnx)?$/i, '.pca.json');
+}
+
+/**
+ * Reads and checks a file written by `pnpm models` or `fit-whitening`; errors name the file.
+ * A file that records its model's checksum must belong to this model (`modelSha256`);
+ * with `requireChecksum`, one that records none is refused too.
+ */
+export function loadWhitening(path: string, dimension: number, modelSha256?: string, requireChecksum = false): Whitening {
   let f: WhiteningFile;
   try {
     f = JSON.parse(readFileSync(path, 'utf8')) as WhiteningFile;
@@ -101,5 +113,32 @@ export function loadWhitening(path: string, dimension: number): Whitening {
     && Array.isArray(f.mean) && f.mean.length === dimension && f.mean.every(Number.isFinite)
     && Array.isArray(f.projection) && f.projection.length === dimension * dimension && f.projection.every(Number.isFinite);
   if (!ok) throw new Error(`WHITENING_PATH=${path}: not a doppel-pca-whitening/1 file for ${dimension}-d fingerprints (file says ${String(f.dimension)}-d); fit one for this model`);
+  if (requireChecksum && f.model_sha256 === undefined) {
+    throw new Error(`WHITENING_PATH=${path}: records no model checksum, so it cannot be told to belong to this model. Run \`pnpm models\` from the repository root to refit it, or set WHITENING_PATH=none.`);
+  }
+  if (modelSha256 !== undefined && f.model_sha256 !== undefined && f.model_sha256 !== modelSha256) {
+    throw new Error(`WHITENING_PATH=${path}: fitted for another model (${f.model ?? '?'}, sha256 ${f.model_sha256.slice(0, 12)}…), `
+      + `not this one (sha256 ${modelSha256.slice(0, 12)}…). Run \`pnpm models\` from the repository root to refit it for this model, or set WHITENING_PATH=none (and re-index).`);
+  }
   return whiteningFrom(f);
+}
+
+export type WhiteningChoice =
+  | { whitening: Whitening; path: string }
+  | { whitening?: undefined; path: string; missing: true }
+  | { whitening?: undefined; off: true };
+
+/**
+ * What WHITENING_PATH selects. `auto` (the default): the fit beside the model when it is
+ * there; it must then be this model's (a fit whose checksum names another model stops the
+ * start, since it means the model file was replaced after the fit), and without it the
+ * fingerprints are plain (the caller logs why). `none` or empty: plain. A path: that file,
+ * which must exist and fit the model.
+ */
+export function chooseWhitening(setting: string, modelPath: string, dimension: number, modelSha256: () => string): WhiteningChoice {
+  if (setting === 'none' || setting === '') return { off: true };
+  if (setting !== 'auto') return { whitening: loadWhitening(setting, dimension, modelSha256()), path: setting };
+  const path = whiteningPathFor(modelPath);
+  if (!existsSync(path)) return { path, missing: true };
+  return { whitening: loadWhitening(path, dimension, modelSha256(), true), path };
 }

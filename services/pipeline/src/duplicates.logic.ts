@@ -4,6 +4,7 @@ import { isAppError } from '@doppel/service-kit';
 import { resolveImagePath, type UrlFetcher } from '@doppel/image-source';
 import { matcherTargets } from './image-location.js';
 import { HUBNESS_K, rerankByHubness } from './candidate-rerank.logic.js';
+import { assertSameModel } from './fingerprint-model.logic.js';
 
 export type DuplicatesResult = Static<typeof DuplicatesResponse>['response'];
 type Candidate = DuplicatesResult['candidates'][number];
@@ -87,6 +88,7 @@ export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesReques
     limit: k + 1,
     ...(deps.hubnessWeight > 0 ? { hubness_k: HUBNESS_K } : {}),
   });
+  assertSameModel(neighbors, encoded.model);
   const candidates: Candidate[] = rerankByHubness(neighbors, deps.hubnessWeight)
     .filter((n) => n.relative_path !== relPath)
     .slice(0, nb)

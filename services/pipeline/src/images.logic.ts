@@ -11,6 +11,7 @@ import { decodeBase64, resolveImagePath, type UrlFetcher } from '@doppel/image-s
 import { isApiManaged, SOURCE_PATH_KEY } from './image-location.js';
 import type { ImageRecords } from './image-records.store.js';
 import { KeyedLock } from './keyed.lock.js';
+import { encoderModel, FINGERPRINT_MODEL_KEY } from './fingerprint-model.logic.js';
 import type { KnownFiles } from './known-files.store.js';
 
 export interface ImagesDeps {
@@ -85,7 +86,7 @@ export async function addImage(deps: ImagesDeps, req: AddImageRequest) {
       dimension = enc.dimension;
       await deps.records.put({ id, metadata, location, dimension, added_at: new Date().toISOString() });
       const up = await deps.search.upsert({
-        items: [{ relative_path: id, vec_features: enc.fingerprint, metadata: { [SOURCE_PATH_KEY]: location.relative_path } }],
+        items: [{ relative_path: id, vec_features: enc.fingerprint, metadata: { [SOURCE_PATH_KEY]: location.relative_path, [FINGERPRINT_MODEL_KEY]: enc.model } }],
       });
       replaced = up.replaced > 0;
     } catch (e) {
@@ -133,14 +134,12 @@ export async function listImages(deps: ImagesDeps, q: ListImagesQuery) {
   return { total: page.total, offset: page.offset, limit: page.limit, items };
 }
 
-/** A 32x32 flat PNG: enough for the encoder to answer with its model's name. */
-const PROBE_PNG = 'iVBORw0KGgoAAAANSUhEUgAAACAAAAAgCAIAAAD8GO2jAAAACXBIWXMAAAPoAAAD6AG1e1JrAAAAO0lEQVR4nGOIqphGU8QwakHFaBBNG01FUaMZbdpoURE1WppWjFY4UaNVZsVoq2LaaMOrYrTpOG1Qt64BG7WgTLy0OMsAAAAASUVORK5CYII=';
 const modelNames = new WeakMap<EncoderClient, string>();
 /** The encoder names its model in every answer; the probe image asks it once per client. */
 async function currentModel(encoder: EncoderClient): Promise<string> {
   let name = modelNames.get(encoder);
   if (name === undefined) {
-    name = (await encoder.encode({ image_base64: PROBE_PNG, orientations: 'none' })).model;
+    name = await encoderModel(encoder);
     modelNames.set(encoder, name);
   }
   return name;

@@ -5,6 +5,7 @@ import { AppError, toItemError } from '@doppel/service-kit';
 import pLimit from 'p-limit';
 import { collectFiles, stampFiles, toId, type FileStamp } from '@doppel/image-source';
 import { stampMetadata, type KnownFiles } from './known-files.store.js';
+import { encoderModel } from './fingerprint-model.logic.js';
 
 export type IndexResult = Static<typeof IndexResponse>['response'];
 type Failure = IndexResult['failed'][number];
@@ -27,24 +28,24 @@ async function indexBatch(deps: IndexingDeps, batch: FileStamp[]): Promise<{ ind
     // Regions (when the encoder pools them) are indexed with the image, so a crop finds it.
     items: batch.map((f, i) => ({ request_id: i, relative_path: f.relative_path, orientations: 'none' as const, regions: true })),
   });
-  const items: Array<{ file: FileStamp; vec: number[]; regions?: number[][] }> = [];
+  const items: Array<{ file: FileStamp; vec: number[]; model: string; regions?: number[][] }> = [];
   for (const r of results) {
     const file = batch[r.request_id];
     if (!file) continue;
-    if ('fingerprint' in r) items.push({ file, vec: r.fingerprint, ...(r.regions?.length ? { regions: r.regions } : {}) });
+    if ('fingerprint' in r) items.push({ file, vec: r.fingerprint, model: r.model, ...(r.regions?.length ? { regions: r.regions } : {}) });
     else failed.push({ relative_path: file.relative_path, error_code: r.error_code, error_message: r.error_message, status: r.status });
   }
   if (items.length === 0) return { indexed: 0, failed };
   try {
     await deps.search.upsert({
-      items: items.map(({ file, vec, regions }) => ({ relative_path: file.relative_path, vec_features: vec, metadata: stampMetadata(file), ...(regions ? { regions } : {}) })),
+      items: items.map(({ file, vec, model, regions }) => ({ relative_path: file.relative_path, vec_features: vec, metadata: stampMetadata(file, model), ...(regions ? { regions } : {}) })),
     });
   } catch (e) {
     // A 4xx here (a dimension mismatch) concerns every item alike; outages stop the run.
     if (e instanceof AppError && e.status >= 500) throw e;
     return { indexed: 0, failed: [...failed, ...items.map(({ file }) => failureOf(file.relative_path, e))] };
   }
-  for (const { file } of items) deps.known.remember(file);
+  for (const { file, model } of items) deps.known.remember(file, model);
   return { indexed: items.length, failed };
 }
 
@@ -72,8 +73,9 @@ async function prune(deps: IndexingDeps, rel: string, recursive: boolean, files:
 
 /**
  * Indexes a file, a folder (recursive by default) or a list of files under the image
- * root. Files whose size and mtime match what search already holds are skipped unless
- * `force`; that is what makes an interrupted run resumable.
+ * root. Files whose size and mtime match what search already holds, fingerprinted by the
+ * encoder's current model, are skipped unless `force`; that is what makes an interrupted run
+ * resumable, and what re-encodes a collection after the model (or its whitening) changed.
  */
 export async function indexImages(deps: IndexingDeps, req: IndexRequest): Promise<IndexResult> {
   const failed: Failure[] = [];
@@ -90,7 +92,8 @@ export async function indexImages(deps: IndexingDeps, req: IndexRequest): Promis
   }
   await deps.known.sync();
   const removed = req.prune && req.relative_path !== undefined ? await prune(deps, req.relative_path, req.recursive ?? true, files) : 0;
-  const todo = req.force ? files : files.filter((f) => !deps.known.isCurrent(f));
+  const model = req.force || files.length === 0 ? '' : await encoderModel(deps.encoder);
+  const todo = req.force ? files : files.filter((f) => !deps.known.isCurrent(f, model));
   const batches: FileStamp[][] = [];
   for (let i = 0; i < todo.length; i += deps.batchSize) batches.push(todo.slice(i, i + deps.batchSize));
 

@@ -1,16 +1,20 @@
 import type { SearchClient } from '@doppel/clients';
 import type { FileStamp } from '@doppel/image-source';
 import { isApiManaged } from './image-location.js';
+import { FINGERPRINT_MODEL_KEY, modelOf } from './fingerprint-model.logic.js';
 
-type Stamp = { size: number; mtime_ms: number };
+type Stamp = { size: number; mtime_ms: number; model: string | undefined };
 
-/** The metadata keys the pipeline writes next to each vector so re-indexing can skip unchanged files. */
-export const stampMetadata = (f: FileStamp) => ({ file_size: f.size, file_mtime_ms: f.mtime_ms });
+/**
+ * The metadata keys the pipeline writes next to each vector so re-indexing can skip unchanged
+ * files: the file's size and mtime, and the model that fingerprinted it.
+ */
+export const stampMetadata = (f: FileStamp, model: string) => ({ file_size: f.size, file_mtime_ms: f.mtime_ms, [FINGERPRINT_MODEL_KEY]: model });
 
 function stampOf(meta: Record<string, unknown> | undefined): Stamp | undefined {
   const size = meta?.file_size;
   const mtime = meta?.file_mtime_ms;
-  return typeof size === 'number' && typeof mtime === 'number' ? { size, mtime_ms: mtime } : undefined;
+  return typeof size === 'number' && typeof mtime === 'number' ? { size, mtime_ms: mtime, model: modelOf(meta) } : undefined;
 }
 
 /**
@@ -48,14 +52,15 @@ export class KnownFiles {
     if (count !== this.stamps.size) await this.reload();
   }
 
-  isCurrent(f: FileStamp): boolean {
+  /** Indexed, unchanged, and fingerprinted by `model` (a vector of another model, or of none recorded, is stale). */
+  isCurrent(f: FileStamp, model: string): boolean {
     if (this.managed.has(f.relative_path)) return true;
     const s = this.stamps.get(f.relative_path);
-    return s !== undefined && s.size === f.size && s.mtime_ms === f.mtime_ms;
+    return s !== undefined && s.size === f.size && s.mtime_ms === f.mtime_ms && s.model === model;
   }
 
-  remember(f: FileStamp): void {
-    this.stamps.set(f.relative_path, { size: f.size, mtime_ms: f.mtime_ms });
+  remember(f: FileStamp, model: string): void {
+    this.stamps.set(f.relative_path, { size: f.size, mtime_ms: f.mtime_ms, model });
   }
 
   /** Indexed file paths (prune candidates): API-managed ids are not files of the folder. */

@@ -25,9 +25,15 @@ function rotate(v: number[], k: number): number[] {
   return v.map((_, i) => v[(i + k) % v.length]!);
 }
 
-function standInEncoder(root: string, seen: { bodies: unknown[] }) {
+/** The pipeline's probe of the encoder's model name is a tiny PNG, not a stand-in image. */
+const PNG_SIGNATURE = '\x89PNG';
+
+function standInEncoder(root: string, seen: { bodies: unknown[] }, model = 'stand-in') {
   const read = (b: { relative_path?: string; image_base64?: string }): FakeImage => {
-    if (b.image_base64) return JSON.parse(Buffer.from(b.image_base64, 'base64').toString('utf8')) as FakeImage;
+    if (b.image_base64) {
+      const text = Buffer.from(b.image_base64, 'base64').toString('latin1');
+      return text.startsWith(PNG_SIGNATURE) ? { vec: [1, 0, 0, 0], group: 'probe' } : JSON.parse(text) as FakeImage;
+    }
     try {
       return JSON.parse(readFileSync(join(root, b.relative_path!), 'utf8')) as FakeImage;
     } catch (e) {
@@ -38,7 +44,7 @@ function standInEncoder(root: string, seen: { bodies: unknown[] }) {
   const encodeOne = (b: EncodeRequest) => {
     const img = read(b);
     return {
-      request_id: b.request_id ?? 0, fingerprint: img.vec, dimension: img.vec.length, model: 'stand-in',
+      request_id: b.request_id ?? 0, fingerprint: img.vec, dimension: img.vec.length, model,
       ...(b.orientations === 'all' ? { orientations: ORIENTATION_NAMES.map((name, k) => ({ name, fingerprint: rotate(img.vec, k) })) } : {}),
     };
   };
@@ -378,6 +384,71 @@ describe('candidate re-ranking by hubness', () => {
     assert.equal(candidates.length, 10);
     assert.ok(candidates.every((c) => c.relative_path.startsWith('lib/hubs/')), JSON.stringify(candidates));
     assert.deepEqual(duplicated, []);
+  });
+});
+
+/*
+ * Two encoders with the same dimension but different fingerprints (a model and the same model
+ * whitened: `+pca`) in front of one index.
+ */
+describe('an index built with another fingerprint model', () => {
+  const root = mkdtempSync(join(tmpdir(), 'doppel-model-'));
+  const images = join(root, 'images');
+  const servers: RunningServer[] = [];
+  const closers: Array<() => Promise<void>> = [];
+  const bases: Record<'plain' | 'whitened', string> = { plain: '', whitened: '' };
+
+  before(async () => {
+    mkdirSync(join(images, 'lib'), { recursive: true });
+    writeFileSync(join(images, 'lib', 'x.png'), img([1, 0, 0, 0], 'X'));
+    writeFileSync(join(images, 'lib', 'y.png'), img([0, 1, 0, 0], 'Y'));
+    writeFileSync(join(images, 'x-copy.png'), img([0.9, 0.1, 0, 0], 'X'));
+    const start = async (app: Parameters<typeof serve>[0]) => {
+      const srv = await serve(app, { port: 0, host: '127.0.0.1', logger });
+      servers.push(srv);
+      return `http://127.0.0.1:${srv.port}`;
+    };
+    const matchUrl = await start(standInMatcher(images, { bodies: [] }));
+    const search = buildSearchService(loadConfig(SearchConfig, { LOCATION: join(root, 'embeddings'), DIMENSION: '4', SNAPSHOT_INTERVAL_MS: '0', LOG_LEVEL: 'silent' }), { checkResponses: true });
+    const searchUrl = await start(search.app);
+    await search.start?.();
+    closers.push(() => search.close());
+    for (const [name, model] of [['plain', 'resnet18.onnx'], ['whitened', 'resnet18.onnx+pca']] as const) {
+      const service = buildService(loadConfig(PipelineConfig, {
+        LOG_LEVEL: 'silent', IMAGES_ROOT: images, ENCODER_URL: await start(standInEncoder(images, { bodies: [] }, model)),
+        SEARCH_URL: searchUrl, MATCHING_URL: matchUrl, DOWNSTREAM_TIMEOUT_MS: '30000',
+      }), { checkResponses: true });
+      closers.unshift(() => service.close());
+      bases[name] = await start(service.app);
+    }
+    const indexed = await call(bases.plain, 'POST', '/index', { relative_path: 'lib' });
+    assert.equal(indexed.body.response.indexed, 2, JSON.stringify(indexed.body));
+  });
+
+  after(async () => {
+    for (const srv of servers.reverse()) await srv.close();
+    for (const c of closers) await c();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  const query = (base: string) => call(base, 'POST', '/duplicates', { relative_path: 'x-copy.png', all_orientations: false });
+
+  it('when the encoder\'s model changed since the folder was indexed, then a query gets a 409 naming both models and the fix, and re-indexing re-encodes every file', async () => {
+    const refused = await query(bases.whitened);
+    assert.equal(refused.status, 409, JSON.stringify(refused.body));
+    assert.equal(refused.body.global_status, 0);
+    assert.equal(refused.body.error_code, 'MODEL_MISMATCH');
+    assert.match(refused.body.error_message, /fingerprints of resnet18\.onnx \(e\.g\. lib\/[xy]\.png\) but the encoder now makes resnet18\.onnx\+pca: re-index/);
+    // Unchanged files fingerprinted by the other model are not current: all of them are encoded again.
+    const reindexed = await call(bases.whitened, 'POST', '/index', { relative_path: 'lib' });
+    assert.deepEqual({ ...reindexed.body.response }, { total: 2, indexed: 2, skipped: 0, removed: 0, failed: [] });
+    const again = await call(bases.whitened, 'POST', '/index', { relative_path: 'lib' });
+    assert.equal(again.body.response.skipped, 2);
+    const found = await query(bases.whitened);
+    assert.equal(found.status, 200, JSON.stringify(found.body));
+    assert.deepEqual(found.body.response.duplicated.map((d: { relative_path: string }) => d.relative_path), ['lib/x.png']);
+    // And now the plain encoder is the one that no longer fits.
+    assert.equal((await query(bases.plain)).status, 409);
   });
 });
 
