@@ -40,3 +40,21 @@ export async function transformed(img: Buffer, t: Transform): Promise<Buffer> {
       return s.resize(Math.round(width * 0.6)).jpeg({ quality: 35 }).toBuffer();
   }
 }
+
+/**
+ * A drawn picture of another kind than syntheticImage: a two-colour gradient under one
+ * set of stripes (random period and angle) and a few large translucent discs. Its
+ * fingerprint is far from the random-shape pictures', as a photo's is from another's.
+ */
+export async function stripedImage(seed: number, width = 480, height = 360): Promise<Buffer> {
+  const r = rng(seed);
+  const colour = () => `rgb(${Math.floor(r() * 256)},${Math.floor(r() * 256)},${Math.floor(r() * 256)})`;
+  const period = 6 + r() * 40;
+  const angle = r() * 180;
+  const discs = Array.from({ length: 4 + Math.floor(r() * 6) }, () => `<circle cx="${r() * width}" cy="${r() * height}" r="${5 + (r() * width) / 4}" fill="${colour()}" fill-opacity="0.8"/>`).join('');
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><defs>`
+    + `<linearGradient id="g" gradientTransform="rotate(${r() * 360})"><stop offset="0" stop-color="${colour()}"/><stop offset="1" stop-color="${colour()}"/></linearGradient>`
+    + `<pattern id="p" width="${period}" height="${period}" patternUnits="userSpaceOnUse" patternTransform="rotate(${angle})"><rect width="${period / 2}" height="${period}" fill="${colour()}" fill-opacity="0.7"/></pattern>`
+    + `</defs><rect width="100%" height="100%" fill="url(#g)"/><rect width="100%" height="100%" fill="url(#p)"/>${discs}</svg>`;
+  return sharp(Buffer.from(svg)).jpeg({ quality: 92 }).toBuffer();
+}
