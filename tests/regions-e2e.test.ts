@@ -88,7 +88,7 @@ describe('e2e: regional fingerprints through the real stack', { timeout: 300_000
     assert.equal(hits[0]!.relative_path, TARGET, JSON.stringify(hits.slice(0, 3)));
     const region = hits[0]!.region;
     assert.ok(region !== undefined, 'the best entry of the picture is one of its regions');
-    assert.deepEqual(rmacWindows()[region].slice(0, 2), [0, 0], `region ${region} is a top-left window`);
+    assert.deepEqual(rmacWindows()[region]!.slice(0, 2), [0, 0], `region ${region} is a top-left window`);
   });
 
   it('when every entry is searched, then each image comes back once though it holds 14 vectors', async () => {
