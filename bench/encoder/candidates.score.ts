@@ -196,7 +196,7 @@ export async function score(ctx: Ctx & { variants: Variant[]; nDistractors: numb
  * through the points with distractors (recall falls about linearly in log N here),
  * extended to 100,000 images; the extrapolated values are printed too.
  */
-function plot(curves: Array<{ name: string; points: Array<[number, number]> }>): string {
+export function plot(curves: Array<{ name: string; points: Array<[number, number]> }>): string {
   const W = 640; const H = 400; const L = 60; const B = 50; const T = 20; const R = 180;
   const x = (n: number) => L + ((Math.log10(n) - 1.5) / (5.2 - 1.5)) * (W - L - R);
   const lo = 0.85;

@@ -6,19 +6,20 @@
  * WHITEN_FIT (collection | tail: the distractors past DISTRACTOR_N, `PREPS=distractors-tail:cc` encode),
  * WHITEN_FIT=fit (the cached `fit` set, FIT_PACKAGES=a,b: only those packages),
  * WHITENING_PATH (a fit file, e.g. models/resnet18.pca.json that `pnpm models` writes: applied instead of WHITEN),
- * REGIONS=0 (skip whitening the regional vectors), PER_TRANSFORM (rule:k,...).
+ * REGIONS=0 (skip whitening the regional vectors), PER_TRANSFORM (rule:k,...), SVG (plot file: recall@10
+ * against collection size, plain top 10 and SVG_RULE (hub0.75:100) after re-ranking, with the log-N fit to 100k).
  *
  * Brute force stands in for the ANN index: for each query, the collection's images are
  * scored by the best cosine over the query's 8 orientations (what the pipeline's merged
  * batch search returns), the top k are kept, then re-scored by each rule, and recall@10
  * of the true original is counted after the re-rank.
  */
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { originalOfQuery, transformOf } from '@doppel/cli';
-import { load, matmulSession, SIZES } from './candidates.score.js';
+import { load, matmulSession, plot, SIZES } from './candidates.score.js';
 import { devSplit, V2_TRANSFORMS } from '../matching/dev-split.bench.js';
 import { fitWhitening, whiteningFrom, type Whitening, type WhiteningFile } from '../../services/image-encoder/src/pca-whitening.transform.js';
 
@@ -244,3 +245,24 @@ const ts = [...new Set(qs.files.map(transformOf))].sort();
 console.log(`\n## per transform (${sizes.slice(2).join(' / ')} distractors)`);
 console.log(`| transform | ${perT.map(([r, k]) => `${r} k=${k}`).join(' | ')} |`);
 for (const t of ts) console.log(`| ${t} | ${perT.map(([r, k]) => sizes.slice(2).map((_, b) => recall(b + 2, Number(k), rules[r]!, (f) => transformOf(f) === t).toFixed(3)).join(' / ')).join(' | ')} |`);
+
+// MISSES=rule:k: the copies whose original is not in the top 10 at 10k distractors, with its rank after the re-rank.
+if (process.env.MISSES) {
+  const [rule, k] = process.env.MISSES.split(':') as [string, string];
+  const b = sizes.indexOf(10000);
+  console.log(`\n## misses at 10000 distractors (${rule}, k=${k}): copy, rank of its original (0-based; ">k" = not fetched)`);
+  qs.files.forEach((f, qi) => {
+    const l = lists[b]![qi]!.slice(0, Number(k));
+    const t = l.find((c) => c.i === want[qi]);
+    const rank = t ? l.filter((c) => c !== t && rules[rule]!(c) > rules[rule]!(t)).length : Infinity;
+    if (rank >= 10) console.log(`| ${f} | ${Number.isFinite(rank) ? rank : `>${k}`} | ${t ? `score ${t.s.toFixed(3)} hubness ${t.h.toFixed(3)}` : ''} |`);
+  });
+}
+
+if (process.env.SVG) {
+  const [rule, k] = (process.env.SVG_RULE ?? 'hub0.75:100').split(':') as [string, string];
+  const label = alpha > 0 || process.env.WHITENING_PATH ? 'whitened, ' : '';
+  const curve = (name: string, r: Rule, kk: number) => ({ name, points: sizes.map((s, b) => [idx.files.length + s, recall(b, kk, r, groups.all!)] as [number, number]) });
+  await writeFile(process.env.SVG, plot([curve(`${label}top 10`, rules.base!, 10), curve(`${label}re-ranked (${rule}, k=${k})`, rules[rule]!, Number(k))]));
+  console.log(`plot: ${process.env.SVG}`);
+}
