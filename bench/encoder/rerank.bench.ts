@@ -63,7 +63,7 @@ if (alpha > 0 || process.env.WHITENING_PATH) {
   if (process.env.WHITENING_PATH) {
     const f = JSON.parse(await readFile(process.env.WHITENING_PATH, 'utf8')) as WhiteningFile;
     file = whiteningFrom(f);
-    from = `${process.env.WHITENING_PATH}: ${f.fitted_on.slice(0, 160)}`;
+    from = `${process.env.WHITENING_PATH} (alpha ${f.alpha}): ${f.fitted_on.slice(0, 160)}`;
   } else if (process.env.WHITEN_FIT === 'fit') {
     // Images of other Debian packages (candidates.bench.ts `PREPS=fit:cc`, FIT_DIR), optionally
     // only those of FIT_PACKAGES (the package is the file name's prefix).
@@ -87,7 +87,7 @@ if (alpha > 0 || process.env.WHITENING_PATH) {
   apply(whole, nImg); apply(q, nq * O);
   // Regions only matter to the regions rules; whitening them costs 13x the images.
   if (process.env.REGIONS !== '0') apply(regions, nImg * (NW - 1));
-  console.log(`whitened (alpha ${alpha}, fitted on ${from})`);
+  console.log(`whitened (${file ? '' : `alpha ${alpha}, `}fitted on ${from})`);
 }
 const stem = (f: string) => f.replace(/\.[^.]+$/, '');
 const want = qs.files.map((f) => idx.files.findIndex((g) => stem(g) === originalOfQuery(f)));
