@@ -352,12 +352,43 @@ describe('pipeline over HTTP', () => {
  * one another, the way flat or generic pictures crowd together in a large collection. By
  * search score alone the twelve hubs fill the 10 candidates and o is 13th.
  */
+/** The servers of one suite: the real search app on a fresh folder and the matcher stand-in; pipelines over them; close() stops all. */
+async function suiteServers(root: string, images: string, dimension: number) {
+  const servers: RunningServer[] = [];
+  const closers: Array<() => Promise<void>> = [];
+  const start = async (app: Parameters<typeof serve>[0]) => {
+    const srv = await serve(app, { port: 0, host: '127.0.0.1', logger });
+    servers.push(srv);
+    return `http://127.0.0.1:${srv.port}`;
+  };
+  const matchUrl = await start(standInMatcher(images, { bodies: [] }));
+  const search = buildSearchService(loadConfig(SearchConfig, { LOCATION: join(root, 'embeddings'), DIMENSION: String(dimension), SNAPSHOT_INTERVAL_MS: '0', LOG_LEVEL: 'silent' }), { checkResponses: true });
+  const searchUrl = await start(search.app);
+  await search.start?.();
+  closers.push(() => search.close());
+  const pipeline = async (env: Record<string, string>) => {
+    const service = buildService(loadConfig(PipelineConfig, {
+      LOG_LEVEL: 'silent', IMAGES_ROOT: images, SEARCH_URL: searchUrl, MATCHING_URL: matchUrl, DOWNSTREAM_TIMEOUT_MS: '30000', ...env,
+    }), { checkResponses: true });
+    closers.unshift(() => service.close());
+    return start(service.app);
+  };
+  return {
+    start,
+    pipeline,
+    close: async () => {
+      for (const srv of servers.reverse()) await srv.close();
+      for (const c of closers) await c();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
 describe('candidate re-ranking by hubness', () => {
   const root = mkdtempSync(join(tmpdir(), 'doppel-rerank-'));
   const images = join(root, 'images');
-  const servers: RunningServer[] = [];
-  const closers: Array<() => Promise<void>> = [];
   const bases: Record<'reranked' | 'plain', string> = { reranked: '', plain: '' };
+  let close = async () => {};
 
   before(async () => {
     mkdirSync(join(images, 'lib', 'hubs'), { recursive: true });
@@ -365,34 +396,17 @@ describe('candidate re-ranking by hubness', () => {
     writeFileSync(join(images, 'q.png'), img([1, 0, 0, 0, 0, 0], 'Q'));
     writeFileSync(join(images, 'lib', 'o.png'), img([0.8, 0, 0, 0.6, 0, 0], 'Q'));
     for (let j = 0; j < 12; j++) writeFileSync(join(images, 'lib', 'hubs', `h${j}.png`), img([0.85, ...unit([1, 0.02 * j, 0.01 * (j % 3)]).map((x) => x * Math.sqrt(1 - 0.85 ** 2)), 0, 0], `H${j}`));
-    const start = async (app: Parameters<typeof serve>[0]) => {
-      const srv = await serve(app, { port: 0, host: '127.0.0.1', logger });
-      servers.push(srv);
-      return `http://127.0.0.1:${srv.port}`;
-    };
-    const encoderUrl = await start(standInEncoder(images, { bodies: [] }));
-    const matchUrl = await start(standInMatcher(images, { bodies: [] }));
-    const search = buildSearchService(loadConfig(SearchConfig, { LOCATION: join(root, 'embeddings'), DIMENSION: '6', SNAPSHOT_INTERVAL_MS: '0', LOG_LEVEL: 'silent' }), { checkResponses: true });
-    const searchUrl = await start(search.app);
-    await search.start?.();
-    closers.push(() => search.close());
+    const servers = await suiteServers(root, images, 6);
+    close = servers.close;
+    const encoderUrl = await servers.start(standInEncoder(images, { bodies: [] }));
     for (const [name, weight] of [['reranked', '0.75'], ['plain', '0']] as const) {
-      const service = buildService(loadConfig(PipelineConfig, {
-        LOG_LEVEL: 'silent', IMAGES_ROOT: images, NB_NEIGHBORS: '10', SEARCH_K: '100', HUBNESS_WEIGHT: weight,
-        ENCODER_URL: encoderUrl, SEARCH_URL: searchUrl, MATCHING_URL: matchUrl, DOWNSTREAM_TIMEOUT_MS: '30000',
-      }), { checkResponses: true });
-      closers.unshift(() => service.close());
-      bases[name] = await start(service.app);
+      bases[name] = await servers.pipeline({ NB_NEIGHBORS: '10', SEARCH_K: '100', HUBNESS_WEIGHT: weight, ENCODER_URL: encoderUrl });
     }
     const indexed = await call(bases.reranked, 'POST', '/index', { relative_path: 'lib' });
     assert.equal(indexed.body.response.indexed, 13, JSON.stringify(indexed.body));
   });
 
-  after(async () => {
-    for (const srv of servers.reverse()) await srv.close();
-    for (const c of closers) await c();
-    rmSync(root, { recursive: true, force: true });
-  });
+  after(() => close());
 
   const query = (base: string) => call(base, 'POST', '/duplicates', { relative_path: 'q.png', all_orientations: false });
 
@@ -422,42 +436,24 @@ describe('candidate re-ranking by hubness', () => {
 describe('an index built with another fingerprint model', () => {
   const root = mkdtempSync(join(tmpdir(), 'doppel-model-'));
   const images = join(root, 'images');
-  const servers: RunningServer[] = [];
-  const closers: Array<() => Promise<void>> = [];
   const bases: Record<'plain' | 'whitened', string> = { plain: '', whitened: '' };
+  let close = async () => {};
 
   before(async () => {
     mkdirSync(join(images, 'lib'), { recursive: true });
     writeFileSync(join(images, 'lib', 'x.png'), img([1, 0, 0, 0], 'X'));
     writeFileSync(join(images, 'lib', 'y.png'), img([0, 1, 0, 0], 'Y'));
     writeFileSync(join(images, 'x-copy.png'), img([0.9, 0.1, 0, 0], 'X'));
-    const start = async (app: Parameters<typeof serve>[0]) => {
-      const srv = await serve(app, { port: 0, host: '127.0.0.1', logger });
-      servers.push(srv);
-      return `http://127.0.0.1:${srv.port}`;
-    };
-    const matchUrl = await start(standInMatcher(images, { bodies: [] }));
-    const search = buildSearchService(loadConfig(SearchConfig, { LOCATION: join(root, 'embeddings'), DIMENSION: '4', SNAPSHOT_INTERVAL_MS: '0', LOG_LEVEL: 'silent' }), { checkResponses: true });
-    const searchUrl = await start(search.app);
-    await search.start?.();
-    closers.push(() => search.close());
+    const servers = await suiteServers(root, images, 4);
+    close = servers.close;
     for (const [name, model] of [['plain', 'resnet18.onnx'], ['whitened', 'resnet18.onnx+pca']] as const) {
-      const service = buildService(loadConfig(PipelineConfig, {
-        LOG_LEVEL: 'silent', IMAGES_ROOT: images, ENCODER_URL: await start(standInEncoder(images, { bodies: [] }, model)),
-        SEARCH_URL: searchUrl, MATCHING_URL: matchUrl, DOWNSTREAM_TIMEOUT_MS: '30000',
-      }), { checkResponses: true });
-      closers.unshift(() => service.close());
-      bases[name] = await start(service.app);
+      bases[name] = await servers.pipeline({ ENCODER_URL: await servers.start(standInEncoder(images, { bodies: [] }, model)) });
     }
     const indexed = await call(bases.plain, 'POST', '/index', { relative_path: 'lib' });
     assert.equal(indexed.body.response.indexed, 2, JSON.stringify(indexed.body));
   });
 
-  after(async () => {
-    for (const srv of servers.reverse()) await srv.close();
-    for (const c of closers) await c();
-    rmSync(root, { recursive: true, force: true });
-  });
+  after(() => close());
 
   const query = (base: string) => call(base, 'POST', '/duplicates', { relative_path: 'x-copy.png', all_orientations: false });
 
