@@ -239,12 +239,12 @@ for (const [g, sel] of Object.entries(groups)) {
   }
 }
 
-// Per transform, recall@10 at 10k / 20k distractors: plain top 10, and chosen rules at k=100.
+// Per transform, recall@10 at 1k / 10k / 20k distractors: plain top 10, and chosen rules at k=100.
 const perT = (process.env.PER_TRANSFORM ?? 'base:10,hub0.75:100').split(',').map((x) => x.split(':') as [string, string]);
 const ts = [...new Set(qs.files.map(transformOf))].sort();
-console.log(`\n## per transform (${sizes.slice(2).join(' / ')} distractors)`);
+console.log(`\n## per transform (${sizes.slice(1).join(' / ')} distractors)`);
 console.log(`| transform | ${perT.map(([r, k]) => `${r} k=${k}`).join(' | ')} |`);
-for (const t of ts) console.log(`| ${t} | ${perT.map(([r, k]) => sizes.slice(2).map((_, b) => recall(b + 2, Number(k), rules[r]!, (f) => transformOf(f) === t).toFixed(3)).join(' / ')).join(' | ')} |`);
+for (const t of ts) console.log(`| ${t} | ${perT.map(([r, k]) => sizes.slice(1).map((_, b) => recall(b + 1, Number(k), rules[r]!, (f) => transformOf(f) === t).toFixed(3)).join(' / ')).join(' | ')} |`);
 
 // MISSES=rule:k: the copies whose original is not in the top 10 at 10k distractors, with its rank after the re-rank.
 if (process.env.MISSES) {
