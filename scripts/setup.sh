@@ -111,9 +111,10 @@ case "$mode" in
     corepack enable
     pnpm install --frozen-lockfile
     # The default fingerprint model, from ../shared/models (or MODEL_URL + MODEL_SHA256), and its
-    # whitening fit beside it: `apt-get download`s two Debian packages of images (no install) and
-    # fits on them, a few minutes the first time. It needs the apt lists.
-    if ! compgen -G "/var/lib/apt/lists/*_Packages*" >/dev/null; then
+    # whitening fit beside it: `apt-get download`s four Debian packages of images (no install) and
+    # fits on them, a few minutes the first time. It needs current apt lists (stale ones name
+    # package versions the mirror no longer has), so they are refreshed when a fit is to be made.
+    if [ ! -f models/resnet18.pca.json ] || ! compgen -G "/var/lib/apt/lists/*_Packages*" >/dev/null; then
       SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
       $SUDO apt-get update -qq
     fi
