@@ -525,6 +525,34 @@ describe('the overlap check of low-texture pairs', () => {
   });
 });
 
+describe('small images enlarged before SIFT', () => {
+  it('when an image is under ENLARGE_BELOW, then SIFT sees it at twice its size; from ENLARGE_BELOW on, it is only ever shrunk', async () => {
+    const limits = { maxPixels: 1e8, maxBytes: 1e8, width: 384, height: 384, thumbSize: 32, enlargeBelow: 192 };
+    const tiny = await sharp(await texturedScene(41)).resize({ width: 120 }).jpeg({ quality: 75 }).toBuffer();
+    const small = await decodeImage(tiny, limits);
+    assert.deepEqual([small.grey.width, small.grey.height], [240, 180]);
+    assert.deepEqual([(await decodeImage(tiny, { ...limits, enlargeBelow: 0 })).grey.width], [120]);
+    const atLimit = await decodeImage(await sharp(await texturedScene(41)).resize({ width: 192 }).png().toBuffer(), limits);
+    assert.equal(atLimit.grey.width, 192);
+  });
+
+  it('when a 120-px thumbnail of an original is the candidate, then it verifies against its original', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'doppel-small-'));
+    const original = await texturedScene(61);
+    await writeFile(path.join(root, 'original.png'), original);
+    await writeFile(path.join(root, 'other.png'), await texturedScene(62));
+    await writeFile(path.join(root, 'thumb.jpg'), await sharp(original).resize({ width: 120 }).jpeg({ quality: 75 }).toBuffer());
+    const s = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1' });
+    try {
+      const r = await call(s.base, 'POST', '/match', { candidate: 'thumb.jpg', neighbors: ['original.png', 'other.png'] });
+      assert.deepEqual(r.body.response.duplicated.map((d: { relative_path: string }) => d.relative_path), ['original.png'], JSON.stringify(r.body.response.checked));
+    } finally {
+      await s.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('features kept by the worker processes', () => {
   const policy = { ratio: 0.75, model: 'similarity' as const, reprojPx: 4, acceptInliers: 10, denseMinKeypoints: 40, denseMinEdgeStd: 2 };
   let candidate: PreparedCandidate;
