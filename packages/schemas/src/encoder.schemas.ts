@@ -111,6 +111,7 @@ export const EncoderConfig = Type.Object(
     POOLING: Type.Union([Type.Literal('gap'), Type.Literal('gem')], { default: 'gap', description: 'Pooling of the feature map: average, or generalised mean (p = 3).' }),
     NB_WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'Inference worker threads.' }),
     INTRA_OP_THREADS: Type.Integer({ minimum: 1, maximum: 64, default: 2, description: 'onnxruntime intra-op threads per worker (NB_WORKERS x this should fit the cores).' }),
+    INTRA_OP_SPINNING: Type.Boolean({ default: false, description: 'Let idle onnxruntime threads spin for the next run: a little less latency on an idle machine, a core burnt while waiting otherwise. Measured: bench/encoder/spinning.bench.ts (encoder README).' }),
     MAX_BATCH: Type.Integer({ minimum: 1, maximum: 256, default: 16, description: 'Largest micro-batch per session.run.' }),
     BATCH_WINDOW_MS: Type.Integer({ minimum: 0, maximum: 1000, default: 2, description: 'How long an idle worker waits for more images to batch.' }),
     QUEUE_LIMIT: Type.Integer({ minimum: 1, default: 256, description: 'Images waiting for inference before 429.' }),

@@ -48,6 +48,8 @@ export const DuplicatesResponse = Envelope(
   Type.Object({
     duplicated: Type.Array(ConfirmedDuplicate),
     candidates: Type.Array(Candidate),
+    /** Orientations of the query that were encoded and searched: 1 (its own), or 8 when that verified nothing (ORIENTATION_SEARCH). */
+    orientations_searched: Type.Optional(Type.Integer({ minimum: 1, maximum: 8 })),
     timings_ms: Type.Object({ encode: Type.Number(), search: Type.Number(), match: Type.Number() }),
     /** From instance-matching: why the query declares nothing (it is almost flat). */
     reason: Type.Optional(MatchReason),
@@ -103,6 +105,7 @@ export const PipelineConfig = Type.Object(
     MIN_SCORE: Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'Search similarity below which a neighbour is not a candidate.' }),
     SEARCH_K: Type.Integer({ minimum: 1, maximum: MAX_NEIGHBORS, default: 100, description: 'Images fetched from search per query (the merged best of its 8 orientations) and re-ranked; the best NB_NEIGHBORS go to verification. Measured: bench/encoder/rerank.bench.ts (pipeline README).' }),
     HUBNESS_WEIGHT: Type.Number({ minimum: 0, maximum: 2, default: 0.75, description: 'Re-ranking: a candidate ranks by its search score minus this times its hubness (the mean score of its 10 nearest indexed images), so images close to everything stop crowding out the original; 0: search order.' }),
+    ORIENTATION_SEARCH: Type.Union([Type.Literal('cascade'), Type.Literal('all')], { default: 'cascade', description: 'cascade: a query is encoded and searched as it is (1 forward pass), and in all 8 rotations/mirrors only when that verifies no candidate; all: always the 8 (a query with an upright verified copy is then also searched for turned ones). Measured: bench/pipeline/latency.bench.ts (pipeline README).' }),
     DOWNSTREAM_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 30000, description: 'Deadline of one downstream call; past it the pipeline answers 504 DOWNSTREAM_TIMEOUT.' }),
     INDEX_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 64, default: 16, description: 'Images per encoder batch while indexing.' }),
     INDEX_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 16, default: 2, description: 'Encoder batches in flight while indexing.' }),

@@ -96,6 +96,7 @@ export async function buildService(config: Readonly<EncoderConfig>, deps: Encode
       inputSize: config.INPUT_SIZE,
       workers: config.NB_WORKERS,
       intraOpThreads: config.INTRA_OP_THREADS,
+      spinning: config.INTRA_OP_SPINNING,
       maxBatch: config.MAX_BATCH,
       batchWindowMs: config.BATCH_WINDOW_MS,
       queueLimit: config.QUEUE_LIMIT,

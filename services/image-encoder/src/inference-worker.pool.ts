@@ -9,6 +9,8 @@ export interface WorkerInit {
   inputName: string;
   inputSize: number;
   intraOpThreads: number;
+  /** Let onnxruntime's idle intra-op threads spin for the next run (see INTRA_OP_SPINNING). */
+  spinning: boolean;
 }
 /** `pixels`: the RGB bytes (HWC) of each image back to back; `orient[i]`: image i also runs its 7 other orientations. */
 export type WorkerRequest = WorkerInit | { type: 'run'; id: number; pixels: Uint8Array; orient: Uint8Array };

@@ -22,6 +22,8 @@ export interface ModelOptions {
   inputSize?: number;
   workers?: number;
   intraOpThreads?: number;
+  /** onnxruntime's intra-op threads spin between runs (off by default: INTRA_OP_SPINNING). */
+  spinning?: boolean;
   maxBatch?: number;
   batchWindowMs?: number;
   queueLimit?: number;
@@ -101,7 +103,7 @@ async function prepareInit(opts: ModelOptions): Promise<{ init: WorkerInit; layo
     layout,
     init: {
       type: 'init', model: bytes, featureTensor: layout.featureTensor, isGraphOutput: layout.isGraphOutput,
-      inputName: layout.inputName, inputSize, intraOpThreads: opts.intraOpThreads ?? 2,
+      inputName: layout.inputName, inputSize, intraOpThreads: opts.intraOpThreads ?? 2, spinning: opts.spinning ?? false,
     },
   };
 }

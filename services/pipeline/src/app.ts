@@ -66,6 +66,7 @@ export function createApp(deps: PipelineDeps): Express {
     minScore: config.MIN_SCORE,
     searchK: config.SEARCH_K,
     hubnessWeight: config.HUBNESS_WEIGHT,
+    orientationSearch: config.ORIENTATION_SEARCH,
   };
   const stateDir = apiStateDir(config.IMAGES_ROOT, config.API_STATE_DIR);
   const images: ImagesDeps = {

@@ -19,6 +19,7 @@ export interface DuplicatesDeps {
   /** Images fetched from search and re-ranked (at least the candidates asked for). */
   searchK: number;
   hubnessWeight: number;
+  orientationSearch: OrientationSearch;
 }
 
 const ms = (start: number) => Math.round((performance.now() - start) * 10) / 10;
@@ -47,14 +48,59 @@ async function matchPrepared(matching: MatchingClient, prepared: Prepared, candi
   return matching.match({ ...candidate, ...rest });
 }
 
+/** The orientations a query is searched in: only its own, then (cascade) all 8 when that verifies nothing. */
+export type OrientationSearch = 'cascade' | 'all';
+
+type Stage = 'none' | 'all';
+interface Searched {
+  candidates: Candidate[];
+  neighbors: Awaited<ReturnType<SearchClient['searchBatch']>>['neighbors'];
+}
+
 /**
- * encode (all 8 orientations in one call) -> one batch search -> verify the union with
- * instance-matching. A query given by relative_path is left out of its own results.
+ * Encodes the query in one or all 8 orientations (one encoder call) and searches every
+ * fingerprint in one round-trip: search merges the orientations' neighbours per image
+ * (best score and the orientation that gave it), keeps the best k (one more: the query
+ * may be indexed) and gives each its hubness; the re-ranked best nb are the candidates.
+ */
+async function encodeAndSearch(deps: DuplicatesDeps, source: { relative_path: string } | { image_base64: string }, stage: Stage, nb: number, minScore: number, relPath: string | undefined, timings: { encode: number; search: number }): Promise<Searched> {
+  let t = performance.now();
+  const encoded = await deps.encoder.encode({ ...source, orientations: stage });
+  timings.encode += ms(t);
+  t = performance.now();
+  const fingerprints = encoded.orientations?.length
+    ? encoded.orientations.map((o) => ({ orientation: o.name, vec: o.fingerprint }))
+    : [{ orientation: 'identity' as const, vec: encoded.fingerprint }];
+  const k = Math.max(nb, deps.searchK);
+  const { neighbors } = await deps.search.searchBatch({
+    queries: fingerprints.map((f) => ({ vec_features: f.vec })),
+    nb_neighbors: k,
+    min_score: minScore,
+    limit: k + 1,
+    ...(deps.hubnessWeight > 0 ? { hubness_k: HUBNESS_K } : {}),
+  });
+  const candidates: Candidate[] = rerankByHubness(neighbors, deps.hubnessWeight)
+    .filter((n) => n.relative_path !== relPath)
+    .slice(0, nb)
+    .map((n) => ({ relative_path: n.relative_path, score: n.score, orientation: fingerprints[n.query]?.orientation ?? 'identity' }));
+  timings.search += ms(t);
+  return { candidates, neighbors };
+}
+
+/**
+ * encode -> search -> verify with instance-matching. With `cascade` (the default) the query
+ * is first encoded and searched as it is (one forward pass instead of 8): most copies keep
+ * their orientation, and their original is verified from that. Only when no candidate
+ * verifies are the 8 rotations/mirrors encoded and searched, and the candidates not yet
+ * checked verified. So a query that has an upright verified copy is not searched for
+ * turned copies too (ORIENTATION_SEARCH=all does that, at 8 passes per query); a query
+ * whose verification says it has no structure to prove anything with is not searched
+ * again. A query given by relative_path is left out of its own results.
  */
 export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesRequest): Promise<DuplicatesResult> {
   const nb = req.nb_neighbors ?? deps.nbNeighbors;
   const minScore = req.min_score ?? deps.minScore;
-  let t = performance.now();
+  const t0 = performance.now();
   // A url is downloaded once, here, under the same address policy as the encoder's; both
   // the encoder and the matcher get these bytes (a second download could see other content,
   // or another address). The download counts in the encode stage.
@@ -69,59 +115,47 @@ export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesReques
     : { candidate_base64: bytes! };
   // The query's SIFT extraction starts now and runs while it is encoded and searched.
   const prepared = prepareCandidate(deps.matching, candidate);
-  const encoded = await deps.encoder.encode({ ...source, orientations: req.all_orientations === false ? 'none' : 'all' });
-  const encodeMs = ms(t);
+  const timings = { encode: ms(t0), search: 0, match: 0 };
+  const stages: Stage[] = req.all_orientations === false ? ['none'] : deps.orientationSearch === 'cascade' ? ['none', 'all'] : ['all'];
 
-  t = performance.now();
-  const fingerprints = encoded.orientations?.length
-    ? encoded.orientations.map((o) => ({ orientation: o.name, vec: o.fingerprint }))
-    : [{ orientation: 'identity', vec: encoded.fingerprint }];
-  // One round-trip: search merges the orientations' neighbours per image (best score and
-  // the orientation that gave it), keeps the best k (one more: the query may be indexed)
-  // and gives each its hubness; the re-ranked best nb are verified.
-  const k = Math.max(nb, deps.searchK);
-  const { neighbors } = await deps.search.searchBatch({
-    queries: fingerprints.map((f) => ({ vec_features: f.vec })),
-    nb_neighbors: k,
-    min_score: minScore,
-    limit: k + 1,
-    ...(deps.hubnessWeight > 0 ? { hubness_k: HUBNESS_K } : {}),
-  });
-  const candidates: Candidate[] = rerankByHubness(neighbors, deps.hubnessWeight)
-    .filter((n) => n.relative_path !== relPath)
-    .slice(0, nb)
-    .map((n) => ({ relative_path: n.relative_path, score: n.score, orientation: fingerprints[n.query]?.orientation ?? 'identity' }));
-  const searchMs = ms(t);
-
-  t = performance.now();
   let duplicated: DuplicatesResult['duplicated'] = [];
   let reason: DuplicatesResult['reason'];
-  let verified: Candidate[] = candidates;
-  if (candidates.length > 0) {
-    // Ids added through POST /images are verified against where their bytes are kept.
-    const targets = matcherTargets(candidates.map((c) => c.relative_path), neighbors);
-    const rest = {
-      neighbors: targets.neighbors,
-      ...(req.threshold !== undefined ? { threshold: req.threshold } : {}),
-    };
-    const matched = await matchPrepared(deps.matching, await prepared, candidate, rest);
-    const searchScore = new Map(candidates.map((c) => [c.relative_path, c.score]));
-    duplicated = matched.duplicated.flatMap((m) => targets.idsOf(m.relative_path).map((id) => ({ ...m, relative_path: id }))).map((d) => ({
-      relative_path: d.relative_path,
-      score: d.score,
-      inliers: d.inliers,
-      ...(searchScore.has(d.relative_path) ? { search_score: searchScore.get(d.relative_path)! } : {}),
-      ...(d.method ? { method: d.method } : {}),
-      ...(d.region ? { region: d.region } : {}),
-      ...(d.query_region ? { query_region: d.query_region } : {}),
-      ...(d.partial !== undefined ? { partial: d.partial } : {}),
-    })).sort((a, b) => b.score - a.score);
-    reason = matched.reason;
-    // Every candidate's verification score, rejected ones too: a precision/recall curve over
-    // the match threshold needs no re-run (doppel eval).
-    const scores = new Map(matched.checked.map((c) => [c.relative_path, c.score]));
-    verified = candidates.map((c) => (scores.has(c.relative_path) ? { ...c, verification_score: scores.get(c.relative_path)! } : c));
+  let candidates: Candidate[] = [];
+  const scores = new Map<string, number>();
+  let searched = 0;
+  for (const stage of stages) {
+    const found = await encodeAndSearch(deps, source, stage, nb, minScore, relPath, timings);
+    searched = stage === 'all' ? 8 : 1;
+    candidates = found.candidates;
+    const fresh = candidates.filter((c) => !scores.has(c.relative_path));
+    if (fresh.length > 0) {
+      const t = performance.now();
+      // Ids added through POST /images are verified against where their bytes are kept.
+      const targets = matcherTargets(fresh.map((c) => c.relative_path), found.neighbors);
+      const rest = {
+        neighbors: targets.neighbors,
+        ...(req.threshold !== undefined ? { threshold: req.threshold } : {}),
+      };
+      const matched = await matchPrepared(deps.matching, await prepared, candidate, rest);
+      const searchScore = new Map(fresh.map((c) => [c.relative_path, c.score]));
+      duplicated = matched.duplicated.flatMap((m) => targets.idsOf(m.relative_path).map((id) => ({ ...m, relative_path: id }))).map((d) => ({
+        relative_path: d.relative_path,
+        score: d.score,
+        inliers: d.inliers,
+        ...(searchScore.has(d.relative_path) ? { search_score: searchScore.get(d.relative_path)! } : {}),
+        ...(d.method ? { method: d.method } : {}),
+        ...(d.region ? { region: d.region } : {}),
+        ...(d.query_region ? { query_region: d.query_region } : {}),
+        ...(d.partial !== undefined ? { partial: d.partial } : {}),
+      })).sort((a, b) => b.score - a.score);
+      reason = matched.reason;
+      // Every candidate's verification score, rejected ones too: a precision/recall curve over
+      // the match threshold needs no re-run (doppel eval).
+      for (const c of matched.checked) for (const id of targets.idsOf(c.relative_path)) scores.set(id, c.score);
+      timings.match += ms(t);
+    }
+    if (duplicated.length > 0 || reason === 'query_without_structure') break;
   }
-  const matchMs = ms(t);
-  return { duplicated, candidates: verified, timings_ms: { encode: encodeMs, search: searchMs, match: matchMs }, ...(reason ? { reason } : {}) };
+  const verified = candidates.map((c) => (scores.has(c.relative_path) ? { ...c, verification_score: scores.get(c.relative_path)! } : c));
+  return { duplicated, candidates: verified, orientations_searched: searched, timings_ms: timings, ...(reason ? { reason } : {}) };
 }

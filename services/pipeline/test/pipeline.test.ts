@@ -97,6 +97,8 @@ describe('pipeline over HTTP', () => {
   let base: string;
   /** The same pipeline, but its url fetcher refuses loopback and private addresses (the default). */
   let guardedBase: string;
+  /** The same pipeline with ORIENTATION_SEARCH=all: the 8 orientations of every query. */
+  let allOrientationsBase: string;
   /** Serves url queries: /c.json is a copy of c, /moved redirects to it. */
   let imageHost: Server;
   let imageHostUrl: string;
@@ -127,8 +129,9 @@ describe('pipeline over HTTP', () => {
     closeSearch = () => searchService.close();
     indexedPaths = async () => (await collection.list(0, 1000, false)).items.map((i: { relative_path: string }) => i.relative_path).sort();
     const url = (s: RunningServer) => `http://127.0.0.1:${s.port}`;
-    const pipelineWith = (allowPrivate: boolean) => {
+    const pipelineWith = (allowPrivate: boolean, orientationSearch = 'cascade') => {
       const config = loadConfig(PipelineConfig, {
+        ORIENTATION_SEARCH: orientationSearch,
         LOG_LEVEL: 'silent', IMAGES_ROOT: images, NB_NEIGHBORS: '10', MIN_SCORE: '0', INDEX_BATCH_SIZE: '2', INDEX_CONCURRENCY: '2',
         SEARCH_URL: url(searchSrv), MATCHING_URL: url(matchSrv), DOWNSTREAM_TIMEOUT_MS: '30000',
         URL_TIMEOUT_MS: '10000', MAX_IMAGE_BYTES: String(1 << 20), URL_MAX_REDIRECTS: '1', ALLOW_PRIVATE_URLS: String(allowPrivate),
@@ -141,6 +144,7 @@ describe('pipeline over HTTP', () => {
     };
     base = url(await start(pipelineWith(true)));
     guardedBase = url(await start(pipelineWith(false)));
+    allOrientationsBase = url(await start(pipelineWith(true, 'all')));
     imageHost = createServer((req, res) => {
       if (req.url === '/moved') res.writeHead(302, { location: '/c.json' }).end();
       else if (req.url === '/c.json') res.writeHead(200, { 'content-type': 'image/png' }).end(img([0, 0, 0, 0.98], 'C'));
@@ -214,15 +218,38 @@ describe('pipeline over HTTP', () => {
     assert.equal(scores['a-copy.png'], 0.9);
     assert.ok(Object.values(scores).includes(0.1), JSON.stringify(res.candidates));
     for (const k of ['encode', 'search', 'match']) assert.equal(typeof res.timings_ms[k], 'number');
-    assert.deepEqual(encSeen.bodies.at(-1), { relative_path: 'a.png', orientations: 'all' });
   });
 
-  it('when a rotated copy is queried, then the orientation fingerprints find the original', async () => {
+  it('when the query as it is verifies a copy, then it is encoded and searched in that one orientation only', async () => {
+    const before = encSeen.bodies.length;
+    const r = await call(base, 'POST', '/duplicates', { relative_path: 'a.png' });
+    assert.deepEqual(r.body.response.duplicated.map((d: { relative_path: string }) => d.relative_path), ['a-copy.png']);
+    assert.equal(r.body.response.orientations_searched, 1);
+    assert.deepEqual(encSeen.bodies.slice(before), [{ relative_path: 'a.png', orientations: 'none' }]);
+  });
+
+  it('when ORIENTATION_SEARCH is all, then every query is encoded and searched in its 8 orientations', async () => {
+    const before = encSeen.bodies.length;
+    const r = await call(allOrientationsBase, 'POST', '/duplicates', { relative_path: 'a.png' });
+    assert.deepEqual(r.body.response.duplicated.map((d: { relative_path: string }) => d.relative_path), ['a-copy.png']);
+    assert.equal(r.body.response.orientations_searched, 8);
+    assert.deepEqual(encSeen.bodies.slice(before), [{ relative_path: 'a.png', orientations: 'all' }]);
+  });
+
+  it('when a rotated copy is queried, then its own orientation verifies nothing and the 8 orientation fingerprints find the original', async () => {
     // rot90 of the query (rotated by 1 place) is c's vector.
     const rotated = Buffer.from(img([1, 0, 0, 0], 'C')).toString('base64');
-    const r = await call(base, 'POST', '/duplicates', { image_base64: rotated });
+    const [encBefore, matchBefore] = [encSeen.bodies.length, matchSeen.bodies.length];
+    const r = await call(base, 'POST', '/duplicates', { image_base64: rotated, min_score: 0.6 });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.deepEqual(r.body.response.duplicated.map((d: { relative_path: string }) => d.relative_path), ['sub/c.jpg']);
+    assert.equal(r.body.response.orientations_searched, 8, JSON.stringify(r.body.response));
+    assert.deepEqual(encSeen.bodies.slice(encBefore).map((b) => (b as { orientations: string }).orientations), ['none', 'all']);
+    // The second verification gets only the candidates the first did not check.
+    const checked = matchSeen.bodies.slice(matchBefore).map((b) => (b as { neighbors: string[] }).neighbors);
+    assert.equal(checked.length, 2);
+    assert.deepEqual(checked[0], ['a.png', 'a-copy.png']);
+    assert.ok(checked[1]!.includes('sub/c.jpg') && !checked[1]!.some((p) => checked[0]!.includes(p)), JSON.stringify(checked));
     const best = r.body.response.candidates.find((c: { relative_path: string }) => c.relative_path === 'sub/c.jpg');
     assert.equal(best.score, 1);
     assert.notEqual(best.orientation, 'identity');
@@ -237,8 +264,9 @@ describe('pipeline over HTTP', () => {
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.deepEqual(r.body.response.duplicated.map((d: { relative_path: string }) => d.relative_path), ['sub/c.jpg']);
     const expected = Buffer.from(img([0, 0, 0, 0.98], 'C')).toString('base64');
+    // c verifies from the query as it is: one encoder call, on the downloaded bytes.
     assert.equal(encSeen.bodies.length, before + 1);
-    assert.deepEqual(encSeen.bodies.at(-1), { image_base64: expected, orientations: 'all' });
+    assert.deepEqual(encSeen.bodies.at(-1), { image_base64: expected, orientations: 'none' });
     assert.equal((matchSeen.bodies.at(-1) as { candidate_base64?: string }).candidate_base64, expected);
   });
 
