@@ -18,7 +18,8 @@
  *   CACHE=/tmp/cand-final NULL_CACHE=/tmp/verify3/nullcache DISTRACTOR_N=10000 RAW=/tmp/scale.json \
  *     node --conditions=source --import tsx bench/matching/at-scale.bench.ts [/work/shared/bench/dev] [/work/distractors]
  *
- * FROM=file re-scores rows kept by RAW=file; matcher env (THRESHOLD, OVERLAP_MIN_AGREEMENT, ...)
+ * FROM=file re-scores rows kept by RAW=file; NEIGHBOURS=file verifies the neighbour lists of
+ * such a file again (no fingerprints needed), e.g. under another matcher config; matcher env (THRESHOLD, OVERLAP_MIN_AGREEMENT, ...)
  * goes to the service config as in calibrate.ts.
  */
 import { link, mkdir, mkdtemp, readFile, rm, writeFile, copyFile } from 'node:fs/promises';
@@ -58,7 +59,11 @@ let rows: Row[];
 let elapsed = 0;
 let config = loadConfig(MatchingConfig, { ...process.env, LOG_LEVEL: 'silent' });
 if (process.env.FROM) ({ rows, elapsed } = JSON.parse(await readFile(process.env.FROM, 'utf8')) as { rows: Row[]; elapsed: number });
-else {
+else if (process.env.NEIGHBOURS) {
+  // The neighbour lists of an earlier run (RAW=...), verified again under this config.
+  rows = (JSON.parse(await readFile(process.env.NEIGHBOURS, 'utf8')) as { rows: Row[] }).rows.map((r) => ({ ...r, checked: [] }));
+  elapsed = await verifyAll(rows);
+} else {
   const [idx, dis, qs, nulls] = await Promise.all([load(cache, 'index-cc-o1'), load(cache, 'distractors-cc-o1'), load(cache, 'queries-cc-o8'), load(nullCache, 'queries-cc-o8')]);
   if (dis.files.length < nDist) throw new Error(`the cache holds ${dis.files.length} distractors, fewer than DISTRACTOR_N=${nDist}`);
   const images = [...idx.files.map((f, i) => ({ rel: `index/${f}`, v: vec(idx, i) })), ...dis.files.slice(0, nDist).map((f, i) => ({ rel: `distractors/${f}`, v: vec(dis, i) }))];
@@ -86,6 +91,12 @@ else {
     alone: topK(l, i, images.slice(0, idx.files.length)), scaled: topK(l, i, images), checked: [],
   }));
   process.stderr.write(`neighbours of ${rows.length} queries among ${images.length} images in ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+  elapsed = await verifyAll(rows);
+}
+if (process.env.RAW && !process.env.FROM) await writeFile(process.env.RAW, JSON.stringify({ rows, elapsed, distractors: nDist }));
+
+/** Verifies every row's neighbours through the real service; returns the seconds it took. */
+async function verifyAll(rows: Row[]): Promise<number> {
   // One target root holding the dev originals and the distractors that some query reaches
   // (hard links, or copies across file systems): the matcher resolves neighbours under it.
   const root = await mkdtemp(path.join(tmpdir(), 'doppel-scale-'));
@@ -106,10 +117,10 @@ else {
     r.checked = (res.response as { checked: Checked[] }).checked;
     if (++done % 200 === 0) process.stderr.write(`${done}/${rows.length} queries verified, ${((performance.now() - t1) / 1000).toFixed(0)} s\n`);
   });
-  elapsed = (performance.now() - t1) / 1000;
+  const seconds = (performance.now() - t1) / 1000;
   await close();
   await rm(root, { recursive: true, force: true });
-  if (process.env.RAW) await writeFile(process.env.RAW, JSON.stringify({ rows, elapsed, distractors: nDist }));
+  return seconds;
 }
 
 const threshold = Number(process.env.AT ?? config.THRESHOLD);
