@@ -34,7 +34,7 @@ import { devSplit, V2_TRANSFORMS, type Half } from './dev-split.bench.js';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
 const distractorDir = process.argv[3] ?? '/work/distractors';
-const every = Number(process.env.EVERY ?? 80);
+let every = Number(process.env.EVERY ?? 80);
 const config = loadConfig(MatchingConfig, { ...process.env, LOG_LEVEL: 'silent' });
 const accept = 10;
 const truth = (JSON.parse(await readFile(path.join(dev, 'truth.json'), 'utf8')) as { truth: Record<string, string | null> }).truth;
@@ -72,7 +72,7 @@ function pairRow(q: string, cand: { c: CandidateFeatures; thumb: GreyImage; edge
 
 let rows: Row[];
 let elapsed = 0;
-if (process.env.FROM) ({ rows, elapsed } = JSON.parse(await readFile(process.env.FROM, 'utf8')) as { rows: Row[]; elapsed: number });
+if (process.env.FROM) ({ rows, elapsed, every } = JSON.parse(await readFile(process.env.FROM, 'utf8')) as { rows: Row[]; elapsed: number; every: number });
 else {
   const t0 = performance.now();
   const side = async (file: string): Promise<Side> => {
@@ -96,7 +96,7 @@ else {
     if (n % 100 === 0) process.stderr.write(`${n}/${queries.length} queries, ${rows.length} pairs, ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
   }
   elapsed = (performance.now() - t0) / 1000;
-  if (process.env.CACHE) await writeFile(process.env.CACHE, JSON.stringify({ rows, elapsed }));
+  if (process.env.CACHE) await writeFile(process.env.CACHE, JSON.stringify({ rows, elapsed, every }));
 }
 
 // The service's decisions (calibrate.ts RAW rows): a pair it declares needs no overlap check.

@@ -219,8 +219,8 @@ export const MatchingConfig = Type.Object(
     }),
     OVERLAP_MIN_STRUCTURE: Type.Number({
       minimum: 0,
-      default: 2,
-      description: 'Structure both sides need inside the aligned overlap (RMS of the double-angle gradient field around its mean, grey levels/px of the 96-px thumbnail) before the overlap check may count.',
+      default: 1.5,
+      description: 'Structure both sides need inside the aligned overlap (RMS of the coherent double-angle gradient field around its mean, grey levels/px of the 96-px thumbnail) before the overlap check may count.',
     }),
     OVERLAP_MIN_AGREEMENT: Type.Number({
       minimum: 0,
