@@ -34,13 +34,15 @@ export const OVERLAP_MIN_PIXELS = 400;
 const CONTRAST_FLOOR = 2;
 
 interface Field {
-  /** Contrast-normalised double-angle field, interleaved (c, s). */
-  norm: Float32Array;
+  /** Contrast-normalised double-angle field: the cos and sin planes. */
+  nc: Float32Array;
+  ns: Float32Array;
   /**
-   * The raw double-angle field averaged over 5x5 pixels, interleaved (c, s): the coherent
+   * The raw double-angle field averaged over 5x5 pixels (cos and sin planes): the coherent
    * part of the orientations, where edges and shapes add up and noise cancels out.
    */
-  coherent: Float32Array;
+  cc: Float32Array;
+  cs: Float32Array;
   width: number;
   height: number;
 }
@@ -57,8 +59,10 @@ function fieldOf(grey: cv.Mat): Field {
   // Sobel 3x3 sums 8 weighted differences: /8 gives grey levels per pixel.
   for (let i = 0; i < n; i++) mag[i] = Math.hypot(gx[i]!, gy[i]!) / 8;
   const local = boxMean(mag, w, h, 3);
-  const raw = new Float32Array(2 * n);
-  const norm = new Float32Array(2 * n);
+  const rc = new Float32Array(n);
+  const rs = new Float32Array(n);
+  const nc = new Float32Array(n);
+  const ns = new Float32Array(n);
   for (let i = 0; i < n; i++) {
     const m = mag[i]!;
     if (m === 0) continue;
@@ -66,19 +70,25 @@ function fieldOf(grey: cv.Mat): Field {
     const y = gy[i]! / 8;
     // |g| (cos 2t, sin 2t) = ((x^2 - y^2) / |g|, 2xy / |g|).
     const c = (x * x - y * y) / m;
-    const s = (2 * x * y) / m;
-    raw[2 * i] = c;
-    raw[2 * i + 1] = s;
+    const sn = (2 * x * y) / m;
+    rc[i] = c;
+    rs[i] = sn;
     const k = 1 / (local[i]! + CONTRAST_FLOOR);
-    norm[2 * i] = c * k;
-    norm[2 * i + 1] = s * k;
+    nc[i] = c * k;
+    ns[i] = sn * k;
   }
-  const coherent = new Float32Array(2 * n);
-  for (const ch of [0, 1]) {
-    const plane = boxMean(Float32Array.from({ length: n }, (_, i) => raw[2 * i + ch]!), w, h, 2);
-    for (let i = 0; i < n; i++) coherent[2 * i + ch] = plane[i]!;
+  return { nc, ns, cc: boxMean(rc, w, h, 2), cs: boxMean(rs, w, h, 2), width: w, height: h };
+}
+
+/** The target's field, computed once per thumbnail (a worker keeps its targets, and so their fields). */
+const targetFields = new WeakMap<GreyImage, Field>();
+function targetField(img: GreyImage): Field {
+  let f = targetFields.get(img);
+  if (!f) {
+    f = fieldOf(toMat(img).convertTo(cv.CV_32F));
+    targetFields.set(img, f);
   }
-  return { norm, coherent, width: w, height: h };
+  return f;
 }
 
 /** Mean over a (2r+1)^2 window, clamped at the borders (summed-area table). */
@@ -163,14 +173,14 @@ export function alignedAgreement(cand: GreyImage, target: GreyImage, toTarget: r
   const n = target.width * target.height;
   const mask = copyOut(valid.getData(), new Uint8Array(n));
   const a = fieldOf(warped);
-  const b = fieldOf(toMat(target).convertTo(cv.CV_32F));
+  const b = targetField(target);
   const wg = copyOut(warped.getData(), new Float32Array(n));
   let count = 0;
   const sums = new Float64Array(14);
   for (let i = 0; i < n; i++) {
     if (mask[i] === 0) continue;
     count++;
-    const ac = a.norm[2 * i]!, as = a.norm[2 * i + 1]!, bc = b.norm[2 * i]!, bs = b.norm[2 * i + 1]!;
+    const ac = a.nc[i]!, as = a.ns[i]!, bc = b.nc[i]!, bs = b.ns[i]!;
     sums[0]! += ac; sums[1]! += as; sums[2]! += bc; sums[3]! += bs;
     sums[4]! += ac * bc + as * bs; sums[5]! += ac * ac + as * as; sums[6]! += bc * bc + bs * bs;
     const ga = wg[i]!, gb = target.data[i]!;
@@ -196,7 +206,7 @@ function spreadIn(f: Field, mask: Uint8Array): number {
   let n = 0, sc = 0, ss = 0, q = 0;
   for (let i = 0; i < mask.length; i++) {
     if (mask[i] === 0) continue;
-    const c = f.coherent[2 * i]!, s = f.coherent[2 * i + 1]!;
+    const c = f.cc[i]!, s = f.cs[i]!;
     n++; sc += c; ss += s; q += c * c + s * s;
   }
   return n > 0 ? Math.sqrt(Math.max(0, (q - (sc * sc + ss * ss) / n) / n)) : 0;
