@@ -194,7 +194,28 @@ function pipeline(r: BenchResults): string {
       { label: 'candidate recall@1 / @10 (all transforms)', keys: ['eval.both.all.recall_at_1', 'eval.both.all.recall_at_10'] },
     ],
   });
-  return [block, ...shardLines(r), '', 'Per half and per transform: the root README\'s quality table (same run).'].join('\n');
+  return [block, ...shardLines(r), '', 'Per half and per transform: the root README\'s quality table (same run).', '', latency(r)].join('\n');
+}
+
+/** Issue #15's ratios: one run of bench/pipeline/latency.bench.ts, this tree against the baseline commit. */
+function latency(r: BenchResults): string {
+  const rows = (['small', 'large'] as const).flatMap((size) => {
+    const at = `latency.${size}`;
+    return [
+      { label: `${size === 'small' ? 'dev scan set' : '+ 10,000 distractors'}: images indexed`, keys: [`${at}.indexed`] },
+      { label: 'query p50 / p99 (in raw forward passes)', keys: [`${at}.p50_ms`, `${at}.p50_x`, `${at}.p99_ms`, `${at}.p99_x`] },
+      { label: 'stage p50: encode / search / match; the query\'s SIFT extraction', keys: [`${at}.encode_ms`, `${at}.search_ms`, `${at}.match_ms`, `${at}.extract_ms`] },
+      { label: 'queries settled in their own orientation (1 forward pass)', keys: [`${at}.one_orientation`] },
+      { label: '`doppel scan` queries/s: this tree / baseline / ratio', keys: [`${at}.scan_qps`, `${at}.baseline.scan_qps`, `${at}.scan_x`] },
+      { label: '`doppel index` images/s: this tree / baseline / ratio', keys: [`${at}.index_img_s`, `${at}.baseline.index_img_s`, `${at}.index_x`] },
+      { label: 'baseline query p50 / p99 (in raw forward passes)', keys: [`${at}.baseline.p50_ms`, `${at}.baseline.p50_x`, `${at}.baseline.p99_ms`, `${at}.baseline.p99_x`] },
+    ];
+  });
+  return [
+    'Latency against one raw forward pass, and throughput against commit 71052c2, in one run (issue #15):',
+    '',
+    renderBlock(r, { rows: [{ label: 'one raw fp32 batch-1 forward pass of the default model', keys: ['latency.forward_ms'] }, ...rows] }),
+  ].join('\n');
 }
 
 function cli(r: BenchResults): string {

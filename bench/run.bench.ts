@@ -82,6 +82,12 @@ const PARTS: Part[] = [
     script: 'bench/report/report-page.bench.ts', args: { full: ['--images', '5000', '--runs', '3'], quick: ['--images', '1000', '--runs', '1'] },
     full: {}, quick: {}, limitS: { full: 600, quick: 90 },
   },
+  {
+    name: 'latency', what: 'pipeline query latency in forward passes, `doppel scan` and `doppel index` rates against commit 71052c2 (BASELINE_DIR), with the dev scan set and with 10,000 distractors more indexed',
+    script: 'bench/pipeline/latency.bench.ts',
+    // Needs a checkout of the baseline (BASELINE_DIR, '' for this tree only) and the distractor folder (DISTRACTORS); not in quick runs.
+    full: { BENCH_DISTRACTORS: '10000' }, quick: {}, limitS: { full: 5400, quick: 0 },
+  },
   // The full eval (1,456 queries, about 33 min here) in shards of a few minutes; quick runs
   // every 26th query in one go instead.
   ...Array.from({ length: EVAL_SHARDS }, (_, i): Part => ({

@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { createMatchingClient, createPipelineClient } from '@doppel/clients';
 import { freePorts } from '@doppel/service-kit/testing';
+import { figure } from '../figures.record.js';
 
 const repo = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const env = process.env;
@@ -98,7 +99,7 @@ async function waitReady(url: string, child: ChildProcess): Promise<void> {
   throw new Error('the stack did not become ready in 5 minutes');
 }
 
-interface Phase { index_images_per_s: number; scan_queries_per_s: number; p50: number; p99: number; stages: Record<string, number>; extract_ms?: number; indexed: number }
+interface Phase { index_images_per_s: number; scan_queries_per_s: number; p50: number; p99: number; stages: Record<string, number>; extract_ms?: number; indexed: number; one_orientation?: number }
 const results: Array<{ tree: string; small: Phase; large?: Phase }> = [];
 const forward: number[] = [];
 
@@ -120,11 +121,14 @@ for (const tree of trees) {
       const scanMs = await run(tree, ['scan', join(root, 'scanset'), '--out', join(home, 'report.html'), ...ports], home);
       const lat: number[] = [];
       const stages: Record<string, number[]> = {};
+      let oneOrientation = 0;
       for (const q of latencyQueries) {
         const t0 = performance.now();
         const r = await pipeline.duplicates({ relative_path: `scanset/queries/${q}` });
         lat.push(performance.now() - t0);
         for (const [k, v] of Object.entries(r.timings_ms)) (stages[k] ??= []).push(v);
+        // The baseline has no orientation cascade (and no such field): it searches 8 always.
+        if (r.orientations_searched === 1) oneOrientation++;
       }
       let extract: number | undefined;
       if (tree.dir === repo) { // the baseline has no /prepare
@@ -139,6 +143,7 @@ for (const tree of trees) {
         p50: median(lat), p99: quantile(lat, 0.99),
         stages: Object.fromEntries(Object.entries(stages).map(([k, v]) => [k, median(v)])),
         ...(extract !== undefined ? { extract_ms: extract } : {}),
+        ...(tree.dir === repo ? { one_orientation: oneOrientation / latencyQueries.length } : {}),
       };
       log(`${tree.name}, ${indexed} indexed: ${JSON.stringify(out)}; load ${load()}`);
       return out;
@@ -158,12 +163,32 @@ const fwd = median(forward);
 const f1 = (v: number) => v.toFixed(1);
 console.log(`\nraw fp32 batch-1 forward pass of ${modelPath}: ${fwd.toFixed(2)} ms (median of ${forward.map((v) => v.toFixed(2)).join(', ')}); load at end ${load()}`);
 console.log(`encoder precision of this branch: ${env.MODEL_PRECISION ?? 'fp32'}\n`);
-console.log('| tree | indexed | query p50 ms (x fwd) | p99 ms (x fwd) | stages p50 ms | query SIFT extract ms | scan queries/s | index images/s |');
-console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+console.log('| tree | indexed | query p50 ms (x fwd) | p99 ms (x fwd) | stages p50 ms | query SIFT extract ms | scan queries/s | index images/s | settled in 1 orientation |');
+console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
 for (const r of results) {
   for (const ph of [r.small, r.large].filter((x): x is Phase => x !== undefined)) {
     const st = Object.entries(ph.stages).map(([k, v]) => `${k} ${f1(v)}`).join(', ');
-    console.log(`| ${r.tree} | ${ph.indexed} | ${f1(ph.p50)} (${(ph.p50 / fwd).toFixed(1)}x) | ${f1(ph.p99)} (${(ph.p99 / fwd).toFixed(1)}x) | ${st} | ${ph.extract_ms !== undefined ? f1(ph.extract_ms) : '-'} | ${ph.scan_queries_per_s.toFixed(2)} | ${ph.index_images_per_s.toFixed(1)} |`);
+    console.log(`| ${r.tree} | ${ph.indexed} | ${f1(ph.p50)} (${(ph.p50 / fwd).toFixed(1)}x) | ${f1(ph.p99)} (${(ph.p99 / fwd).toFixed(1)}x) | ${st} | ${ph.extract_ms !== undefined ? f1(ph.extract_ms) : '-'} | ${ph.scan_queries_per_s.toFixed(2)} | ${ph.index_images_per_s.toFixed(1)} | ${ph.one_orientation !== undefined ? `${(100 * ph.one_orientation).toFixed(0)}%` : '-'} |`);
+  }
+}
+// The figures `pnpm bench` keeps (bench/figures.record.ts): this tree as `latency.SIZE.*`,
+// the baseline as `latency.SIZE.baseline.*`, the ratios as `latency.SIZE.*_x`.
+figure('latency.forward_ms', 'one raw fp32 batch-1 forward pass of the default model (median of the runs around each stack)', Number(fwd.toFixed(2)), 'ms');
+for (const [i, r] of results.entries()) {
+  for (const [size, ph] of [['small', r.small], ['large', r.large]] as const) {
+    if (!ph) continue;
+    const k = `latency.${size}${i === 0 ? '' : '.baseline'}`;
+    const who = `${i === 0 ? 'this tree' : 'baseline'}, ${ph.indexed} indexed`;
+    figure(`${k}.indexed`, `${who}: images indexed`, ph.indexed);
+    figure(`${k}.p50_ms`, `${who}: query p50`, Number(ph.p50.toFixed(1)), 'ms');
+    figure(`${k}.p99_ms`, `${who}: query p99`, Number(ph.p99.toFixed(1)), 'ms');
+    figure(`${k}.p50_x`, `${who}: query p50 in forward passes`, Number((ph.p50 / fwd).toFixed(1)), 'x');
+    figure(`${k}.p99_x`, `${who}: query p99 in forward passes`, Number((ph.p99 / fwd).toFixed(1)), 'x');
+    for (const [st, v] of Object.entries(ph.stages)) figure(`${k}.${st}_ms`, `${who}: ${st} stage p50`, Number(v.toFixed(1)), 'ms');
+    if (ph.extract_ms !== undefined) figure(`${k}.extract_ms`, `${who}: the query's SIFT extraction p50 (POST /prepare)`, Number(ph.extract_ms.toFixed(1)), 'ms');
+    if (ph.one_orientation !== undefined) figure(`${k}.one_orientation`, `${who}: queries settled in their own orientation (1 forward pass)`, Number((100 * ph.one_orientation).toFixed(1)), '%');
+    figure(`${k}.scan_qps`, `${who}: doppel scan`, Number(ph.scan_queries_per_s.toFixed(2)), 'queries/s');
+    figure(`${k}.index_img_s`, `${who}: doppel index`, Number(ph.index_images_per_s.toFixed(1)), 'images/s');
   }
 }
 if (results.length === 2) {
@@ -171,6 +196,8 @@ if (results.length === 2) {
   for (const k of ['small', 'large'] as const) {
     const a = cur[k]; const b = base[k];
     if (!a || !b) continue;
+    figure(`latency.${k}.scan_x`, `${a.indexed} indexed: doppel scan queries/s over the baseline's`, Number((a.scan_queries_per_s / b.scan_queries_per_s).toFixed(2)), 'x');
+    figure(`latency.${k}.index_x`, `${a.indexed} indexed: doppel index images/s over the baseline's`, Number((a.index_images_per_s / b.index_images_per_s).toFixed(2)), 'x');
     console.log(`${a.indexed} indexed: scan queries/s ${(a.scan_queries_per_s / b.scan_queries_per_s).toFixed(2)}x baseline (target 2x), `
       + `indexing images/s ${(a.index_images_per_s / b.index_images_per_s).toFixed(2)}x (target 1.5x), `
       + `p50 ${(a.p50 / fwd).toFixed(1)}x fwd (target 8x), p99 ${(a.p99 / fwd).toFixed(1)}x fwd (target 16x)`);
