@@ -181,10 +181,6 @@ export function verifyPass(cand: Features, target: Features, opts: VerifyOptions
   let best: SiftVerification | undefined;
   let hypothesis: Hypothesis | undefined;
   for (const model of models(opts.model)) {
-    // A fit has at most as many inliers as there are matches: with fewer matches than the
-    // threshold, a second model cannot verify (the first one still gives the reason and the
-    // hypothesis), so MAGSAC's cost is skipped.
-    if (best && pairs.length < acceptInliers) break;
     const v = judge(model, pairs, cand, target, opts, mirrored);
     if (v.hypothesis && (!hypothesis || v.hypothesis.inliers > hypothesis.inliers)) hypothesis = v.hypothesis;
     if (!best || v.inliers > best.inliers) best = v;
