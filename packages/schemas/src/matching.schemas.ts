@@ -211,6 +211,23 @@ export const MatchingConfig = Type.Object(
       default: 0.85,
       description: 'Thumbnail correlation (mean of grey and gradient NCC) that the dense check maps to THRESHOLD.',
     }),
+    OVERLAP_BELOW_KEYPOINTS: Type.Integer({
+      minimum: 0,
+      maximum: 20000,
+      default: 100,
+      description: 'Below this many keypoints on either side, a pair SIFT leaves undecided gets the overlap check: the candidate warped by SIFT\'s best plausible fit, even from 3 matches, and its overlap compared photometrically (0 disables it).',
+    }),
+    OVERLAP_MIN_STRUCTURE: Type.Number({
+      minimum: 0,
+      default: 1.5,
+      description: 'Structure both sides need inside the aligned overlap (RMS of the coherent double-angle gradient field around its mean, grey levels/px of the 96-px thumbnail) before the overlap check may count.',
+    }),
+    OVERLAP_MIN_AGREEMENT: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      default: 0.7,
+      description: 'Gradient agreement over the aligned overlap (correlation of contrast-normalised double-angle gradients) that the overlap check maps to THRESHOLD.',
+    }),
   },
   { $id: schemaId('config/instance-matching'), additionalProperties: true },
 );

@@ -11,6 +11,8 @@ export interface DecodeLimits {
   height: number;
   /** Side of the square thumbnail used by the dense check. */
   thumbSize: number;
+  /** Long side of the aspect-kept thumbnail of the overlap check (absent: none made). */
+  overlapSide?: number;
   /**
    * An image whose long side is under this is enlarged 2x instead (0 or absent: never). A
    * 120-px thumbnail holds its detail at 1-3 px, below the scales SIFT's first octave
@@ -22,10 +24,14 @@ export interface DecodeLimits {
 export interface DecodedImage {
   grey: GreyImage;
   thumb: GreyImage;
+  /** Aspect-kept thumbnail (long side `overlapSide`) for the overlap check; empty when not asked for. */
+  overlap: GreyImage;
   /** The picture's own size (before EXIF rotation), whatever the working size. */
   width: number;
   height: number;
 }
+
+const EMPTY: GreyImage = { width: 0, height: 0, data: new Uint8Array(0) };
 
 async function rawGrey(pipeline: sharp.Sharp): Promise<GreyImage> {
   const { data, info } = await pipeline.toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
@@ -42,12 +48,14 @@ export async function decodeImage(input: Buffer, limits: DecodeLimits): Promise<
     // The header's size is before EXIF rotation: only the long side is used, and 'inside' keeps the aspect.
     const long = Math.max(width, height);
     const enlarge = long < (limits.enlargeBelow ?? 0);
-    const [grey, thumb] = await Promise.all([
+    const side = limits.overlapSide ?? 0;
+    const [grey, thumb, overlap] = await Promise.all([
       rawGrey(enlarge
         ? image.clone().resize({ width: 2 * long, height: 2 * long, fit: 'inside' })
         : image.clone().resize({ width: limits.width, height: limits.height, fit: 'inside', withoutEnlargement: true })),
       rawGrey(image.clone().resize({ width: limits.thumbSize, height: limits.thumbSize, fit: 'fill' })),
+      side > 0 ? rawGrey(image.clone().resize({ width: side, height: side, fit: 'inside' })) : Promise.resolve(EMPTY),
     ]);
-    return { grey, thumb, width, height };
+    return { grey, thumb, overlap, width, height };
   });
 }

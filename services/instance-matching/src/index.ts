@@ -5,8 +5,10 @@ export { siftScore, denseScore, extractionOf, fineExtractionOf, inliersFor, SCOR
 export { decodeImage } from './image.decode.js';
 export { cv, type GreyImage } from './opencv.binding.js';
 export { denseCorrelation } from './dense.check.js';
+export { alignedAgreement, thumbTransform, OVERLAP_MIN_PIXELS, OVERLAP_SIDE } from './overlap.check.js';
 export { structureOf } from './structure.measure.js';
 export { extractAdaptive, extractFeatures, type Features } from './sift.extract.js';
 export { extractCandidateFeatures, mirrorFeatures, type CandidateFeatures } from './sift.mirror.js';
 export { MIN_SPREAD_CELLS, verifyPass, verifySift } from './sift.verify.js';
+export { oneToOneMatches } from './descriptor.match.js';
 export type { Hypothesis, SiftVerification } from './sift.verify.js';

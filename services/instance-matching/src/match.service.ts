@@ -12,6 +12,7 @@ import type { WorkerPool } from './worker.pool.js';
 import { structureOf } from './structure.measure.js';
 import type { ExtractOptions, Features } from './sift.extract.js';
 import { clampedArea } from './transform.geometry.js';
+import { OVERLAP_SIDE } from './overlap.check.js';
 import pLimit from 'p-limit';
 
 /** Inliers at which the SIFT score is 0.5; see the README for the formula. */
@@ -92,8 +93,9 @@ export function createMatcher(deps: MatcherDeps) {
     height: config.HEIGHT,
     thumbSize: DENSE_THUMB,
     enlargeBelow: config.ENLARGE_BELOW,
+    overlapSide: config.OVERLAP_BELOW_KEYPOINTS > 0 ? OVERLAP_SIDE : 0,
   };
-  const fineLimits: DecodeLimits = { ...limits, width: config.FINE_SIDE, height: config.FINE_SIDE };
+  const fineLimits: DecodeLimits = { ...limits, width: config.FINE_SIDE, height: config.FINE_SIDE, overlapSide: 0 };
   const extraction = extractionOf(config);
   const fineExtraction = fineExtractionOf(config);
   async function readLimited(file: string, size: number): Promise<Buffer> {
@@ -107,7 +109,7 @@ export function createMatcher(deps: MatcherDeps) {
     const t1 = performance.now();
     const r = await pool.run({ kind: 'extract-candidate', image: img.grey, extraction }, { signal });
     if (r.kind !== 'extract-candidate') throw new Error('unexpected worker result');
-    return { cand: { key: freshKey('candidate'), value: { features: r.features, thumb: img.thumb, structure: structureOf(img.thumb) } }, decodeMs: t1 - t0, extractMs: performance.now() - t1 };
+    return { cand: { key: freshKey('candidate'), value: { features: r.features, thumb: img.thumb, overlap: img.overlap, structure: structureOf(img.thumb) } }, decodeMs: t1 - t0, extractMs: performance.now() - t1 };
   }
   const prepareCandidate = async (bytes: Buffer, signal?: AbortSignal) => (await extractCandidate(bytes, signal)).cand;
 
@@ -145,7 +147,7 @@ export function createMatcher(deps: MatcherDeps) {
     if (r.kind !== 'extract-target') throw new Error('unexpected worker result');
     // Worth a fine description only if the picture has more pixels than the working size kept.
     const refinable = fineExtraction !== undefined && Math.max(img.width, img.height) > Math.max(img.grey.width, img.grey.height);
-    return { key, value: { features: r.features, thumb: img.thumb, structure: structureOf(img.thumb), refinable } };
+    return { key, value: { features: r.features, thumb: img.thumb, overlap: img.overlap, structure: structureOf(img.thumb), refinable } };
   }
 
   async function fineFromBytes(bytes: Buffer, key: string): Promise<Shared<Features>> {
@@ -186,13 +188,22 @@ export function createMatcher(deps: MatcherDeps) {
     denseMinKeypoints: config.DENSE_MIN_KEYPOINTS,
     denseMinEdgeStd: config.DENSE_MIN_EDGE_STD,
     ...(fineExtraction ? { fineMinMatches: config.FINE_MIN_MATCHES } : {}),
+    ...(config.OVERLAP_BELOW_KEYPOINTS > 0
+      ? { overlap: { belowKeypoints: config.OVERLAP_BELOW_KEYPOINTS, minStructure: config.OVERLAP_MIN_STRUCTURE }, fewMatchHypothesisBelow: config.OVERLAP_BELOW_KEYPOINTS }
+      : {}),
   });
 
-  /** Score of a verdict: SIFT from inliers, dense from the correlation; the better one wins. */
+  /**
+   * Score of a verdict: SIFT from inliers, dense from the thumbnail correlation or the
+   * overlap agreement (each mapped so its calibrated cut-off lands on THRESHOLD); the best wins.
+   */
   function scoreOf(v: PairVerdict): { score: number; method: 'sift' | 'dense' } {
     const sift = siftScore(v.inliers);
-    if (v.method === 'dense' && v.correlation !== undefined) {
-      const dense = denseScore(v.correlation, config.DENSE_MIN_CORRELATION, config.THRESHOLD);
+    if (v.method === 'dense') {
+      const dense = Math.max(
+        v.correlation !== undefined ? denseScore(v.correlation, config.DENSE_MIN_CORRELATION, config.THRESHOLD) : 0,
+        v.agreement !== undefined ? denseScore(v.agreement, config.OVERLAP_MIN_AGREEMENT, config.THRESHOLD) : 0,
+      );
       if (dense > sift) return { score: dense, method: 'dense' };
     }
     return { score: sift, method: 'sift' };

@@ -20,6 +20,11 @@ export interface VerifyOptions {
   reprojPx: number;
   /** Default MIN_SPREAD_CELLS; the spread benchmark passes 0 to see every fit's cells. */
   minSpreadCells?: number;
+  /**
+   * Fit a hypothesis from fewer than MIN_MATCHES matches when either side has fewer
+   * keypoints than this (the overlap check's gate; absent: never, which costs nothing).
+   */
+  fewMatchHypothesisBelow?: number;
 }
 
 /** Why a pass found no usable fit (the HTTP reasons of matching.schemas.ts). */
@@ -51,6 +56,25 @@ export interface Hypothesis { matrix: number[]; inliers: number; mirrored: boole
 
 /** Fewer one-to-one matches than this and RANSAC is not attempted: it would fit noise. */
 export const MIN_MATCHES = 8;
+
+/**
+ * Consistent matches a few-match hypothesis needs. Any two matches fit a similarity
+ * exactly; a third one agreeing within RANSAC_REPROJ_PX is unlikely by chance (about
+ * pi * 4^2 / 384^2 per random match), so three make a place worth looking at. It proves
+ * nothing alone: inliers stay 0, and only the overlap check (overlap.check.ts) may accept.
+ */
+export const MIN_HYPOTHESIS_INLIERS = 3;
+
+/** A similarity from fewer than MIN_MATCHES matches, when at least 3 agree and it is sane. */
+function fewMatchHypothesis(pairs: Pair[], cand: Features, target: Features, reprojPx: number, mirrored: boolean): Hypothesis | undefined {
+  const f = fit('similarity', pairs.map((p) => pt(cand.points, p.q)), pairs.map((p) => pt(target.points, p.t)), reprojPx);
+  if (!f) return undefined;
+  const inliers = f.mask.getData().reduce((n: number, v: number) => n + (v === 0 ? 0 : 1), 0);
+  if (inliers < MIN_HYPOTHESIS_INLIERS) return undefined;
+  const { width: w, height: h } = cand;
+  const corners: Quad = mirrored ? [[w, 0], [0, 0], [0, h], [w, h]] : [[0, 0], [w, 0], [w, h], [0, h]];
+  return sanityOf(f.matrix, corners, { width: w, height: h }, { width: target.width, height: target.height }).ok ? { matrix: f.matrix, inliers, mirrored } : undefined;
+}
 
 /** OpenCV's USAC_MAGSAC flag (4.5+; the binding passes the method through but does not name it). */
 const USAC_MAGSAC = 38;
@@ -148,7 +172,12 @@ const models = (m: RansacModel): Array<'similarity' | 'homography'> =>
  */
 export function verifyPass(cand: Features, target: Features, opts: VerifyOptions, mirrored: boolean, acceptInliers = 1): SiftVerification {
   const pairs = oneToOneMatches(cand, target, opts.ratio);
-  if (pairs.length < MIN_MATCHES) return { inliers: 0, matches: pairs.length, mirrored, failure: 'too_few_matches' };
+  if (pairs.length < MIN_MATCHES) {
+    const few: SiftVerification = { inliers: 0, matches: pairs.length, mirrored, failure: 'too_few_matches' };
+    const wanted = pairs.length >= MIN_HYPOTHESIS_INLIERS && Math.min(cand.count, target.count) < (opts.fewMatchHypothesisBelow ?? 0);
+    const hypothesis = wanted ? fewMatchHypothesis(pairs, cand, target, opts.reprojPx, mirrored) : undefined;
+    return hypothesis ? { ...few, hypothesis } : few;
+  }
   let best: SiftVerification | undefined;
   let hypothesis: Hypothesis | undefined;
   for (const model of models(opts.model)) {

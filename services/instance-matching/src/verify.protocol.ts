@@ -10,6 +10,8 @@ import type { MatchReason } from '@doppel/schemas';
 export interface TargetFeatures {
   features: Features;
   thumb: GreyImage;
+  /** Aspect-kept thumbnail of the overlap check (overlap.check.ts). */
+  overlap: GreyImage;
   structure: Structure;
   /** The picture is larger than the working size, so a fine description (FINE_SIDE) adds keypoints. */
   refinable: boolean;
@@ -18,6 +20,8 @@ export interface TargetFeatures {
 export interface PreparedCandidate {
   features: CandidateFeatures;
   thumb: GreyImage;
+  /** Aspect-kept thumbnail of the overlap check (overlap.check.ts). */
+  overlap: GreyImage;
   structure: Structure;
 }
 
@@ -33,6 +37,11 @@ export interface VerifyPolicy extends VerifyOptions {
    * verified again against the target's fine features (absent: never).
    */
   fineMinMatches?: number;
+  /**
+   * The overlap check (absent: never): a pair SIFT leaves undecided, with a side under
+   * `belowKeypoints` keypoints and a plausible fit, is compared photometrically there.
+   */
+  overlap?: { belowKeypoints: number; minStructure: number };
 }
 
 /**
@@ -73,6 +82,8 @@ export interface PairVerdict {
   inliers: number;
   /** Dense check only: best thumbnail correlation. */
   correlation?: number;
+  /** Overlap check only: gradient agreement over the aligned overlap. */
+  agreement?: number;
   mirrored: boolean;
   region?: Quad;
   queryRegion?: Quad;

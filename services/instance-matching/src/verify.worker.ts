@@ -1,6 +1,7 @@
 /** Verification child process: runs the OpenCV work so the service's event loop never blocks on it. */
 import { ByteLru } from './feature.cache.js';
 import { denseCorrelation } from './dense.check.js';
+import { alignedAgreement, OVERLAP_MIN_PIXELS, thumbTransform } from './overlap.check.js';
 import { siftAvailable } from './opencv.binding.js';
 import { extractAdaptive } from './sift.extract.js';
 import { extractCandidateFeatures } from './sift.mirror.js';
@@ -32,23 +33,36 @@ function verify(task: Extract<WorkerTask, { kind: 'verify' }>): PairVerdict {
   const { policy } = task;
   let sift = verifySift(candidate.features, target.features, policy, policy.acceptInliers);
   let fine = false;
+  /** The target features the kept SIFT result (and its hypothesis) refers to. */
+  let against = target.features;
   // Coarse-to-fine: a small overlap (corner crop, zoom) has few of the target's working-size
   // keypoints; the target's fine description has about as many there as the candidate.
   if (sift.inliers < policy.acceptInliers && policy.fineMinMatches !== undefined && target.refinable && sift.matches >= policy.fineMinMatches) {
     if (!fineTarget) return { method: 'sift', inliers: sift.inliers, mirrored: sift.mirrored, needsFine: true };
     const second = verifySift(candidate.features, fineTarget, policy, policy.acceptInliers);
-    if (second.inliers > sift.inliers) [sift, fine] = [second, true];
+    if (second.inliers > sift.inliers) [sift, fine, against] = [second, true, fineTarget];
+    else if (!sift.hypothesis && second.hypothesis) [sift, against] = [{ ...sift, hypothesis: second.hypothesis }, fineTarget];
   }
   const verdict: PairVerdict = { method: 'sift', inliers: sift.inliers, mirrored: sift.mirrored, region: sift.region, queryRegion: sift.queryRegion, ...(fine ? { fine } : {}) };
   if (sift.inliers >= policy.acceptInliers) return verdict;
   const siftFailed: PairVerdict = { ...verdict, reason: sift.failure ?? 'below_threshold' };
   const fewest = Math.min(candidate.features.plain.count, target.features.count);
-  if (fewest >= policy.denseMinKeypoints) return siftFailed;
+  const overlapDue = policy.overlap !== undefined && fewest < policy.overlap.belowKeypoints && sift.hypothesis !== undefined;
+  if (fewest >= policy.denseMinKeypoints && !overlapDue) return siftFailed;
   // Appearance alone proves nothing between pictures without structure (flat panels,
   // smooth gradients): they all look alike. Only geometry (SIFT above) may match them.
   if (candidate.structure.edgeStd < policy.denseMinEdgeStd) return { ...siftFailed, reason: 'query_without_structure' };
   if (target.structure.edgeStd < policy.denseMinEdgeStd) return { ...siftFailed, reason: 'neighbor_without_structure' };
-  return { ...verdict, method: 'dense', correlation: denseCorrelation(candidate.thumb, target.thumb) };
+  const dense: PairVerdict = { ...verdict, method: 'dense' };
+  if (fewest < policy.denseMinKeypoints) dense.correlation = denseCorrelation(candidate.thumb, target.thumb);
+  if (overlapDue) {
+    const h = sift.hypothesis!;
+    const frames = (work: { width: number; height: number }, thumb: { width: number; height: number }) => ({ work, thumb });
+    const a = alignedAgreement(candidate.overlap, target.overlap, thumbTransform(h.matrix, h.mirrored, frames(candidate.features.plain, candidate.overlap), frames(against, target.overlap)));
+    // Too little structure or too small an overlap: the agreement there proves nothing.
+    if (a.structure >= policy.overlap!.minStructure && a.pixels >= OVERLAP_MIN_PIXELS) dense.agreement = a.agreement;
+  }
+  return dense;
 }
 
 function run(task: WorkerTask): WorkerResult {

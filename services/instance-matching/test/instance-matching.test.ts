@@ -13,6 +13,8 @@ import { MatchingConfig } from '@doppel/schemas';
 import { loadConfig } from '@doppel/service-kit';
 import { call, listen, type Listening } from '@doppel/service-kit/testing';
 import { buildService, WorkerPool } from '../src/index.js';
+import { decodeImage } from '../src/image.decode.js';
+import { alignedAgreement, OVERLAP_SIDE } from '../src/overlap.check.js';
 import { sharedBytes, type PairVerdict, type PreparedCandidate, type TargetFeatures, type WorkerResult } from '../src/verify.protocol.js';
 import { TaskTimeoutError } from '../src/worker.pool.js';
 import { HARD_COPIES, lowTextureScene, nearFlat, smoothGradient, texturedScene, TRANSFORMS } from './scenes.fixture.js';
@@ -464,6 +466,93 @@ describe('coarse-to-fine verification of small overlaps', () => {
   });
 });
 
+describe('the overlap check of low-texture pairs', () => {
+  let root: string;
+  let s: Started;
+  let off: Started;
+  const neighbors = ['soft.jpg', 'soft-other.jpg', 'gradient.jpg', 'flat-panel.jpg'];
+
+  before(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'doppel-overlap-'));
+    // A smooth picture of soft blobs (SVG, no noise: the same pixels every run) and its
+    // top-left corner keeping 45% of each side, a fifth of the area: SIFT finds a few
+    // consistent matches there but not 10, and the whole-thumbnail dense check does not
+    // reach its cut-off on so small a part.
+    const soft = await lowTextureScene(7);
+    await writeFile(path.join(root, 'soft.jpg'), soft);
+    await writeFile(path.join(root, 'soft-other.jpg'), await lowTextureScene(3));
+    await writeFile(path.join(root, 'gradient.jpg'), await smoothGradient(43));
+    await writeFile(path.join(root, 'flat-panel.jpg'), await nearFlat(120));
+    await writeFile(path.join(root, 'corner.jpg'), await sharp(soft).extract({ left: 0, top: 0, width: 288, height: 180 }).jpeg({ quality: 90 }).toBuffer());
+    s = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1' });
+    off = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1', OVERLAP_BELOW_KEYPOINTS: '0' });
+  });
+  after(async () => {
+    await s.close();
+    await off.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('when a low-texture copy keeps a fifth of its original, then the overlap check verifies it, and without the check nothing does', async () => {
+    const r = await call(s.base, 'POST', '/match', { candidate: 'corner.jpg', neighbors });
+    assert.equal(r.status, 200);
+    const { duplicated, checked } = r.body.response;
+    assert.deepEqual(duplicated.map((d: { relative_path: string }) => d.relative_path), ['soft.jpg'], JSON.stringify(checked));
+    assert.equal(duplicated[0].method, 'dense');
+    assert.ok(duplicated[0].inliers < 10, JSON.stringify(duplicated[0]));
+    const without = await call(off.base, 'POST', '/match', { candidate: 'corner.jpg', neighbors });
+    assert.deepEqual(without.body.response.duplicated, [], JSON.stringify(without.body.response.checked));
+  });
+
+  it('when the candidate is aligned on its true place, then the gradients agree; shifted by a third, or on flat or smooth pictures, they do not count', async () => {
+    const thumb = async (b: Buffer) => (await decodeImage(b, { maxPixels: 1e8, maxBytes: 1e8, width: 384, height: 384, thumbSize: 32, overlapSide: OVERLAP_SIDE })).overlap;
+    const soft = await thumb(await lowTextureScene(7));
+    const corner = await thumb(await sharp(await lowTextureScene(7)).extract({ left: 0, top: 0, width: 288, height: 180 }).toBuffer());
+    // The corner's thumbnail (96 x 60) sits in the original's (96 x 60) at 0.45 scale, at the origin.
+    const k = soft.width / corner.width * 0.45;
+    const aligned = alignedAgreement(corner, soft, [k, 0, 0, 0, k, 0, 0, 0, 1]);
+    assert.ok(aligned.agreement > 0.8 && aligned.structure > 2 && aligned.pixels > 400, JSON.stringify(aligned));
+    const shifted = alignedAgreement(corner, soft, [k, 0, soft.width / 3, 0, k, soft.height / 3, 0, 0, 1]);
+    assert.ok(shifted.agreement < 0.5, JSON.stringify(shifted));
+    // A flat panel and a smooth gradient hold no structure to agree on, whatever the alignment.
+    const flat = await thumb(await nearFlat(120));
+    const gradient = await thumb(await smoothGradient(44));
+    const identity = (a: GreyImage, b: GreyImage) => [b.width / a.width, 0, 0, 0, b.height / a.height, 0, 0, 0, 1];
+    for (const [a, b] of [[flat, await thumb(await nearFlat(118))], [gradient, await thumb(await smoothGradient(43))], [flat, soft]] as const) {
+      const r = alignedAgreement(a, b, identity(a, b));
+      assert.ok(r.structure < 2, JSON.stringify(r));
+    }
+  });
+});
+
+describe('small images enlarged before SIFT', () => {
+  it('when an image is under ENLARGE_BELOW, then SIFT sees it at twice its size; from ENLARGE_BELOW on, it is only ever shrunk', async () => {
+    const limits = { maxPixels: 1e8, maxBytes: 1e8, width: 384, height: 384, thumbSize: 32, enlargeBelow: 192 };
+    const tiny = await sharp(await texturedScene(41)).resize({ width: 120 }).jpeg({ quality: 75 }).toBuffer();
+    const small = await decodeImage(tiny, limits);
+    assert.deepEqual([small.grey.width, small.grey.height], [240, 180]);
+    assert.deepEqual([(await decodeImage(tiny, { ...limits, enlargeBelow: 0 })).grey.width], [120]);
+    const atLimit = await decodeImage(await sharp(await texturedScene(41)).resize({ width: 192 }).png().toBuffer(), limits);
+    assert.equal(atLimit.grey.width, 192);
+  });
+
+  it('when a 120-px thumbnail of an original is the candidate, then it verifies against its original', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'doppel-small-'));
+    const original = await texturedScene(61);
+    await writeFile(path.join(root, 'original.png'), original);
+    await writeFile(path.join(root, 'other.png'), await texturedScene(62));
+    await writeFile(path.join(root, 'thumb.jpg'), await sharp(original).resize({ width: 120 }).jpeg({ quality: 75 }).toBuffer());
+    const s = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1' });
+    try {
+      const r = await call(s.base, 'POST', '/match', { candidate: 'thumb.jpg', neighbors: ['original.png', 'other.png'] });
+      assert.deepEqual(r.body.response.duplicated.map((d: { relative_path: string }) => d.relative_path), ['original.png'], JSON.stringify(r.body.response.checked));
+    } finally {
+      await s.close();
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('features kept by the worker processes', () => {
   const policy = { ratio: 0.75, model: 'similarity' as const, reprojPx: 4, acceptInliers: 10, denseMinKeypoints: 40, denseMinEdgeStd: 2 };
   let candidate: PreparedCandidate;
@@ -477,12 +566,12 @@ describe('features kept by the worker processes', () => {
     const copy = await sharp(original).resize({ width: 400 }).flop().jpeg({ quality: 60 }).toBuffer();
     const c = await features(copy, 'extract-candidate');
     assert.equal(c.kind, 'extract-candidate');
-    candidate = { features: c.features, thumb: { width: 32, height: 32, data: new Uint8Array(1024) }, structure: { greyStd: 0, edgeStd: 0 } };
+    candidate = { features: c.features, thumb: { width: 32, height: 32, data: new Uint8Array(1024) }, overlap: { width: 0, height: 0, data: new Uint8Array(0) }, structure: { greyStd: 0, edgeStd: 0 } };
     targets = [];
     for (const png of [original, await texturedScene(22), await texturedScene(23)]) {
       const t = await features(png, 'extract-target');
       assert.equal(t.kind, 'extract-target');
-      targets.push({ features: t.features, thumb: { width: 32, height: 32, data: new Uint8Array(1024) }, structure: { greyStd: 0, edgeStd: 0 }, refinable: false });
+      targets.push({ features: t.features, thumb: { width: 32, height: 32, data: new Uint8Array(1024) }, overlap: { width: 0, height: 0, data: new Uint8Array(0) }, structure: { greyStd: 0, edgeStd: 0 }, refinable: false });
     }
     await extractor.close();
   });

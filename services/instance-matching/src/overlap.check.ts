@@ -1,0 +1,213 @@
+/**
+ * Photometric check of an aligned overlap, for low-texture pairs that SIFT cannot decide.
+ *
+ * A smooth wallpaper, a few soft shapes or a flat-shaded drawing keeps a handful of SIFT
+ * keypoints, too few for 10 RANSAC inliers, yet a copy of it has the same edges in the same
+ * places. SIFT still proposes where the candidate lies: its best plausible fit, even one
+ * made of 3 consistent matches (sift.verify.ts). The candidate's small thumbnail is warped
+ * there into the neighbour's, and the overlap is compared: one hypothesis, not a search, so
+ * an unrelated pair gets no chance to pick its luckiest alignment.
+ *
+ * The field compared is the double-angle gradient (|g| cos 2t, |g| sin 2t) divided by the
+ * local mean gradient magnitude. Doubling the angle makes an edge count the same whichever
+ * side is brighter (a recoloured, sepia or posterized copy can swap which side of an edge
+ * is lighter in grey); the local normalisation lets a faint soft shape count as much as a
+ * hard one, and the constant in it keeps flat areas near zero. The correlation removes the
+ * field's mean, so a flat panel or a linear gradient, whose field is zero or constant,
+ * agrees with nothing. The structure each side holds in the overlap is measured too (the
+ * coherent part of the field, which noise does not have): the caller requires it on both,
+ * so a shared flat colour is never evidence.
+ */
+import { copyOut, cv, toMat, type GreyImage } from './opencv.binding.js';
+
+/** Long side of the aspect-kept thumbnail the check works on (image.decode.ts makes it). */
+export const OVERLAP_SIDE = 96;
+/**
+ * Overlap (thumbnail pixels, inside both pictures) under which the agreement is not used:
+ * a few hundred pixels of a 96-px thumbnail is a patch a few edges wide.
+ */
+export const OVERLAP_MIN_PIXELS = 400;
+/**
+ * Added to the local mean gradient magnitude before dividing (grey levels per pixel of the
+ * thumbnail): a region whose gradients stay well under it is treated as flat.
+ */
+const CONTRAST_FLOOR = 2;
+
+interface Field {
+  /** Contrast-normalised double-angle field: the cos and sin planes. */
+  nc: Float32Array;
+  ns: Float32Array;
+  /**
+   * The raw double-angle field averaged over 5x5 pixels (cos and sin planes): the coherent
+   * part of the orientations, where edges and shapes add up and noise cancels out.
+   */
+  cc: Float32Array;
+  cs: Float32Array;
+  width: number;
+  height: number;
+}
+
+/** Double-angle gradient fields of a float grey Mat (Sobel on a lightly smoothed copy). */
+function fieldOf(grey: cv.Mat): Field {
+  const w = grey.cols;
+  const h = grey.rows;
+  const smooth = grey.gaussianBlur(new cv.Size(3, 3), 0.8);
+  const n = w * h;
+  const gx = copyOut(smooth.sobel(cv.CV_32F, 1, 0, 3).getData(), new Float32Array(n));
+  const gy = copyOut(smooth.sobel(cv.CV_32F, 0, 1, 3).getData(), new Float32Array(n));
+  const mag = new Float32Array(n);
+  // Sobel 3x3 sums 8 weighted differences: /8 gives grey levels per pixel.
+  for (let i = 0; i < n; i++) mag[i] = Math.hypot(gx[i]!, gy[i]!) / 8;
+  const local = boxMean(mag, w, h, 3);
+  const rc = new Float32Array(n);
+  const rs = new Float32Array(n);
+  const nc = new Float32Array(n);
+  const ns = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const m = mag[i]!;
+    if (m === 0) continue;
+    const x = gx[i]! / 8;
+    const y = gy[i]! / 8;
+    // |g| (cos 2t, sin 2t) = ((x^2 - y^2) / |g|, 2xy / |g|).
+    const c = (x * x - y * y) / m;
+    const sn = (2 * x * y) / m;
+    rc[i] = c;
+    rs[i] = sn;
+    const k = 1 / (local[i]! + CONTRAST_FLOOR);
+    nc[i] = c * k;
+    ns[i] = sn * k;
+  }
+  return { nc, ns, cc: boxMean(rc, w, h, 2), cs: boxMean(rs, w, h, 2), width: w, height: h };
+}
+
+/** The target's field, computed once per thumbnail (a worker keeps its targets, and so their fields). */
+const targetFields = new WeakMap<GreyImage, Field>();
+function targetField(img: GreyImage): Field {
+  let f = targetFields.get(img);
+  if (!f) {
+    f = fieldOf(toMat(img).convertTo(cv.CV_32F));
+    targetFields.set(img, f);
+  }
+  return f;
+}
+
+/** Mean over a (2r+1)^2 window, clamped at the borders (summed-area table). */
+function boxMean(v: Float32Array, w: number, h: number, r: number): Float32Array {
+  const sat = new Float64Array((w + 1) * (h + 1));
+  for (let y = 0; y < h; y++) {
+    let row = 0;
+    for (let x = 0; x < w; x++) {
+      row += v[y * w + x]!;
+      sat[(y + 1) * (w + 1) + x + 1] = sat[y * (w + 1) + x + 1]! + row;
+    }
+  }
+  const out = new Float32Array(w * h);
+  for (let y = 0; y < h; y++) {
+    const y0 = Math.max(0, y - r);
+    const y1 = Math.min(h, y + r + 1);
+    for (let x = 0; x < w; x++) {
+      const x0 = Math.max(0, x - r);
+      const x1 = Math.min(w, x + r + 1);
+      const s = sat[y1 * (w + 1) + x1]! - sat[y0 * (w + 1) + x1]! - sat[y1 * (w + 1) + x0]! + sat[y0 * (w + 1) + x0]!;
+      out[y * w + x] = s / ((y1 - y0) * (x1 - x0));
+    }
+  }
+  return out;
+}
+
+/** 3x3 row-major product a * b. */
+function mul3(a: readonly number[], b: readonly number[]): number[] {
+  const out = new Array<number>(9).fill(0);
+  for (let r = 0; r < 3; r++) for (let c = 0; c < 3; c++) for (let k = 0; k < 3; k++) out[3 * r + c]! += a[3 * r + k]! * b[3 * k + c]!;
+  return out;
+}
+
+/** Sizes of the working-size features and the overlap thumbnail of one image. */
+export interface Frames { work: { width: number; height: number }; thumb: { width: number; height: number } }
+
+/**
+ * A hypothesis (candidate -> target in working-size pixels; with `mirrored`, from the
+ * left-right flipped candidate, as the mirrored SIFT pass fits it) expressed between the
+ * two overlap thumbnails.
+ */
+export function thumbTransform(matrix: readonly number[], mirrored: boolean, cand: Frames, target: Frames): number[] {
+  const sc = cand.thumb.width / cand.work.width;
+  const st = target.thumb.width / target.work.width;
+  // thumb -> work of the candidate, then the flip the mirrored pass applied (x -> w - 1 - x).
+  const fromThumb = [1 / sc, 0, 0, 0, cand.work.height / cand.thumb.height, 0, 0, 0, 1];
+  const flip = mirrored ? [-1, 0, cand.work.width - 1, 0, 1, 0, 0, 0, 1] : [1, 0, 0, 0, 1, 0, 0, 0, 1];
+  const toThumb = [st, 0, 0, 0, target.thumb.height / target.work.height, 0, 0, 0, 1];
+  return mul3(toThumb, mul3(matrix, mul3(flip, fromThumb)));
+}
+
+export interface AlignedAgreement {
+  /** Correlation of the contrast-normalised double-angle gradient fields over the overlap (-1..1). */
+  agreement: number;
+  /** Correlation of the grey levels over the overlap (-1..1), for the benchmark. */
+  grey: number;
+  /**
+   * Structure in the overlap: the smaller, over the two sides, of the coherent field's RMS
+   * around its mean there (grey levels/px). Zero for a flat panel or a linear gradient, and
+   * near zero for noise, whose orientations cancel out over a few pixels.
+   */
+  structure: number;
+  /** Thumbnail pixels in the overlap (inside both pictures, away from the warped border). */
+  pixels: number;
+}
+
+const NONE: AlignedAgreement = { agreement: 0, grey: 0, structure: 0, pixels: 0 };
+
+/**
+ * Warps the candidate's thumbnail into the target's with `toTarget` (3x3, thumbnail
+ * pixels) and compares the overlap: the correlation of the two gradient fields there, the
+ * structure each side holds there, and its size.
+ */
+export function alignedAgreement(cand: GreyImage, target: GreyImage, toTarget: readonly number[]): AlignedAgreement {
+  if (cand.width < 4 || target.width < 4) return NONE;
+  const size = new cv.Size(target.width, target.height);
+  const m = new cv.Mat([toTarget.slice(0, 3), toTarget.slice(3, 6), toTarget.slice(6, 9)], cv.CV_64F);
+  const warped = toMat(cand).convertTo(cv.CV_32F).warpPerspective(m, size, cv.INTER_LINEAR, cv.BORDER_REPLICATE);
+  const ones = new cv.Mat(cand.height, cand.width, cv.CV_8U, 255);
+  // Pixels near the warped border mix picture and outside: shrink the mask past the Sobel and blur support.
+  const valid = ones.warpPerspective(m, size, cv.INTER_NEAREST, cv.BORDER_CONSTANT).erode(new cv.Mat(5, 5, cv.CV_8U, 1));
+  const n = target.width * target.height;
+  const mask = copyOut(valid.getData(), new Uint8Array(n));
+  const a = fieldOf(warped);
+  const b = targetField(target);
+  const wg = copyOut(warped.getData(), new Float32Array(n));
+  let count = 0;
+  const sums = new Float64Array(14);
+  for (let i = 0; i < n; i++) {
+    if (mask[i] === 0) continue;
+    count++;
+    const ac = a.nc[i]!, as = a.ns[i]!, bc = b.nc[i]!, bs = b.ns[i]!;
+    sums[0]! += ac; sums[1]! += as; sums[2]! += bc; sums[3]! += bs;
+    sums[4]! += ac * bc + as * bs; sums[5]! += ac * ac + as * as; sums[6]! += bc * bc + bs * bs;
+    const ga = wg[i]!, gb = target.data[i]!;
+    sums[7]! += ga; sums[8]! += gb; sums[9]! += ga * gb; sums[10]! += ga * ga; sums[11]! += gb * gb;
+  }
+  if (count < 16) return NONE;
+  const cov = sums[4]! - (sums[0]! * sums[2]! + sums[1]! * sums[3]!) / count;
+  const va = sums[5]! - (sums[0]! ** 2 + sums[1]! ** 2) / count;
+  const vb = sums[6]! - (sums[2]! ** 2 + sums[3]! ** 2) / count;
+  const gcov = sums[9]! - (sums[7]! * sums[8]!) / count;
+  const gva = sums[10]! - sums[7]! ** 2 / count;
+  const gvb = sums[11]! - sums[8]! ** 2 / count;
+  return {
+    agreement: va > 0 && vb > 0 ? cov / Math.sqrt(va * vb) : 0,
+    grey: gva > 0 && gvb > 0 ? gcov / Math.sqrt(gva * gvb) : 0,
+    structure: Math.min(spreadIn(a, mask), spreadIn(b, mask)),
+    pixels: count,
+  };
+}
+
+/** RMS around its mean of the coherent field over the masked pixels. */
+function spreadIn(f: Field, mask: Uint8Array): number {
+  let n = 0, sc = 0, ss = 0, q = 0;
+  for (let i = 0; i < mask.length; i++) {
+    if (mask[i] === 0) continue;
+    const c = f.cc[i]!, s = f.cs[i]!;
+    n++; sc += c; ss += s; q += c * c + s * s;
+  }
+  return n > 0 ? Math.sqrt(Math.max(0, (q - (sc * sc + ss * ss) / n) / n)) : 0;
+}
