@@ -437,9 +437,9 @@ describe('coarse-to-fine verification of small overlaps', () => {
     await rm(root, { recursive: true, force: true });
   });
 
-  // texturedScene's noise comes from libvips and differs between runs, so the working size
-  // alone sometimes reaches 10 inliers on this pair (up to 11 of its ~11 matches seen): that
-  // side is not asserted, the fine pass's verdict and region are.
+  // The working size alone comes close to 10 inliers on this pair (up to 11 of its ~11
+  // matches were seen when the scene's noise still differed between runs): that side is not
+  // asserted, the fine pass's verdict and region are.
   it('when a copy keeps an eighth of a large original, then it verifies with its region in the corner', async () => {
     const r = await call(s.base, 'POST', '/match', { candidate: 'small-crop.jpg', neighbors });
     assert.equal(r.status, 200);
