@@ -211,6 +211,12 @@ export const MatchingConfig = Type.Object(
       default: 0.85,
       description: 'Thumbnail correlation (mean of grey and gradient NCC) that the dense check maps to THRESHOLD.',
     }),
+    DENSE_MIN_PINNING: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      default: 0.05,
+      description: 'A dense-check match counts only if its placement is confirmed on the 96-px thumbnails (the overlap check\'s structure and agreement rules) and pinned: slid 6 or 10 px along its edges, the agreement drops by at least this much (0: the correlation alone decides, unconfirmed).',
+    }),
     OVERLAP_BELOW_KEYPOINTS: Type.Integer({
       minimum: 0,
       maximum: 20000,

@@ -4,8 +4,9 @@ export { siftScore, denseScore, extractionOf, fineExtractionOf, inliersFor, SCOR
 // The building blocks the benchmarks (bench/matching) time one by one.
 export { decodeImage } from './image.decode.js';
 export { cv, type GreyImage } from './opencv.binding.js';
-export { denseCorrelation } from './dense.check.js';
-export { alignedAgreement, thumbTransform, OVERLAP_MIN_PIXELS, OVERLAP_SIDE } from './overlap.check.js';
+export { denseCheck, denseCorrelation, overlapMapOf } from './dense.check.js';
+export { alignedAgreement, pinnedAgreement, thumbTransform, OVERLAP_MIN_PIXELS, OVERLAP_SIDE, PIN_SLIDES } from './overlap.check.js';
+export { mul3 } from './transform.geometry.js';
 export { structureOf } from './structure.measure.js';
 export { extractAdaptive, extractFeatures, type Features } from './sift.extract.js';
 export { extractCandidateFeatures, mirrorFeatures, type CandidateFeatures } from './sift.mirror.js';

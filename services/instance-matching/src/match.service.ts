@@ -13,14 +13,13 @@ import { structureOf } from './structure.measure.js';
 import type { ExtractOptions, Features } from './sift.extract.js';
 import { clampedArea } from './transform.geometry.js';
 import { OVERLAP_SIDE } from './overlap.check.js';
+import { DENSE_THUMB } from './dense.check.js';
 import pLimit from 'p-limit';
 
 /** Inliers at which the SIFT score is 0.5; see the README for the formula. */
 export const SCORE_HALF_INLIERS = 10;
 /** Share of the query's area under which a verified neighbour is reported as `partial`. */
 export const PARTIAL_AREA = 0.5;
-/** Side of the square grey thumbnail compared by the dense check. */
-export const DENSE_THUMB = 32;
 
 /** score = n / (n + K): 0 without inliers, 0.5 at K, approaching 1; monotonic in n. */
 export const siftScore = (inliers: number): number => inliers / (inliers + SCORE_HALF_INLIERS);
@@ -93,7 +92,8 @@ export function createMatcher(deps: MatcherDeps) {
     height: config.HEIGHT,
     thumbSize: DENSE_THUMB,
     enlargeBelow: config.ENLARGE_BELOW,
-    overlapSide: config.OVERLAP_BELOW_KEYPOINTS > 0 ? OVERLAP_SIDE : 0,
+    // The overlap thumbnail serves the overlap check and the confirmation of the dense check.
+    overlapSide: config.OVERLAP_BELOW_KEYPOINTS > 0 || config.DENSE_MIN_PINNING > 0 ? OVERLAP_SIDE : 0,
   };
   const fineLimits: DecodeLimits = { ...limits, width: config.FINE_SIDE, height: config.FINE_SIDE, overlapSide: 0 };
   const extraction = extractionOf(config);
@@ -187,6 +187,9 @@ export function createMatcher(deps: MatcherDeps) {
     acceptInliers: inliersFor(threshold),
     denseMinKeypoints: config.DENSE_MIN_KEYPOINTS,
     denseMinEdgeStd: config.DENSE_MIN_EDGE_STD,
+    ...(config.DENSE_MIN_PINNING > 0
+      ? { denseConfirm: { minCorrelation: config.DENSE_MIN_CORRELATION, minAgreement: config.OVERLAP_MIN_AGREEMENT, minStructure: config.OVERLAP_MIN_STRUCTURE, minPinning: config.DENSE_MIN_PINNING } }
+      : {}),
     ...(fineExtraction ? { fineMinMatches: config.FINE_MIN_MATCHES } : {}),
     ...(config.OVERLAP_BELOW_KEYPOINTS > 0
       ? { overlap: { belowKeypoints: config.OVERLAP_BELOW_KEYPOINTS, minStructure: config.OVERLAP_MIN_STRUCTURE }, fewMatchHypothesisBelow: config.OVERLAP_BELOW_KEYPOINTS }

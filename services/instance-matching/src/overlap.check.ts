@@ -19,6 +19,7 @@
  * so a shared flat colour is never evidence.
  */
 import { copyOut, cv, toMat, type GreyImage } from './opencv.binding.js';
+import { mul3 } from './transform.geometry.js';
 
 /** Long side of the aspect-kept thumbnail the check works on (image.decode.ts makes it). */
 export const OVERLAP_SIDE = 96;
@@ -43,6 +44,9 @@ interface Field {
    */
   cc: Float32Array;
   cs: Float32Array;
+  /** The raw double-angle field (cos and sin planes). */
+  rc: Float32Array;
+  rs: Float32Array;
   width: number;
   height: number;
 }
@@ -77,7 +81,7 @@ function fieldOf(grey: cv.Mat): Field {
     nc[i] = c * k;
     ns[i] = sn * k;
   }
-  return { nc, ns, cc: boxMean(rc, w, h, 2), cs: boxMean(rs, w, h, 2), width: w, height: h };
+  return { nc, ns, cc: boxMean(rc, w, h, 2), cs: boxMean(rs, w, h, 2), rc, rs, width: w, height: h };
 }
 
 /** The target's field, computed once per thumbnail (a worker keeps its targets, and so their fields). */
@@ -115,13 +119,6 @@ function boxMean(v: Float32Array, w: number, h: number, r: number): Float32Array
   return out;
 }
 
-/** 3x3 row-major product a * b. */
-function mul3(a: readonly number[], b: readonly number[]): number[] {
-  const out = new Array<number>(9).fill(0);
-  for (let r = 0; r < 3; r++) for (let c = 0; c < 3; c++) for (let k = 0; k < 3; k++) out[3 * r + c]! += a[3 * r + k]! * b[3 * k + c]!;
-  return out;
-}
-
 /** Sizes of the working-size features and the overlap thumbnail of one image. */
 export interface Frames { work: { width: number; height: number }; thumb: { width: number; height: number } }
 
@@ -153,9 +150,11 @@ export interface AlignedAgreement {
   structure: number;
   /** Thumbnail pixels in the overlap (inside both pictures, away from the warped border). */
   pixels: number;
+  /** The direction the target's edges in the overlap mostly run along (radians, thumbnail frame). */
+  edgeAngle: number;
 }
 
-const NONE: AlignedAgreement = { agreement: 0, grey: 0, structure: 0, pixels: 0 };
+const NONE: AlignedAgreement = { agreement: 0, grey: 0, structure: 0, pixels: 0, edgeAngle: 0 };
 
 /**
  * Warps the candidate's thumbnail into the target's with `toTarget` (3x3, thumbnail
@@ -198,6 +197,7 @@ export function alignedAgreement(cand: GreyImage, target: GreyImage, toTarget: r
     grey: gva > 0 && gvb > 0 ? gcov / Math.sqrt(gva * gvb) : 0,
     structure: Math.min(spreadIn(a, mask), spreadIn(b, mask)),
     pixels: count,
+    edgeAngle: edgeAngleIn(b, mask),
   };
 }
 
@@ -210,4 +210,51 @@ function spreadIn(f: Field, mask: Uint8Array): number {
     n++; sc += c; ss += s; q += c * c + s * s;
   }
   return n > 0 ? Math.sqrt(Math.max(0, (q - (sc * sc + ss * ss) / n) / n)) : 0;
+}
+
+/**
+ * The direction edges mostly run along over the masked pixels: the mean of the raw
+ * double-angle field (magnitude-weighted), halved, is the dominant gradient direction, and
+ * edges run across it.
+ */
+function edgeAngleIn(f: Field, mask: Uint8Array): number {
+  let c = 0, s = 0;
+  for (let i = 0; i < mask.length; i++) {
+    if (mask[i] === 0) continue;
+    c += f.rc[i]!; s += f.rs[i]!;
+  }
+  return Math.atan2(s, c) / 2 + Math.PI / 2;
+}
+
+/**
+ * Slides (thumbnail pixels) of the pinning test: past the uncertainty of a placement found on
+ * 32x32 thumbnails (one cell there is 3 px here), up to a tenth of the thumbnail.
+ */
+export const PIN_SLIDES = [6, 10];
+
+export interface PinnedAgreement extends AlignedAgreement {
+  /**
+   * The agreement minus the best agreement of the same placement slid by PIN_SLIDES pixels
+   * either way along the edges: how much the placement is pinned in the direction its
+   * edges leave free.
+   */
+  pinning: number;
+}
+
+/**
+ * The agreement at a placement, and whether the placement is pinned there. Parallel
+ * straight edges (flag bands, a single border) agree as well slid along themselves as in
+ * place (the aperture problem), so the best of many placements of such a picture is a
+ * coincidence of one line; curved edges, edges in two directions or edges ending inside the
+ * overlap agree only in place.
+ */
+export function pinnedAgreement(cand: GreyImage, target: GreyImage, toTarget: readonly number[]): PinnedAgreement {
+  const a = alignedAgreement(cand, target, toTarget);
+  if (a.pixels === 0) return { ...a, pinning: 0 };
+  const [dx, dy] = [Math.cos(a.edgeAngle), Math.sin(a.edgeAngle)];
+  let slid = Number.NEGATIVE_INFINITY;
+  for (const px of PIN_SLIDES) {
+    for (const d of [px, -px]) slid = Math.max(slid, alignedAgreement(cand, target, mul3([1, 0, d * dx, 0, 1, d * dy, 0, 0, 1], toTarget)).agreement);
+  }
+  return { ...a, pinning: a.agreement - slid };
 }

@@ -72,6 +72,13 @@ export function sanityOf(m: readonly number[], corners: Quad, cand: Size, target
 const round4 = (v: number) => Math.round(v * 1e4) / 1e4;
 
 /** Inverse of a row-major 3x3 matrix, or undefined when it is singular. */
+/** 3x3 row-major product a * b. */
+export function mul3(a: readonly number[], b: readonly number[]): number[] {
+  const out = new Array<number>(9).fill(0);
+  for (let r = 0; r < 3; r++) for (let c = 0; c < 3; c++) for (let k = 0; k < 3; k++) out[3 * r + c]! += a[3 * r + k]! * b[3 * k + c]!;
+  return out;
+}
+
 export function invert3x3(m: readonly number[]): number[] | undefined {
   const [a, b, c, d, e, f, g, h, i] = m as [number, number, number, number, number, number, number, number, number];
   const A = e * i - f * h;

@@ -33,6 +33,12 @@ export interface VerifyPolicy extends VerifyOptions {
   /** The dense check needs this much structure (Structure.edgeStd) on both sides. */
   denseMinEdgeStd: number;
   /**
+   * A dense correlation reaching `minCorrelation` counts only when one of its placements is
+   * confirmed on the overlap thumbnails: structure, size and agreement as the overlap check,
+   * and pinned by at least `minPinning` (absent: the correlation alone decides).
+   */
+  denseConfirm?: { minCorrelation: number; minAgreement: number; minStructure: number; minPinning: number };
+  /**
    * Coarse-to-fine: an undecided pair with at least this many one-to-one matches is
    * verified again against the target's fine features (absent: never).
    */

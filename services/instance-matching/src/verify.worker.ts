@@ -1,7 +1,7 @@
 /** Verification child process: runs the OpenCV work so the service's event loop never blocks on it. */
 import { ByteLru } from './feature.cache.js';
-import { denseCorrelation } from './dense.check.js';
-import { alignedAgreement, OVERLAP_MIN_PIXELS, thumbTransform } from './overlap.check.js';
+import { denseCheck, overlapMapOf } from './dense.check.js';
+import { alignedAgreement, OVERLAP_MIN_PIXELS, pinnedAgreement, thumbTransform } from './overlap.check.js';
 import { siftAvailable } from './opencv.binding.js';
 import { extractAdaptive } from './sift.extract.js';
 import { extractCandidateFeatures } from './sift.mirror.js';
@@ -54,7 +54,17 @@ function verify(task: Extract<WorkerTask, { kind: 'verify' }>): PairVerdict {
   if (candidate.structure.edgeStd < policy.denseMinEdgeStd) return { ...siftFailed, reason: 'query_without_structure' };
   if (target.structure.edgeStd < policy.denseMinEdgeStd) return { ...siftFailed, reason: 'neighbor_without_structure' };
   const dense: PairVerdict = { ...verdict, method: 'dense' };
-  if (fewest < policy.denseMinKeypoints) dense.correlation = denseCorrelation(candidate.thumb, target.thumb);
+  if (fewest < policy.denseMinKeypoints) {
+    const d = denseCheck(candidate.thumb, target.thumb);
+    const confirm = policy.denseConfirm;
+    // The best of thousands of placements of two pictures made of a few straight edges is a
+    // coincidence of one line: it counts only where the finer overlap agrees and pins it.
+    const confirmed = !confirm || d.correlation < confirm.minCorrelation || d.placements.some((m) => {
+      const a = pinnedAgreement(candidate.overlap, target.overlap, overlapMapOf(m, candidate.overlap, target.overlap));
+      return a.pixels >= OVERLAP_MIN_PIXELS && a.structure >= confirm.minStructure && a.agreement >= confirm.minAgreement && a.pinning >= confirm.minPinning;
+    });
+    if (confirmed) dense.correlation = d.correlation;
+  }
   if (overlapDue) {
     const h = sift.hypothesis!;
     const frames = (work: { width: number; height: number }, thumb: { width: number; height: number }) => ({ work, thumb });

@@ -14,10 +14,10 @@ import { loadConfig } from '@doppel/service-kit';
 import { call, listen, type Listening } from '@doppel/service-kit/testing';
 import { buildService, WorkerPool } from '../src/index.js';
 import { decodeImage } from '../src/image.decode.js';
-import { alignedAgreement, OVERLAP_SIDE } from '../src/overlap.check.js';
+import { alignedAgreement, OVERLAP_SIDE, pinnedAgreement } from '../src/overlap.check.js';
 import { sharedBytes, type PairVerdict, type PreparedCandidate, type TargetFeatures, type WorkerResult } from '../src/verify.protocol.js';
 import { TaskTimeoutError } from '../src/worker.pool.js';
-import { HARD_COPIES, lowTextureScene, nearFlat, smoothGradient, texturedScene, TRANSFORMS } from './scenes.fixture.js';
+import { bandFlag, facadeScene, HARD_COPIES, lowTextureScene, nearFlat, smoothGradient, texturedScene, TRANSFORMS, wavyBands } from './scenes.fixture.js';
 
 type Started = Listening;
 
@@ -522,6 +522,68 @@ describe('the overlap check of low-texture pairs', () => {
       const r = alignedAgreement(a, b, identity(a, b));
       assert.ok(r.structure < 2, JSON.stringify(r));
     }
+  });
+});
+
+describe('the dense check confirms its placement', () => {
+  let root: string;
+  let s: Started;
+  let unconfirmed: Started;
+  const flags = ['flag-blue-yellow.jpg', 'flag-navy-white.jpg'];
+
+  before(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'doppel-dense-'));
+    // Drawn, no noise: the same pixels every run. The facade's middle (70% of each side) shows
+    // a roof line, a wall edge and flat colour: few keypoints, and at 32x32 it lines up with a
+    // flag's one straight border well enough for the thumbnail correlation.
+    const facade = await facadeScene();
+    await writeFile(path.join(root, 'facade-middle.jpg'), await sharp(facade).extract({ left: 96, top: 60, width: 448, height: 280 }).jpeg({ quality: 90 }).toBuffer());
+    await writeFile(path.join(root, flags[0]!), await bandFlag('#2a8cff', '#ffff00'));
+    await writeFile(path.join(root, flags[1]!), await bandFlag('#1a1a80', '#e0e0e0'));
+    const ribbons = await wavyBands();
+    await writeFile(path.join(root, 'ribbons.jpg'), ribbons);
+    // Blurred enough that SIFT keeps no consistent match: only the dense check can verify them.
+    await writeFile(path.join(root, 'ribbons-blurred.jpg'), await sharp(ribbons).blur(3).jpeg({ quality: 50 }).toBuffer());
+    await writeFile(path.join(root, 'ribbons-small-grey.jpg'), await sharp(ribbons).greyscale().blur(2).resize({ width: 320 }).jpeg({ quality: 50 }).toBuffer());
+    s = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1' });
+    unconfirmed = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1', DENSE_MIN_PINNING: '0' });
+  });
+  after(async () => {
+    await s.close();
+    await unconfirmed.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('when a flat-shaded facade meets flags of flat colour bands, then nothing verifies, though the unconfirmed dense check declared both', async () => {
+    const before = await call(unconfirmed.base, 'POST', '/match', { candidate: 'facade-middle.jpg', neighbors: flags });
+    assert.deepEqual(before.body.response.duplicated.map((d: { relative_path: string }) => d.relative_path).sort(), flags, JSON.stringify(before.body.response.checked));
+    assert.ok(before.body.response.duplicated.every((d: { method: string; inliers: number }) => d.method === 'dense' && d.inliers === 0));
+    const r = await call(s.base, 'POST', '/match', { candidate: 'facade-middle.jpg', neighbors: flags });
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body.response.duplicated, [], JSON.stringify(r.body.response.checked));
+  });
+
+  it('when copies of a picture of wavy parallel bands are matched, then the dense check still verifies them', async () => {
+    for (const copy of ['ribbons-blurred.jpg', 'ribbons-small-grey.jpg']) {
+      const r = await call(s.base, 'POST', '/match', { candidate: copy, neighbors: ['ribbons.jpg', ...flags] });
+      const { duplicated, checked } = r.body.response;
+      assert.deepEqual(duplicated.map((d: { relative_path: string }) => d.relative_path), ['ribbons.jpg'], JSON.stringify(checked));
+      assert.equal(duplicated[0].method, 'dense', JSON.stringify(duplicated[0]));
+      assert.ok(duplicated[0].inliers < 10, JSON.stringify(duplicated[0]));
+    }
+  });
+
+  it('when straight bands are slid along their border, then they agree as well as in place; wavy bands agree only in place', async () => {
+    const thumb = async (b: Buffer) => (await decodeImage(b, { maxPixels: 1e8, maxBytes: 1e8, width: 384, height: 384, thumbSize: 32, overlapSide: OVERLAP_SIDE })).overlap;
+    const identity = (a: GreyImage, b: GreyImage) => [b.width / a.width, 0, 0, 0, b.height / a.height, 0, 0, 0, 1];
+    const flag = await thumb(await bandFlag('#2a8cff', '#ffff00'));
+    const flagCopy = await thumb(await sharp(await bandFlag('#2a8cff', '#ffff00')).blur(1.5).jpeg({ quality: 60 }).toBuffer());
+    const straight = pinnedAgreement(flagCopy, flag, identity(flagCopy, flag));
+    assert.ok(straight.agreement > 0.9 && straight.pinning < 0.02, JSON.stringify(straight));
+    const ribbons = await thumb(await wavyBands());
+    const ribbonsCopy = await thumb(await sharp(await wavyBands()).blur(1.5).jpeg({ quality: 60 }).toBuffer());
+    const wavy = pinnedAgreement(ribbonsCopy, ribbons, identity(ribbonsCopy, ribbons));
+    assert.ok(wavy.agreement > 0.9 && wavy.pinning > 0.08, JSON.stringify(wavy));
   });
 });
 

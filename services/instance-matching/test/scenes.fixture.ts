@@ -133,3 +133,27 @@ export async function nearFlat(grey: number, width = 500, height = 400): Promise
   return sharp({ create: { width, height, channels: 3, background: `#${g}${g}${g}`, noise: { type: 'gaussian', mean: grey, sigma: 1.5 } } })
     .jpeg({ quality: 85 }).toBuffer();
 }
+
+const drawn = (width: number, height: number, body: string) =>
+  sharp(Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${body}</svg>`)).removeAlpha().jpeg({ quality: 92 }).toBuffer();
+
+/** A flag of two flat horizontal colour bands: one straight border, nothing else. */
+export const bandFlag = (top: string, bottom: string): Promise<Buffer> =>
+  drawn(600, 400, `<rect width="600" height="200" fill="${top}"/><rect y="200" width="600" height="200" fill="${bottom}"/>`);
+
+/** A flat-shaded facade (a block with a slanted roof against the sky): a few straight edges, few keypoints. */
+export const facadeScene = (): Promise<Buffer> =>
+  drawn(640, 400, '<rect width="640" height="400" fill="#0a2a55"/><polygon points="0,150 380,120 380,400 0,400" fill="#0b5570"/><polygon points="380,120 640,190 640,400 380,400" fill="#d8f0e4"/>');
+
+/** Parallel diagonal colour bands with wavy borders, like a flat-shaded wallpaper of ribbons. */
+export function wavyBands(): Promise<Buffer> {
+  const colours = ['#e8a0a8', '#b84060', '#801838', '#60b8f0', '#8898a8', '#283040', '#d07080'];
+  let body = '<rect width="640" height="400" fill="#404850"/>';
+  colours.forEach((c, i) => {
+    const x0 = -300 + i * 150;
+    let d = `M ${x0} 420`;
+    for (let y = 420; y >= -20; y -= 20) d += ` L ${(x0 + (420 - y) * 0.8 + 12 * Math.sin(y / 23 + i)).toFixed(1)} ${y}`;
+    body += `<path d="${d} L 1200 -20 L 1200 420 Z" fill="${c}"/>`;
+  });
+  return drawn(640, 400, body);
+}
