@@ -63,7 +63,8 @@ else {
     for (const c of dense) {
       const target = await image(fileOf(c.relative_path));
       const d = denseCheck(cand.thumb, target.thumb);
-      const at = d.placements.map((m) => {
+      // Under the cut-off a correlation is never confirmed: the service skips it, and so does this.
+      const at = d.correlation < config.DENSE_MIN_CORRELATION ? [] : d.placements.map((m) => {
         const a = pinnedAgreement(cand.overlap, target.overlap, overlapMapOf(m, cand.overlap, target.overlap));
         return { agreement: a.agreement, structure: a.structure, pixels: a.pixels, pinning: a.pinning };
       });
@@ -102,7 +103,7 @@ const at = config.OVERLAP_MIN_AGREEMENT;
 const passing = (a: At) => a.pixels >= OVERLAP_MIN_PIXELS && a.structure >= config.OVERLAP_MIN_STRUCTURE && a.agreement >= at;
 const bestWrong = Math.max(-1, ...wrong.flatMap((p) => p.at.filter(passing).map((a) => a.pinning)));
 const pick = pins.find((v) => v >= bestWrong + 0.03);
-console.log(`   at OVERLAP_MIN_AGREEMENT=${at} (the overlap check's cut-off, same measure): the most pinned wrong placement ${f3(bestWrong)}; the least pinned true pair ${f3(Math.min(...needed.map((p) => Math.max(...p.at.filter(passing).map((a) => a.pinning), -1))))}`);
+console.log(`   at OVERLAP_MIN_AGREEMENT=${at} (the overlap check's cut-off, same measure): the most pinned wrong placement ${f3(bestWrong)}; true pairs passing the agreement rule, least pinned: ${f3(Math.min(...needed.filter((p) => p.at.some(passing)).map((p) => Math.max(...p.at.filter(passing).map((a) => a.pinning)))))}`);
 console.log(`   rule: lowest grid value at least 0.03 above the most pinned wrong placement: DENSE_MIN_PINNING=${pick}`);
 const rule: Rule = { pinning: config.DENSE_MIN_PINNING, agreement: at };
 console.log(`\n3. with the rule (DENSE_MIN_PINNING=${rule.pinning}, agreement >= ${rule.agreement}): per half, true pairs kept of those only the old check verifies; wrong pairs passing`);
