@@ -8,7 +8,7 @@
  * ANN index, not brute force).
  *   CACHE=/tmp/cand-final DISTRACTOR_N=10000 node --conditions=source --import tsx bench/search/hubness.bench.ts
  * Env: WHITENING_PATH (a fit-whitening file: applied to every cached vector first), EVERY (1: every query),
- * EF (the search's ef for the k=100 modes; default: the service's, max(HNSW_EF_SEARCH, k)).
+ * EF (comma-separated: one more k=100 + hubness mode per ef given; default: the service's ef for k).
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -59,7 +59,7 @@ try {
     'k=10 (before)': { nb_neighbors: 10, limit: 10 },
     'k=100': { nb_neighbors: 100, limit: 100 },
     'k=100 + hubness': { nb_neighbors: 100, limit: 100, hubness_k: HUBNESS_K },
-    ...(process.env.EF ? { [`k=100 + hubness, ef ${process.env.EF}`]: { nb_neighbors: 100, limit: 100, hubness_k: HUBNESS_K, ef: Number(process.env.EF) } } : {}),
+    ...Object.fromEntries((process.env.EF ? process.env.EF.split(',') : []).map((ef) => [`k=100 + hubness, ef ${ef}`, { nb_neighbors: 100, limit: 100, hubness_k: HUBNESS_K, ef: Number(ef) }])),
   };
   const stem = (f: string) => f.replace(/\.[^.]+$/, '');
   for (const [name, opts] of Object.entries(modes)) {
