@@ -38,16 +38,21 @@ async function load(name: string) {
 const [idx, dis, qs] = await Promise.all([load('index-cc-o1'), load('distractors-cc-o1'), load('queries-cc-o8')]);
 // GREY=1: each image is indexed with its greyscale fingerprint as its one other entry (GREY_ENTRY;
 // cached as index-cc-grey-o1 / distractors-cc-grey-o1), unless it has no colour (grey = itself).
-const greySets = process.env.GREY === '1' ? await Promise.all([load('index-cc-grey-o1'), load('distractors-cc-grey-o1')]) : undefined;
+// GREY=both: two services side by side, without and with grey entries, their modes interleaved.
+const greySets = process.env.GREY === '1' || process.env.GREY === 'both' ? await Promise.all([load('index-cc-grey-o1'), load('distractors-cc-grey-o1')]) : undefined;
 const w = process.env.WHITENING_PATH ? whiteningFrom(JSON.parse(await readFile(process.env.WHITENING_PATH, 'utf8')) as WhiteningFile) : undefined;
 const vecOf = (l: typeof idx, row: number) => {
   const v = l.data.subarray(row * l.perRow * DIM, row * l.perRow * DIM + DIM);
   return w ? w.apply(v) : Array.from(v);
 };
 
-const dir = await mkdtemp(join(tmpdir(), 'doppel-hub-bench-'));
-const service = buildService(loadConfig(SearchConfig, { LOCATION: dir, DIMENSION: String(DIM), SNAPSHOT_INTERVAL_MS: '0', LOG_LEVEL: 'warn' }));
-const { base, close } = await listen(service);
+const dirs: string[] = [];
+const kinds = process.env.GREY === 'both' ? ['plain', 'grey'] as const : [process.env.GREY === '1' ? 'grey' as const : 'plain' as const];
+const services = await Promise.all(kinds.map(async (kind) => {
+  const dir = await mkdtemp(join(tmpdir(), 'doppel-hub-bench-'));
+  dirs.push(dir);
+  return { kind, ...(await listen(buildService(loadConfig(SearchConfig, { LOCATION: dir, DIMENSION: String(DIM), SNAPSHOT_INTERVAL_MS: '0', LOG_LEVEL: 'warn' })))) };
+}));
 try {
   const entry = (l: typeof idx, g: typeof idx | undefined, i: number, path: string) => {
     const v = vecOf(l, i);
@@ -56,17 +61,21 @@ try {
     const cos = v.reduce((a, x, d) => a + x * gv[d]!, 0) / Math.sqrt(v.reduce((a, x) => a + x * x, 0) * gv.reduce((a, x) => a + x * x, 0));
     return { relative_path: path, vec_features: v, ...(cos < 0.999 ? { regions: [gv] } : {}) };
   };
-  const items = [
-    ...idx.files.map((f, i) => entry(idx, greySets?.[0], i, `index/${f}`)),
-    ...dis.files.slice(0, nDist).map((f, i) => entry(dis, greySets?.[1], i, `distractors/${f}`)),
-  ];
-  let t = performance.now();
-  for (let i = 0; i < items.length; i += 1000) {
-    const r = await call(base, 'POST', '/vectors', { items: items.slice(i, i + 1000) });
-    if (r.status !== 200) throw new Error(JSON.stringify(r.body).slice(0, 300));
+  let t = 0;
+  for (const svc of services) {
+    const g = svc.kind === 'grey' ? greySets : undefined;
+    const items = [
+      ...idx.files.map((f, i) => entry(idx, g?.[0], i, `index/${f}`)),
+      ...dis.files.slice(0, nDist).map((f, i) => entry(dis, g?.[1], i, `distractors/${f}`)),
+    ];
+    t = performance.now();
+    for (let i = 0; i < items.length; i += 1000) {
+      const r = await call(svc.base, 'POST', '/vectors', { items: items.slice(i, i + 1000) });
+      if (r.status !== 200) throw new Error(JSON.stringify(r.body).slice(0, 300));
+    }
+    const upsertS = (performance.now() - t) / 1000;
+    console.log(`${svc.kind}: upserted ${items.length} images in ${upsertS.toFixed(1)} s (${(items.length / upsertS).toFixed(0)} images/s, WAL + fsync per 1000)${w ? ', whitened' : ''}`);
   }
-  const upsertS = (performance.now() - t) / 1000;
-  console.log(`upserted ${items.length} vectors in ${upsertS.toFixed(1)} s (${(items.length / upsertS).toFixed(0)} vectors/s, WAL + fsync per 1000)${w ? ', whitened' : ''}`);
 
   const modes = {
     'k=10 (before)': { nb_neighbors: 10, limit: 10 },
@@ -78,13 +87,14 @@ try {
   const stem = (f: string) => f.replace(/\.[^.]+$/, '');
   // The modes take turns query by query, the first of each turn rotating, so the machine's
   // load drifts over all alike and each mode is as often the one that fills the hubness cache.
-  const entries = Object.entries(modes).filter(([name]) => !only || only.includes(name));
+  const entries = services.flatMap((svc) => Object.entries(modes).filter(([name]) => !only || only.includes(name))
+    .map(([name, opts]) => [services.length > 1 ? `${svc.kind}: ${name}` : name, { ...opts, base: svc.base }] as const));
   const stat = entries.map(() => ({ ms: [] as number[], hit: { all: [0, 0], v2: [0, 0], v3: [0, 0] } }));
   for (let q = 0; q < qs.files.length; q += every) {
     const queries = Array.from({ length: orients }, (_, o) => ({ vec_features: vecOf(qs, q * 8 + o) }));
     for (let turn = 0; turn < entries.length; turn++) {
       const m = (q / every + turn) % entries.length;
-      const opts = entries[m]![1];
+      const { base, ...opts } = entries[m]![1];
       t = performance.now();
       const r = await call(base, 'POST', '/search/batch', { queries, ...opts });
       stat[m]!.ms.push(performance.now() - t);
@@ -100,9 +110,9 @@ try {
     ms.sort((a, b) => a - b);
     const at = (p: number) => ms[Math.min(ms.length - 1, Math.floor(p * ms.length))]!.toFixed(1);
     const rec = (k: keyof typeof hit) => (hit[k][0]! / hit[k][1]!).toFixed(3);
-    console.log(`${name.padEnd(18)} p50 ${at(0.5)} ms  p99 ${at(0.99)} ms  recall@10 all ${rec('all')}  v2 ${rec('v2')}  v3 ${rec('v3')}  (${ms.length} queries)`);
+    console.log(`${name.padEnd(24)} p50 ${at(0.5)} ms  p99 ${at(0.99)} ms  recall@10 all ${rec('all')}  v2 ${rec('v2')}  v3 ${rec('v3')}  (${ms.length} queries)`);
   });
 } finally {
-  await close();
-  await rm(dir, { recursive: true, force: true });
+  for (const svc of services) await svc.close();
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 }
