@@ -3,11 +3,10 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
-import { SHARED_MODELS_DIR } from '@doppel/image-encoder/testing';
-import { call, freePorts } from '@doppel/service-kit/testing';
-import { startStack, type Stack } from '@doppel/cli';
+import { call } from '@doppel/service-kit/testing';
+import type { Stack } from '@doppel/cli';
+import { realModelPath, startIndexedStack } from './helpers/real-stack.fixture.js';
 import { syntheticImage } from './helpers/images.fixture.js';
 
 /*
@@ -17,9 +16,6 @@ import { syntheticImage } from './helpers/images.fixture.js';
  * an image without colour gets no grey entry, and the entries are replaced and deleted
  * with their image.
  */
-const repoRoot = fileURLToPath(new URL('..', import.meta.url));
-const installed = join(repoRoot, 'models', 'resnet18.onnx');
-const modelPath = existsSync(installed) ? installed : join(SHARED_MODELS_DIR, 'resnet18-imagenet-layer3.onnx');
 const DISTRACTORS = 24;
 const TARGET = 'index/target.jpg';
 const GREY_PICTURE = 'index/grey-picture.jpg';
@@ -27,7 +23,7 @@ const GREY_PICTURE = 'index/grey-picture.jpg';
 /** Greyscale as a photo editor's "desaturate" makes it (libvips' own luma weights, not the encoder's). */
 const greyCopy = (img: Buffer) => sharp(img).greyscale().jpeg({ quality: 90 }).toBuffer();
 
-describe('e2e: grey entries through the real stack', { timeout: 300_000, skip: !existsSync(modelPath) && 'no real model (pnpm models)' }, () => {
+describe('e2e: grey entries through the real stack', { timeout: 300_000, skip: !existsSync(realModelPath) && 'no real model (pnpm models)' }, () => {
   const tmp = mkdtempSync(join(tmpdir(), 'doppel-grey-e2e-'));
   const root = join(tmp, 'images');
   let stack: Stack;
@@ -55,17 +51,8 @@ describe('e2e: grey entries through the real stack', { timeout: 300_000, skip: !
     writeFileSync(join(root, GREY_PICTURE), await greyCopy(await syntheticImage(960)));
     writeFileSync(join(root, 'queries', 'grey.jpg'), await greyCopy(target));
 
-    const [pipeline, encoder, search, matching] = await freePorts(4);
-    stack = await startStack({
-      repoRoot, imagesRoot: root, stateDir: join(tmp, 'state'), modelPath,
-      ports: { pipeline: pipeline!, encoder: encoder!, search: search!, matching: matching! },
-      env: { 'image-encoder': { GREY_ENTRY: 'true', REGIONS: 'none' } },
-      readyTimeoutMs: 120_000,
-    });
+    stack = await startIndexedStack({ root, tmp, encoderEnv: { GREY_ENTRY: 'true', REGIONS: 'none' }, expectIndexed: DISTRACTORS + 2 });
     base = stack.urls.pipeline;
-    const indexed = await call(base, 'POST', '/index', { relative_path: 'index' });
-    assert.equal(indexed.status, 200, JSON.stringify(indexed.body));
-    assert.equal(indexed.body.response.indexed, DISTRACTORS + 2, JSON.stringify(indexed.body));
   });
 
   after(async () => {

@@ -3,12 +3,11 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { rmacWindows } from '@doppel/image-encoder';
-import { SHARED_MODELS_DIR } from '@doppel/image-encoder/testing';
-import { call, freePorts } from '@doppel/service-kit/testing';
-import { startStack, type Stack } from '@doppel/cli';
+import { call } from '@doppel/service-kit/testing';
+import type { Stack } from '@doppel/cli';
+import { realModelPath, startIndexedStack } from './helpers/real-stack.fixture.js';
 import { stripedImage, syntheticImage } from './helpers/images.fixture.js';
 
 /*
@@ -18,14 +17,11 @@ import { stripedImage, syntheticImage } from './helpers/images.fixture.js';
  * among drawn distractors, is found through one of the picture's regions, and every image
  * comes back once however many of its vectors match.
  */
-const repoRoot = fileURLToPath(new URL('..', import.meta.url));
-const installed = join(repoRoot, 'models', 'resnet18.onnx');
-const modelPath = existsSync(installed) ? installed : join(SHARED_MODELS_DIR, 'resnet18-imagenet-layer3.onnx');
 const DISTRACTORS = 36;
 const REGIONS = rmacWindows().length;
 const TARGET = 'index/target.jpg';
 
-describe('e2e: regional fingerprints through the real stack', { timeout: 300_000, skip: !existsSync(modelPath) && 'no real model (pnpm models)' }, () => {
+describe('e2e: regional fingerprints through the real stack', { timeout: 300_000, skip: !existsSync(realModelPath) && 'no real model (pnpm models)' }, () => {
   const tmp = mkdtempSync(join(tmpdir(), 'doppel-regions-e2e-'));
   const root = join(tmp, 'images');
   let stack: Stack;
@@ -53,17 +49,8 @@ describe('e2e: regional fingerprints through the real stack', { timeout: 300_000
     for (let i = 0; i < DISTRACTORS; i++) writeFileSync(join(root, 'index', `d-${String(i).padStart(2, '0')}.jpg`), await syntheticImage(800 + i));
     writeFileSync(join(root, 'queries', 'crop.jpg'), await sharp(target).extract({ left: 0, top: 0, width: inset, height: inset }).jpeg({ quality: 85 }).toBuffer());
 
-    const [pipeline, encoder, search, matching] = await freePorts(4);
-    stack = await startStack({
-      repoRoot, imagesRoot: root, stateDir: join(tmp, 'state'), modelPath,
-      ports: { pipeline: pipeline!, encoder: encoder!, search: search!, matching: matching! },
-      env: { 'image-encoder': { REGIONS: 'rmac' } },
-      readyTimeoutMs: 120_000,
-    });
+    stack = await startIndexedStack({ root, tmp, encoderEnv: { REGIONS: 'rmac' }, expectIndexed: DISTRACTORS + 1 });
     base = stack.urls.pipeline;
-    const indexed = await call(base, 'POST', '/index', { relative_path: 'index' });
-    assert.equal(indexed.status, 200, JSON.stringify(indexed.body));
-    assert.equal(indexed.body.response.indexed, DISTRACTORS + 1, JSON.stringify(indexed.body));
   });
 
   after(async () => {
