@@ -203,7 +203,8 @@ function latency(r: BenchResults): string {
     const at = `latency.${size}`;
     return [
       { label: `${size === 'small' ? 'dev scan set' : '+ 10,000 distractors'}: images indexed`, keys: [`${at}.indexed`] },
-      { label: 'query p50 / p99 (in raw forward passes)', keys: [`${at}.p50_ms`, `${at}.p50_x`, `${at}.p99_ms`, `${at}.p99_x`] },
+      { label: 'query by path p50 / p99 (in raw forward passes)', keys: [`${at}.p50_ms`, `${at}.p50_x`, `${at}.p99_ms`, `${at}.p99_x`] },
+      { label: 'query sent as bytes (always encoded): p50 / p99 in raw forward passes', keys: [`${at}.upload_p50_x`, `${at}.upload_p99_x`] },
       { label: 'stage p50: encode / search / match; the query\'s SIFT extraction', keys: [`${at}.encode_ms`, `${at}.search_ms`, `${at}.match_ms`, `${at}.extract_ms`] },
       { label: 'queries settled in their own orientation (1 forward pass)', keys: [`${at}.one_orientation`] },
       { label: '`doppel scan` queries/s: this tree / baseline / ratio', keys: [`${at}.scan_qps`, `${at}.baseline.scan_qps`, `${at}.scan_x`] },

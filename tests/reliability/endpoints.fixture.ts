@@ -32,6 +32,7 @@ export function templates(dimension: number): Record<ServiceName, Record<string,
       'POST /search/batch': { json: { queries: [{ vec_features: v }], nb_neighbors: 3 } },
       'POST /vectors': { json: { items: [{ relative_path: 'fuzz/x.jpg', vec_features: v, metadata: { a: 1 } }] } },
       'DELETE /vectors': { json: { relative_paths: ['fuzz/x.jpg'] } },
+      'POST /vectors/lookup': { json: { relative_paths: ['fuzz/x.jpg', 'fuzz/none.jpg'] } },
       'GET /vectors': { query: { offset: 0, limit: 10, include_vectors: true } },
     },
     'instance-matching': {

@@ -1,6 +1,6 @@
 import {
-  DeleteResponse, ListResponse, SearchBatchResponse, SearchResponse, StatsResponse, UpsertResponse,
-  type DeleteRequest, type ListQuery, type SearchBatchRequest, type SearchRequest, type UpsertRequest,
+  DeleteResponse, ListResponse, LookupResponse, SearchBatchResponse, SearchResponse, StatsResponse, UpsertResponse,
+  type DeleteRequest, type ListQuery, type LookupRequest, type SearchBatchRequest, type SearchRequest, type UpsertRequest,
 } from '@doppel/schemas';
 import { ServiceHttp, type ClientOptions } from './http.client.js';
 import { readinessOf } from './readiness.client.js';
@@ -23,6 +23,8 @@ export function createSearchClient(opts: ClientOptions) {
       http.call({ method: 'DELETE', path: '/vectors', body, schema: DeleteResponse, idempotent: true }),
     list: (query: ListQuery = {}) =>
       http.call({ method: 'GET', path: '/vectors', params: query, schema: ListResponse, idempotent: true }),
+    lookup: (body: LookupRequest) =>
+      http.call({ method: 'POST', path: '/vectors/lookup', body, schema: LookupResponse, idempotent: true }),
     stats: () => http.call({ method: 'GET', path: '/stats', schema: StatsResponse, idempotent: true }),
     ...readinessOf(http),
   };

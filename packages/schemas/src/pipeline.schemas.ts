@@ -50,6 +50,8 @@ export const DuplicatesResponse = Envelope(
     candidates: Type.Array(Candidate),
     /** Orientations of the query that were encoded and searched: 1 (its own), or 8 when that verified nothing (ORIENTATION_SEARCH). */
     orientations_searched: Type.Optional(Type.Integer({ minimum: 1, maximum: 8 })),
+    /** Where the query's own-orientation fingerprint came from: the index (a query by path of an indexed, unchanged file) or the encoder. */
+    fingerprint: Type.Optional(Type.Union([Type.Literal('indexed'), Type.Literal('encoded')])),
     timings_ms: Type.Object({ encode: Type.Number(), search: Type.Number(), match: Type.Number() }),
     /** From instance-matching: why the query declares nothing (it is almost flat). */
     reason: Type.Optional(MatchReason),

@@ -114,6 +114,21 @@ export const DeleteResponse = Envelope(
 );
 export type DeleteResponse = Static<typeof DeleteResponse>;
 
+export const LookupRequest = Type.Object(
+  { relative_paths: Type.Array(RelativePath, { minItems: 1, maxItems: MAX_DELETE_ITEMS }) },
+  { $id: schemaId('search/lookup-request'), additionalProperties: false },
+);
+export type LookupRequest = Static<typeof LookupRequest>;
+/** The stored vector and metadata of each known path (in the order asked); unknown paths are listed in not_found. */
+export const LookupResponse = Envelope(
+  'search/lookup-response',
+  Type.Object({
+    items: Type.Array(Type.Object({ relative_path: Type.String(), vec_features: Type.Array(Type.Number()), metadata: Type.Optional(Metadata) })),
+    not_found: Type.Array(Type.String()),
+  }),
+);
+export type LookupResponse = Static<typeof LookupResponse>;
+
 export const ListQuery = Type.Object(
   {
     ...PageQueryProps,

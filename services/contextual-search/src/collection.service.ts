@@ -1,7 +1,7 @@
 import type { DeleteResponse, DistanceType, ListResponse, Neighbor, StatsResponse, UpsertResponse, VectorItem } from '@doppel/schemas';
 import { AppError } from '@doppel/service-kit';
 import { metadataProblem, vectorProblem } from './vector.check.js';
-import type { Readiness, VectorBackend } from './vector.backend.js';
+import type { Readiness, StoredVector, VectorBackend } from './vector.backend.js';
 import type { SearchMetrics } from './search.metrics.js';
 
 export interface CollectionOptions {
@@ -67,8 +67,8 @@ export class Collection {
     return this.backend.list(offset, limit, includeVectors);
   }
 
-  vectors(paths: string[]): Promise<Array<number[] | undefined>> {
-    return this.backend.vectors(paths);
+  lookup(paths: string[]): Promise<Array<StoredVector | undefined>> {
+    return this.backend.lookup(paths);
   }
 
   stats(): Promise<StatsResponse['response']> {

@@ -6,7 +6,7 @@ import { IndexState } from './index.state.js';
 import { recover, type RecoveryOptions, type SeedReport } from './recovery.loader.js';
 import type { SearchMetrics } from './search.metrics.js';
 import { SnapshotWriter, type SnapshotTiming } from './snapshot.writer.js';
-import type { Readiness, VectorBackend } from './vector.backend.js';
+import type { Readiness, StoredVector, VectorBackend } from './vector.backend.js';
 import { WalStore, type WalRecovery } from './wal.store.js';
 
 /** What recover() reads (data folder, seeds, index shape) plus what the running backend adds. */
@@ -109,10 +109,11 @@ export class HnswlibBackend implements VectorBackend {
     return this.state.search(query, k, ef);
   }
 
-  async vectors(paths: string[]): Promise<Array<number[] | undefined>> {
+  async lookup(paths: string[]): Promise<Array<StoredVector | undefined>> {
     this.assertReady();
-    return this.state.vectors(paths);
+    return this.state.lookup(paths);
   }
+
 
   async list(offset: number, limit: number, includeVectors: boolean): Promise<ListResponse['response']> {
     this.assertReady();

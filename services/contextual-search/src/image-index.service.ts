@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { AppError } from '@doppel/service-kit';
-import { MAX_DELETE_ITEMS, MAX_REGIONS, MAX_UPSERT_ITEMS, type BatchNeighbor, type DeleteResponse, type Neighbor, type StatsResponse, type UpsertResponse, type VectorItem } from '@doppel/schemas';
+import { MAX_DELETE_ITEMS, MAX_REGIONS, MAX_UPSERT_ITEMS, type BatchNeighbor, type DeleteResponse, type LookupResponse, type Neighbor, type StatsResponse, type UpsertResponse, type VectorItem } from '@doppel/schemas';
 import type { Collection } from './collection.service.js';
 import { mergeByImage } from './neighbour-merge.logic.js';
 import { vectorProblem } from './vector.check.js';
@@ -186,14 +186,24 @@ export class ImageIndex {
     const cached = paths.map((p) => this.hubCache.get(key(p)));
     const missing = paths.filter((_, i) => cached[i] === undefined);
     if (missing.length === 0) return cached;
-    const vecs = await this.images.vectors(missing);
-    const fresh = new Map(await Promise.all(vecs.map(async (v, i): Promise<[string, number | undefined]> => {
-      if (!v) return [missing[i]!, undefined];
+    const stored = await this.images.lookup(missing);
+    const fresh = new Map(await Promise.all(stored.map(async (s, i): Promise<[string, number | undefined]> => {
+      if (!s) return [missing[i]!, undefined];
+      const v = s.vec_features;
       const others = (await this.images.search(v, k + 1, 0, ef)).filter((n) => n.relative_path !== missing[i]).slice(0, k);
       return [missing[i]!, others.length === 0 ? 0 : others.reduce((a, n) => a + n.score, 0) / others.length];
     })));
     for (const [p, h] of fresh) if (h !== undefined) this.hubCache.set(key(p), h);
     return paths.map((p, i) => cached[i] ?? fresh.get(p));
+  }
+
+  /** The stored whole-image vectors (not regions) of these paths, with their metadata. */
+  async lookup(paths: string[]): Promise<LookupResponse['response']> {
+    const stored = await this.images.lookup(paths);
+    const items: LookupResponse['response']['items'] = [];
+    const notFound: string[] = [];
+    stored.forEach((s, i) => (s ? items.push({ relative_path: paths[i]!, ...s }) : notFound.push(paths[i]!)));
+    return { items, not_found: notFound };
   }
 
   async stats(): Promise<StatsResponse['response']> {

@@ -1,4 +1,5 @@
 import type { DistanceType, ListResponse, Neighbor } from '@doppel/schemas';
+import type { StoredVector } from './vector.backend.js';
 import { EngineSwitch, type EngineOptions } from './engine.switch.js';
 import { HnswIndex, scoreOf } from './hnsw.index.js';
 import { PathMaps } from './path.maps.js';
@@ -104,10 +105,10 @@ export class IndexState {
     return out;
   }
 
-  vectors(paths: string[]): Array<number[] | undefined> {
+  lookup(paths: string[]): Array<StoredVector | undefined> {
     return paths.map((p) => {
       const e = this.maps.get(p);
-      return e ? this.engine.vector(e.label) : undefined;
+      return e ? { vec_features: this.engine.vector(e.label), ...(e.metadata ? { metadata: e.metadata } : {}) } : undefined;
     });
   }
 

@@ -3,7 +3,7 @@ import type { DeleteResponse, DistanceType, ListResponse, Neighbor, StatsRespons
 import { AppError, type Logger } from '@doppel/service-kit';
 import { scoreOf, type HnswParams } from './hnsw.index.js';
 import { PgDatabase, isUnavailable } from './pg.database.js';
-import type { Readiness, VectorBackend } from './vector.backend.js';
+import type { Readiness, StoredVector, VectorBackend } from './vector.backend.js';
 
 export interface PgvectorOptions {
   url: string;
@@ -224,14 +224,14 @@ export class PgvectorBackend implements VectorBackend {
     });
   }
 
-  async vectors(paths: string[]): Promise<Array<number[] | undefined>> {
+  async lookup(paths: string[]): Promise<Array<StoredVector | undefined>> {
     this.assertReady();
     if (paths.length === 0) return [];
-    const rows = await this.db.query<{ relative_path: string; v: number[] }>(
-      `SELECT relative_path, embedding::real[] AS v FROM ${this.t} WHERE relative_path = ANY($1)`,
+    const rows = await this.db.query<{ relative_path: string; v: number[]; metadata: Record<string, unknown> | null }>(
+      `SELECT relative_path, embedding::real[] AS v, metadata FROM ${this.t} WHERE relative_path = ANY($1)`,
       [paths],
     );
-    const byPath = new Map(rows.map((r) => [r.relative_path, r.v.map((x) => Math.fround(x))]));
+    const byPath = new Map(rows.map((r) => [r.relative_path, { vec_features: r.v.map((x) => Math.fround(x)), ...(r.metadata !== null ? { metadata: r.metadata } : {}) }]));
     return paths.map((p) => byPath.get(p));
   }
 

@@ -1,6 +1,7 @@
 import type { DeleteResponse, ListResponse, Neighbor, StatsResponse, UpsertResponse, VectorItem } from '@doppel/schemas';
 
 export type Readiness = { ok: boolean; detail?: string };
+export type StoredVector = { vec_features: number[]; metadata?: Record<string, unknown> };
 
 /**
  * What a store of vectors must do for the HTTP contract. Two implementations: the embedded
@@ -20,8 +21,8 @@ export interface VectorBackend {
   delete(paths: string[]): Promise<DeleteResponse['response']>;
   search(query: number[], k: number, ef: number): Promise<Neighbor[]>;
   list(offset: number, limit: number, includeVectors: boolean): Promise<ListResponse['response']>;
-  /** The stored vector of each path, in order (undefined for a path not stored). */
-  vectors(paths: string[]): Promise<Array<number[] | undefined>>;
+  /** The stored vector and metadata of each path, in order (undefined for a path not stored). */
+  lookup(paths: string[]): Promise<Array<StoredVector | undefined>>;
   stats(): Promise<StatsResponse['response']>;
   /** Drains pending writes and releases the store. */
   close(): Promise<void>;

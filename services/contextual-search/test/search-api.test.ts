@@ -102,6 +102,25 @@ for (const backend of BACKENDS) describe(`contextual-search on ${backend}: vecto
     assert.equal((await call(svc.base, 'GET', '/vectors?limit=0')).status, 400);
   });
 
+  it('when stored paths are looked up, then each comes with its vector and metadata in the order asked, and unknown ones are listed', async () => {
+    const r = await call(svc.base, 'POST', '/vectors/lookup', { relative_paths: ['c.jpg', 'nope.jpg', 'b.jpg'] });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const listed = new Map((await listAll(svc.base)).map((i) => [i.relative_path, i]));
+    const items = r.body.response.items as Array<{ relative_path: string; vec_features: number[]; metadata?: unknown }>;
+    assert.deepEqual(items.map((i) => i.relative_path), ['c.jpg', 'b.jpg']);
+    for (const it of items) {
+      assert.deepEqual(it.vec_features, listed.get(it.relative_path)!.vec_features);
+      assert.deepEqual(it.metadata, listed.get(it.relative_path)!.metadata);
+    }
+    assert.ok(items.some((i) => i.metadata !== undefined), 'one looked-up path carries metadata');
+    assert.deepEqual(r.body.response.not_found, ['nope.jpg']);
+    for (const body of [{ relative_paths: [] }, { relative_paths: [''] }, {}, { relative_paths: ['b.jpg'], extra: 1 }]) {
+      const bad = await call(svc.base, 'POST', '/vectors/lookup', body);
+      assert.equal(bad.status, 400, JSON.stringify(body));
+      assert.equal(bad.body.global_status, 0);
+    }
+  });
+
   describe('when a request is invalid, then it is refused with 400 and the index is unchanged', () => {
     const good = { relative_path: 'ok.jpg', vec_features: [1, 1, 1, 1] };
     const cases: Array<[string, unknown]> = [

@@ -13,6 +13,7 @@ import { BlobStore } from './blob.store.js';
 import { ImageRecords } from './image-records.store.js';
 import { createIdLock, type ImagesDeps } from './images.logic.js';
 import { KnownFiles } from './known-files.store.js';
+import { StoredFingerprints } from './stored-fingerprint.logic.js';
 import { mountPipelineRoutes, pipelineDocs } from './pipeline.routes.js';
 
 export interface PipelineDeps {
@@ -67,6 +68,7 @@ export function createApp(deps: PipelineDeps): Express {
     searchK: config.SEARCH_K,
     hubnessWeight: config.HUBNESS_WEIGHT,
     orientationSearch: config.ORIENTATION_SEARCH,
+    stored: new StoredFingerprints(search),
   };
   const stateDir = apiStateDir(config.IMAGES_ROOT, config.API_STATE_DIR);
   const images: ImagesDeps = {

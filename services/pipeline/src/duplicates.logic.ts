@@ -5,6 +5,7 @@ import { resolveImagePath, type UrlFetcher } from '@doppel/image-source';
 import { matcherTargets } from './image-location.js';
 import { HUBNESS_K, rerankByHubness } from './candidate-rerank.logic.js';
 import { assertSameModel } from './fingerprint-model.logic.js';
+import type { QueryFile, StoredFingerprints } from './stored-fingerprint.logic.js';
 
 export type DuplicatesResult = Static<typeof DuplicatesResponse>['response'];
 type Candidate = DuplicatesResult['candidates'][number];
@@ -21,6 +22,8 @@ export interface DuplicatesDeps {
   searchK: number;
   hubnessWeight: number;
   orientationSearch: OrientationSearch;
+  /** Indexed fingerprints a query by path reuses instead of encoding it again. */
+  stored: StoredFingerprints;
 }
 
 const ms = (start: number) => Math.round((performance.now() - start) * 10) / 10;
@@ -56,6 +59,7 @@ type Stage = 'none' | 'all';
 interface Searched {
   candidates: Candidate[];
   neighbors: Awaited<ReturnType<SearchClient['searchBatch']>>['neighbors'];
+  fromIndex: boolean;
 }
 
 /**
@@ -64,9 +68,13 @@ interface Searched {
  * (best score and the orientation that gave it), keeps the best k (one more: the query
  * may be indexed) and gives each its hubness; the re-ranked best nb are the candidates.
  */
-async function encodeAndSearch(deps: DuplicatesDeps, source: { relative_path: string } | { image_base64: string }, stage: Stage, nb: number, minScore: number, relPath: string | undefined, timings: { encode: number; search: number }): Promise<Searched> {
+async function encodeAndSearch(deps: DuplicatesDeps, source: { relative_path: string } | { image_base64: string }, stage: Stage, nb: number, minScore: number, file: QueryFile | undefined, timings: { encode: number; search: number }): Promise<Searched> {
   let t = performance.now();
-  const encoded = await deps.encoder.encode({ ...source, orientations: stage });
+  const relPath = file?.id;
+  // The query as it is, by path, indexed and unchanged: search holds its fingerprint already.
+  const stored = stage === 'none' && file ? await deps.stored.forQuery(file) : undefined;
+  const encoded: { fingerprint: number[]; model: string; orientations?: Array<{ name: string; fingerprint: number[] }> } = stored ?? await deps.encoder.encode({ ...source, orientations: stage });
+  if (!stored) deps.stored.noteEncoderModel(encoded.model);
   timings.encode += ms(t);
   t = performance.now();
   const fingerprints = encoded.orientations?.length
@@ -86,7 +94,7 @@ async function encodeAndSearch(deps: DuplicatesDeps, source: { relative_path: st
     .slice(0, nb)
     .map((n) => ({ relative_path: n.relative_path, score: n.score, orientation: fingerprints[n.query]?.orientation ?? 'identity' }));
   timings.search += ms(t);
-  return { candidates, neighbors };
+  return { candidates, neighbors, fromIndex: stored !== undefined };
 }
 
 /**
@@ -109,7 +117,8 @@ export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesReques
   const bytes = req.url !== undefined ? (await deps.urls.fetch(req.url)).toString('base64') : req.image_base64;
   // A path is resolved here (403 out of the root, symlinks included; 404 missing) and used
   // by its canonical id, so `./a.jpg` is left out of its own results like `a.jpg`.
-  const relPath = req.relative_path !== undefined ? (await resolveImagePath(deps.imagesRoot, req.relative_path)).id : undefined;
+  const file = req.relative_path !== undefined ? await resolveImagePath(deps.imagesRoot, req.relative_path) : undefined;
+  const relPath = file?.id;
   const source = relPath !== undefined ? { relative_path: relPath } : { image_base64: bytes! };
   // The matcher reads indexed paths itself; a query that is not a path goes as bytes.
   const candidate: Pick<MatchRequest, 'candidate' | 'candidate_base64'> = relPath !== undefined
@@ -125,9 +134,11 @@ export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesReques
   let candidates: Candidate[] = [];
   const scores = new Map<string, number>();
   let searched = 0;
+  let fromIndex = false;
   for (const stage of stages) {
-    const found = await encodeAndSearch(deps, source, stage, nb, minScore, relPath, timings);
+    const found = await encodeAndSearch(deps, source, stage, nb, minScore, file, timings);
     searched = stage === 'all' ? 8 : 1;
+    fromIndex ||= found.fromIndex;
     candidates = found.candidates;
     const fresh = candidates.filter((c) => !scores.has(c.relative_path));
     if (fresh.length > 0) {
@@ -159,5 +170,5 @@ export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesReques
     if (duplicated.length > 0 || reason === 'query_without_structure') break;
   }
   const verified = candidates.map((c) => (scores.has(c.relative_path) ? { ...c, verification_score: scores.get(c.relative_path)! } : c));
-  return { duplicated, candidates: verified, orientations_searched: searched, timings_ms: timings, ...(reason ? { reason } : {}) };
+  return { duplicated, candidates: verified, orientations_searched: searched, fingerprint: fromIndex ? 'indexed' : 'encoded', timings_ms: timings, ...(reason ? { reason } : {}) };
 }

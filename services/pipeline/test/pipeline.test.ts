@@ -228,10 +228,29 @@ describe('pipeline over HTTP', () => {
 
   it('when the query as it is verifies a copy, then it is encoded and searched in that one orientation only', async () => {
     const before = encSeen.bodies.length;
-    const r = await call(base, 'POST', '/duplicates', { relative_path: 'a.png' });
-    assert.deepEqual(r.body.response.duplicated.map((d: { relative_path: string }) => d.relative_path), ['a-copy.png']);
+    const bytes = Buffer.from(img([0.9, 0.1, 0, 0], 'A')).toString('base64');
+    const r = await call(base, 'POST', '/duplicates', { image_base64: bytes });
+    assert.deepEqual(r.body.response.duplicated.map((d: { relative_path: string }) => d.relative_path).sort(), ['a-copy.png', 'a.png']);
     assert.equal(r.body.response.orientations_searched, 1);
-    assert.deepEqual(encSeen.bodies.slice(before), [{ relative_path: 'a.png', orientations: 'none' }]);
+    assert.equal(r.body.response.fingerprint, 'encoded');
+    assert.deepEqual(encSeen.bodies.slice(before), [{ image_base64: bytes, orientations: 'none' }]);
+  });
+
+  it('when an indexed, unchanged file is queried by path, then its stored fingerprint is searched and the encoder is not called; once the file changes, it is encoded', async () => {
+    const before = encSeen.bodies.length;
+    const r = await call(base, 'POST', '/duplicates', { relative_path: 'a.png' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual(r.body.response.duplicated.map((d: { relative_path: string }) => d.relative_path), ['a-copy.png']);
+    assert.equal(r.body.response.fingerprint, 'indexed');
+    assert.deepEqual(encSeen.bodies.slice(before), []);
+    // Rewritten since it was indexed (another mtime): the stored vector is not its own any more.
+    const later = new Date(Date.now() + 7000);
+    utimesSync(join(images, 'a-copy.png'), later, later);
+    const changed = await call(base, 'POST', '/duplicates', { relative_path: 'a-copy.png' });
+    assert.deepEqual(changed.body.response.duplicated.map((d: { relative_path: string }) => d.relative_path), ['a.png']);
+    assert.equal(changed.body.response.fingerprint, 'encoded');
+    assert.deepEqual(encSeen.bodies.slice(before), [{ relative_path: 'a-copy.png', orientations: 'none' }]);
+    assert.equal((await call(base, 'POST', '/index', { relative_path: 'a-copy.png' })).body.response.indexed, 1);
   });
 
   it('when ORIENTATION_SEARCH is all, then every query is encoded and searched in its 8 orientations', async () => {
@@ -327,9 +346,12 @@ describe('pipeline over HTTP', () => {
     assert.equal(d.body.response.ok, true);
   });
 
-  it('when the encoder is down, then /duplicates is a 503 naming it, /readyz stays 200 and reports it, and /health/downstream is 503 naming it', async () => {
+  it('when the encoder is down, then a query it must encode is a 503 naming it (an indexed file is still answered from its stored fingerprint), /readyz stays 200 and reports it, and /health/downstream is 503 naming it', async () => {
     await encoderSrv.close();
-    const r = await call(base, 'POST', '/duplicates', { relative_path: 'a.png' });
+    const stored = await call(base, 'POST', '/duplicates', { relative_path: 'a.png' });
+    assert.equal(stored.status, 200, JSON.stringify(stored.body));
+    assert.deepEqual(stored.body.response.duplicated.map((d: { relative_path: string }) => d.relative_path), ['a-copy.png']);
+    const r = await call(base, 'POST', '/duplicates', { image_base64: Buffer.from(img([1, 0, 0, 0], 'A')).toString('base64') });
     assert.equal(r.status, 503);
     assert.equal(r.body.error_code, 'UNAVAILABLE');
     assert.match(r.body.error_message, /image-encoder/);
