@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { call } from '@doppel/service-kit/testing';
 import type { Stack } from '@doppel/cli';
-import { realModelPath, startIndexedStack } from './helpers/real-stack.fixture.js';
+import { realModelPath, regionVectors, searchEverything, startIndexedStack, type Hit } from './helpers/real-stack.fixture.js';
 import { syntheticImage } from './helpers/images.fixture.js';
 
 /*
@@ -28,18 +28,13 @@ describe('e2e: grey entries through the real stack', { timeout: 300_000, skip: !
   const root = join(tmp, 'images');
   let stack: Stack;
   let base: string;
-  type Hit = { relative_path: string; score: number; region?: number };
-  const searchAll = async (vec: number[]): Promise<Hit[]> => {
-    const r = await call(stack.urls['contextual-search'], 'POST', '/search', { vec_features: vec, nb_neighbors: 1000 });
-    assert.equal(r.status, 200, JSON.stringify(r.body));
-    return r.body.response.neighbors as Hit[];
-  };
+  const searchAll = (vec: number[]) => searchEverything(stack, vec);
   const fingerprint = async (relative_path: string) => {
     const r = await call(stack.urls['image-encoder'], 'POST', '/encode', { relative_path });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     return r.body.response.fingerprint as number[];
   };
-  const greyEntries = async () => (await call(stack.urls['contextual-search'], 'GET', '/stats')).body.response.region_vectors as number;
+  const greyEntries = () => regionVectors(stack);
 
   before(async () => {
     mkdirSync(join(root, 'index'), { recursive: true });

@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { rmacWindows } from '@doppel/image-encoder';
 import { call } from '@doppel/service-kit/testing';
 import type { Stack } from '@doppel/cli';
-import { realModelPath, startIndexedStack } from './helpers/real-stack.fixture.js';
+import { realModelPath, regionVectors, searchEverything, startIndexedStack, type Hit } from './helpers/real-stack.fixture.js';
 import { stripedImage, syntheticImage } from './helpers/images.fixture.js';
 
 /*
@@ -26,13 +26,7 @@ describe('e2e: regional fingerprints through the real stack', { timeout: 300_000
   const root = join(tmp, 'images');
   let stack: Stack;
   let base: string;
-  type Hit = { relative_path: string; score: number; region?: number };
-  const searchAll = async (vec: number[]): Promise<Hit[]> => {
-    const r = await call(stack.urls['contextual-search'], 'POST', '/search', { vec_features: vec, nb_neighbors: 1000 });
-    assert.equal(r.status, 200, JSON.stringify(r.body));
-    return r.body.response.neighbors as Hit[];
-  };
-  const regionVectors = async () => (await call(stack.urls['contextual-search'], 'GET', '/stats')).body.response.region_vectors as number;
+  const searchAll = (vec: number[]) => searchEverything(stack, vec);
 
   before(async () => {
     mkdirSync(join(root, 'index'), { recursive: true });
@@ -59,7 +53,7 @@ describe('e2e: regional fingerprints through the real stack', { timeout: 300_000
   });
 
   it('when a folder is indexed, then every image\'s regions are stored with it', async () => {
-    assert.equal(await regionVectors(), (DISTRACTORS + 1) * REGIONS);
+    assert.equal(await regionVectors(stack), (DISTRACTORS + 1) * REGIONS);
   });
 
   it('when a corner crop of an indexed picture is queried, then the picture is verified, and search scores it by a top-left region rather than its whole fingerprint', async () => {
@@ -89,7 +83,7 @@ describe('e2e: regional fingerprints through the real stack', { timeout: 300_000
     unlinkSync(join(root, 'index', 'd-00.jpg'));
     const r = await call(base, 'POST', '/index', { relative_path: 'index', prune: true });
     assert.equal(r.body.response.removed, 1, JSON.stringify(r.body));
-    assert.equal(await regionVectors(), DISTRACTORS * REGIONS);
+    assert.equal(await regionVectors(stack), DISTRACTORS * REGIONS);
     const enc = await call(stack.urls['image-encoder'], 'POST', '/encode', { relative_path: TARGET });
     const hits = await searchAll(enc.body.response.fingerprint as number[]);
     assert.ok(!hits.some((h) => h.relative_path === 'index/d-00.jpg'));

@@ -28,3 +28,15 @@ export async function startIndexedStack(opts: { root: string; tmp: string; encod
   assert.equal(indexed.body.response.indexed, opts.expectIndexed, JSON.stringify(indexed.body));
   return stack;
 }
+
+export type Hit = { relative_path: string; score: number; region?: number };
+
+/** Every indexed image for a vector, best first, straight from contextual-search. */
+export async function searchEverything(stack: Stack, vec: number[]): Promise<Hit[]> {
+  const r = await call(stack.urls['contextual-search'], 'POST', '/search', { vec_features: vec, nb_neighbors: 1000 });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return r.body.response.neighbors as Hit[];
+}
+
+/** The images' other entries (regions, grey entries) contextual-search holds. */
+export const regionVectors = async (stack: Stack): Promise<number> => (await call(stack.urls['contextual-search'], 'GET', '/stats')).body.response.region_vectors as number;
