@@ -3,12 +3,11 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { rmacWindows } from '@doppel/image-encoder';
-import { SHARED_MODELS_DIR } from '@doppel/image-encoder/testing';
-import { call, freePorts } from '@doppel/service-kit/testing';
-import { startStack, type Stack } from '@doppel/cli';
+import { call } from '@doppel/service-kit/testing';
+import type { Stack } from '@doppel/cli';
+import { realModelPath, regionVectors, searchEverything, startIndexedStack, type Hit } from './helpers/real-stack.fixture.js';
 import { stripedImage, syntheticImage } from './helpers/images.fixture.js';
 
 /*
@@ -18,25 +17,16 @@ import { stripedImage, syntheticImage } from './helpers/images.fixture.js';
  * among drawn distractors, is found through one of the picture's regions, and every image
  * comes back once however many of its vectors match.
  */
-const repoRoot = fileURLToPath(new URL('..', import.meta.url));
-const installed = join(repoRoot, 'models', 'resnet18.onnx');
-const modelPath = existsSync(installed) ? installed : join(SHARED_MODELS_DIR, 'resnet18-imagenet-layer3.onnx');
 const DISTRACTORS = 36;
 const REGIONS = rmacWindows().length;
 const TARGET = 'index/target.jpg';
 
-describe('e2e: regional fingerprints through the real stack', { timeout: 300_000, skip: !existsSync(modelPath) && 'no real model (pnpm models)' }, () => {
+describe('e2e: regional fingerprints through the real stack', { timeout: 300_000, skip: !existsSync(realModelPath) && 'no real model (pnpm models)' }, () => {
   const tmp = mkdtempSync(join(tmpdir(), 'doppel-regions-e2e-'));
   const root = join(tmp, 'images');
   let stack: Stack;
   let base: string;
-  type Hit = { relative_path: string; score: number; region?: number };
-  const searchAll = async (vec: number[]): Promise<Hit[]> => {
-    const r = await call(stack.urls['contextual-search'], 'POST', '/search', { vec_features: vec, nb_neighbors: 1000 });
-    assert.equal(r.status, 200, JSON.stringify(r.body));
-    return r.body.response.neighbors as Hit[];
-  };
-  const regionVectors = async () => (await call(stack.urls['contextual-search'], 'GET', '/stats')).body.response.region_vectors as number;
+  const searchAll = (vec: number[]) => searchEverything(stack, vec);
 
   before(async () => {
     mkdirSync(join(root, 'index'), { recursive: true });
@@ -53,17 +43,8 @@ describe('e2e: regional fingerprints through the real stack', { timeout: 300_000
     for (let i = 0; i < DISTRACTORS; i++) writeFileSync(join(root, 'index', `d-${String(i).padStart(2, '0')}.jpg`), await syntheticImage(800 + i));
     writeFileSync(join(root, 'queries', 'crop.jpg'), await sharp(target).extract({ left: 0, top: 0, width: inset, height: inset }).jpeg({ quality: 85 }).toBuffer());
 
-    const [pipeline, encoder, search, matching] = await freePorts(4);
-    stack = await startStack({
-      repoRoot, imagesRoot: root, stateDir: join(tmp, 'state'), modelPath,
-      ports: { pipeline: pipeline!, encoder: encoder!, search: search!, matching: matching! },
-      env: { 'image-encoder': { REGIONS: 'rmac' } },
-      readyTimeoutMs: 120_000,
-    });
+    stack = await startIndexedStack({ root, tmp, encoderEnv: { REGIONS: 'rmac' }, expectIndexed: DISTRACTORS + 1 });
     base = stack.urls.pipeline;
-    const indexed = await call(base, 'POST', '/index', { relative_path: 'index' });
-    assert.equal(indexed.status, 200, JSON.stringify(indexed.body));
-    assert.equal(indexed.body.response.indexed, DISTRACTORS + 1, JSON.stringify(indexed.body));
   });
 
   after(async () => {
@@ -72,7 +53,7 @@ describe('e2e: regional fingerprints through the real stack', { timeout: 300_000
   });
 
   it('when a folder is indexed, then every image\'s regions are stored with it', async () => {
-    assert.equal(await regionVectors(), (DISTRACTORS + 1) * REGIONS);
+    assert.equal(await regionVectors(stack), (DISTRACTORS + 1) * REGIONS);
   });
 
   it('when a corner crop of an indexed picture is queried, then the picture is verified, and search scores it by a top-left region rather than its whole fingerprint', async () => {
@@ -102,7 +83,7 @@ describe('e2e: regional fingerprints through the real stack', { timeout: 300_000
     unlinkSync(join(root, 'index', 'd-00.jpg'));
     const r = await call(base, 'POST', '/index', { relative_path: 'index', prune: true });
     assert.equal(r.body.response.removed, 1, JSON.stringify(r.body));
-    assert.equal(await regionVectors(), DISTRACTORS * REGIONS);
+    assert.equal(await regionVectors(stack), DISTRACTORS * REGIONS);
     const enc = await call(stack.urls['image-encoder'], 'POST', '/encode', { relative_path: TARGET });
     const hits = await searchAll(enc.body.response.fingerprint as number[]);
     assert.ok(!hits.some((h) => h.relative_path === 'index/d-00.jpg'));

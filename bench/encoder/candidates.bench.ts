@@ -32,6 +32,7 @@ const repo = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const dir = resolve(process.env.BENCH_DIR ?? join(repo, '..', 'shared', 'bench', 'dev'));
 const distractorDir = resolve(process.env.DISTRACTORS ?? '/work/distractors');
 const distractorN = Number(process.env.DISTRACTOR_N ?? 20000);
+const distractorFrom = Number(process.env.DISTRACTOR_FROM ?? 0);
 const cache = resolve(process.env.CACHE ?? '/tmp/doppel-candidates');
 const modelPath = resolve(process.env.MODEL_PATH ?? join(repo, 'models', 'resnet18.onnx'));
 const SIZE = 224;
@@ -104,7 +105,8 @@ async function filesOf(set: Job['set']): Promise<string[]> {
   const byHash = (f: string) => f.split('__')[1] ?? f;
   // distractors-tail: the ones past DISTRACTOR_N, never indexed by the bench (a fit set for whitening).
   const sorted = (await readdir(distractorDir)).sort((a, b) => (byHash(a) < byHash(b) ? -1 : byHash(a) > byHash(b) ? 1 : 0));
-  return (set === 'distractors' ? sorted.slice(0, distractorN) : sorted.slice(distractorN)).map((f) => join(distractorDir, f));
+  // DISTRACTOR_FROM: only the distractors from this one on (a cache to append to one of the first ones).
+  return (set === 'distractors' ? sorted.slice(distractorFrom, distractorN) : sorted.slice(distractorN)).map((f) => join(distractorDir, f));
 }
 
 async function encode(jobs: Job[]): Promise<void> {
@@ -118,7 +120,7 @@ async function encode(jobs: Job[]): Promise<void> {
   const session = await ort.InferenceSession.create(raw.bytes, { intraOpNumThreads: 2, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
   for (const job of jobs) {
     const files = await filesOf(job.set);
-    const name = `${job.set}-${job.prep}-o${job.orient}`;
+    const name = `${job.set}-${job.prep}-o${job.orient}${job.set === 'distractors' && distractorFrom > 0 ? `-from${distractorFrom}` : ''}`;
     const t0 = performance.now();
     const perRow = job.set === 'queries' ? 2 : K;
     const out = new Float32Array(files.length * job.orient * perRow * DIM);

@@ -8,6 +8,11 @@
  * WHITENING_PATH (a fit file, e.g. models/resnet18.pca.json that `pnpm models` writes: applied instead of WHITEN),
  * REGIONS=0 (skip whitening the regional vectors), PER_TRANSFORM (rule:k,...), SVG (plot file: recall@10
  * against collection size, plain top 10 and SVG_RULE (hub0.75:100) after re-ranking, with the log-N fit to 100k).
+ * GREY (a second, greyscale fingerprint per collection image, `PREPS=index:cc-grey,distractors:cc-grey,queries:cc-grey`):
+ * `entries`: every query vector is also scored against the grey entries (an image's score is its
+ * best entry); `colourless`: only queries without colour are; `query`: as `entries`, and the
+ * query's own grey fingerprint (upright only) is scored against the grey entries too.
+ * TRACK (copy files, comma-separated): their rank is printed with the misses.
  *
  * Brute force stands in for the ANN index: for each query, the collection's images are
  * scored by the best cosine over the query's 8 orientations (what the pipeline's merged
@@ -33,12 +38,14 @@ const KS = (process.env.KS ?? '10,20,50,100,200').split(',').map(Number);
 const KMAX = Math.max(...KS);
 const DIM = 256;
 const NW = 14;
-const O = 8;
+/** PREP (cc): the cached preprocessing of the collection and the queries (cc-trim: border trimming); Q_ORIENT (8 or 1) the query's orientations. */
+const PREP = process.env.PREP ?? 'cc';
+const O = Number(process.env.Q_ORIENT ?? 8);
 
 const ctx = { cache, dir, windows: [], dim: DIM, originalOfQuery, transformOf, v2: [...V2_TRANSFORMS] };
-const idx = await load(ctx, 'index', 'cc', 1);
-const dis = await load(ctx, 'distractors', 'cc', 1);
-const qs = await load(ctx, 'queries', 'cc', 8);
+const idx = await load(ctx, 'index', PREP, 1);
+const dis = await load(ctx, 'distractors', PREP, 1);
+const qs = await load(ctx, 'queries', PREP, O);
 const nImg = idx.files.length + nDist;
 const nq = qs.files.length;
 /** Whole-image GAP vector and the 13 regional GAP vectors of every collection image. */
@@ -52,6 +59,30 @@ for (let i = 0; i < nImg; i++) {
 }
 const q = new Float32Array(nq * O * DIM);
 for (let r = 0; r < nq * O; r++) q.set(qs.data.subarray(r * qs.perRow * DIM, r * qs.perRow * DIM + DIM), r * DIM);
+// GREY: each collection image's greyscale fingerprint (same whitening), scored as one more entry of the image.
+const greyMode = process.env.GREY ?? '';
+const grey = greyMode ? new Float32Array(nImg * DIM) : undefined;
+let qGrey: Float32Array | undefined;
+let colourless: boolean[] | undefined;
+if (grey) {
+  const [gi, gd] = [await load(ctx, 'index', 'cc-grey', 1), await load(ctx, 'distractors', 'cc-grey', 1)];
+  if (gd.files.slice(0, nDist).join('\n') !== dis.files.slice(0, nDist).join('\n')) throw new Error('the grey distractor cache holds other files');
+  for (let i = 0; i < nImg; i++) {
+    const [l, j] = i < idx.files.length ? [gi, i] : [gd, i - idx.files.length];
+    grey.set(l.data.subarray(j * l.perRow * DIM, j * l.perRow * DIM + DIM), i * DIM);
+  }
+  if (greyMode === 'query') {
+    const gq = await load(ctx, 'queries', 'cc-grey', 1);
+    qGrey = new Float32Array(nq * DIM);
+    for (let r = 0; r < nq; r++) qGrey.set(gq.data.subarray(r * gq.perRow * DIM, r * gq.perRow * DIM + DIM), r * DIM);
+  }
+  if (greyMode === 'colourless') {
+    const { isColourless } = await import('../../services/image-encoder/src/colourless.image.js');
+    const { decodeImage } = await import('../../services/image-encoder/src/preprocess.image.js');
+    colourless = await Promise.all(qs.files.map(async (f) => isColourless(await decodeImage(await readFile(join(dir, 'queries', f)), { size: 224, mode: 'center-crop', maxPixels: 1e8 }))));
+    console.log(`colourless queries: ${colourless.filter(Boolean).length} (${[...new Set(qs.files.filter((_, i) => colourless![i]).map(transformOf))].join(', ')})`);
+  }
+}
 // WHITEN=alpha: PCA whitening (eigenvalues^-alpha, 0.5 = full) fitted on the indexed
 // distractors (WHITEN_FIT=collection) or on the distractors past DISTRACTOR_N (WHITEN_FIT=tail,
 // cached as distractors-tail-cc-o1), never on dev-set images.
@@ -85,6 +116,8 @@ if (alpha > 0 || process.env.WHITENING_PATH) {
   const w = file ?? whiteningFrom(fitWhitening(fit!, DIM, alpha, Number(process.env.WHITEN_FLOOR ?? 1e-3)));
   const apply = (m: Float32Array, rows: number) => { for (let i = 0; i < rows; i++) m.set(w.apply(m.subarray(i * DIM, (i + 1) * DIM)), i * DIM); };
   apply(whole, nImg); apply(q, nq * O);
+  if (grey) apply(grey, nImg);
+  if (qGrey) apply(qGrey, nq);
   // Regions only matter to the regions rules; whitening them costs 13x the images.
   if (process.env.REGIONS !== '0') apply(regions, nImg * (NW - 1));
   console.log(`whitened (${file ? '' : `alpha ${alpha}, `}fitted on ${from})`);
@@ -121,7 +154,25 @@ await products(whole, nImg, q, nq * O, (first, count, c) => {
     }
   }
 });
-console.log(`query x collection scores: ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+if (grey) {
+  // The grey entries are one more entry of each image: its score is its best entry's.
+  await products(grey, nImg, q, nq * O, (first, count, c) => {
+    for (let i = 0; i < count; i++) {
+      for (let k = 0; k < nq; k++) {
+        if (colourless && !colourless[k]) continue;
+        let b = best[k * nImg + first + i]!;
+        for (let o = 0; o < O; o++) { const s = c[i * nq * O + k * O + o]!; if (s > b) b = s; }
+        best[k * nImg + first + i] = b;
+      }
+    }
+  });
+  if (qGrey) {
+    await products(grey, nImg, qGrey, nq, (first, count, c) => {
+      for (let i = 0; i < count; i++) for (let k = 0; k < nq; k++) best[k * nImg + first + i] = Math.max(best[k * nImg + first + i]!, c[i * nq + k]!);
+    });
+  }
+}
+console.log(`query x collection scores${greyMode ? ` (grey entries: ${greyMode})` : ''}: ${((performance.now() - t0) / 1000).toFixed(0)} s`);
 
 // hub[s][i]: mean of image i's 10 best cosines to the other images of the collection at size s.
 const HUB_K = 10;
@@ -250,12 +301,15 @@ for (const t of ts) console.log(`| ${t} | ${perT.map(([r, k]) => sizes.slice(1).
 if (process.env.MISSES) {
   const [rule, k] = process.env.MISSES.split(':') as [string, string];
   const b = sizes.indexOf(10000);
-  console.log(`\n## misses at 10000 distractors (${rule}, k=${k}): copy, rank of its original (0-based; ">k" = not fetched)`);
+  const track = new Set((process.env.TRACK ?? '').split(',').filter(Boolean));
+  console.log(`\n## misses at 10000 distractors (${rule}, k=${k}), and the TRACK copies: copy, half, rank of its original (0-based; ">k" = not fetched), its score`);
   qs.files.forEach((f, qi) => {
     const l = lists[b]![qi]!.slice(0, Number(k));
     const t = l.find((c) => c.i === want[qi]);
     const rank = t ? l.filter((c) => c !== t && rules[rule]!(c) > rules[rule]!(t)).length : Infinity;
-    if (rank >= 10) console.log(`| ${f} | ${Number.isFinite(rank) ? rank : `>${k}`} | ${t ? `score ${t.s.toFixed(3)} hubness ${t.h.toFixed(3)}` : ''} |`);
+    // The original's own score even when it was not fetched, and the 10th fetched one's.
+    const own = best[qi * nImg + want[qi]!]!;
+    if (rank >= 10 || track.has(f)) console.log(`| ${f} | ${halfOf(f)} | ${Number.isFinite(rank) ? rank : `>${k}`} | score ${own.toFixed(3)}${t ? ` hubness ${t.h.toFixed(3)}` : ''} (10th: ${lists[b]![qi]![9]!.s.toFixed(3)}) |`);
   });
 }
 

@@ -1,8 +1,9 @@
 /**
  * What whitening and regions cost per image at indexing (issue #12): the encoder in-process
  * with the real model, the same dev images encoded by path through /encode/batch (16 a
- * request, one in flight) three ways: plain (WHITENING_PATH=none), whitened (the default:
- * the fit beside the model), whitened with the 13 R-MAC regions (REGIONS=rmac). Prints
+ * request, one in flight) four ways: plain (WHITENING_PATH=none), whitened (the fit beside
+ * the model), whitened with the grey entry (GREY_ENTRY=true: a second pass on the greyscale
+ * pixels of a colour image), whitened with the 13 R-MAC regions (REGIONS=rmac). Prints
  * img/s and process CPU-ms per image (all threads; contention moves it less than wall time),
  * and the cost of one whitening product alone.
  *   node --conditions=source --import tsx bench/encoder/whitening-cost.bench.ts
@@ -37,9 +38,10 @@ for (let i = 0; i < reps; i++) w.apply(v);
 console.log(`whitening product: ${(((performance.now() - t) * 1000) / reps).toFixed(1)} µs per ${w.dimension}-d vector (main thread)`);
 
 const configs = {
-  plain: { WHITENING_PATH: 'none', REGIONS: 'none' },
-  whitened: { WHITENING_PATH: 'auto', REGIONS: 'none' },
-  'whitened + regions': { WHITENING_PATH: 'auto', REGIONS: 'rmac' },
+  plain: { WHITENING_PATH: 'none', REGIONS: 'none', GREY_ENTRY: 'false' },
+  whitened: { WHITENING_PATH: 'auto', REGIONS: 'none', GREY_ENTRY: 'false' },
+  'whitened + grey entry': { WHITENING_PATH: 'auto', REGIONS: 'none', GREY_ENTRY: 'true' },
+  'whitened + regions': { WHITENING_PATH: 'auto', REGIONS: 'rmac', GREY_ENTRY: 'false' },
 } as const;
 console.log(`${files.length} dev images by path, /encode/batch of 16, model ${modelPath}`);
 for (const [name, env] of Object.entries(configs)) {
@@ -57,7 +59,7 @@ for (const [name, env] of Object.entries(configs)) {
     let vectors = 0;
     for (let i = 0; i < files.length; i += 16) for (const r of await batch(files.slice(i, i + 16))) vectors += 1 + (r.regions?.length ?? 0);
     const s = (performance.now() - t) / 1000;
-    console.log(`${name}: ${(files.length / s).toFixed(1)} img/s, ${((cpuMs() - c0) / files.length).toFixed(1)} CPU-ms/img, ${(vectors / files.length).toFixed(0)} vectors/img`);
+    console.log(`${name}: ${(files.length / s).toFixed(1)} img/s, ${((cpuMs() - c0) / files.length).toFixed(1)} CPU-ms/img, ${(vectors / files.length).toFixed(2)} vectors/img`);
   } finally {
     await close();
   }

@@ -12,10 +12,14 @@
  * --merge DIR: cut the outcomes of the shards saved in DIR (all N of one run, checked) as if
  *   one run had made them: quality, the threshold curve and latency percentiles over every query;
  * --from-json: re-cut the outcomes of an earlier `doppel eval --json` run instead of running one.
- * Env: BENCH_DIR (../shared/bench/dev), BENCH_CONCURRENCY (2, queries in flight).
+ * Env: BENCH_DIR (../shared/bench/dev), BENCH_CONCURRENCY (2, queries in flight);
+ * BENCH_DISTRACTORS (0): index that many unrelated images of DISTRACTORS (/work/distractors,
+ * bench/distractors/build.ts; first N by name) with the originals, for precision at scale:
+ * figures then go under `evalN.` (e.g. eval10000.) instead of `eval.`. One stack indexes them
+ * all, so use it without --shard.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +46,30 @@ const halfOf = devSplit(index, truth);
 const V3 = [...new Set(Object.keys(truth).map(transformOf))].filter((t) => !V2_TRANSFORMS.has(t)).sort();
 const V2 = [...V2_TRANSFORMS];
 const log = (s: string) => process.stderr.write(`${s}\n`);
+const distractorDir = resolve(process.env.DISTRACTORS ?? '/work/distractors');
+const nDistractors = Number(process.env.BENCH_DISTRACTORS ?? 0);
+if (!Number.isInteger(nDistractors) || nDistractors < 0) throw new Error(`BENCH_DISTRACTORS: expected a whole number >= 0, got ${process.env.BENCH_DISTRACTORS}`);
+if (nDistractors > 0 && !existsSync(distractorDir)) throw new Error(`BENCH_DISTRACTORS=${nDistractors} but ${distractorDir} is missing (bench/distractors/build.ts makes it; DISTRACTORS names another folder)`);
+/** Prefix of the figures this run records. */
+const F = nDistractors > 0 ? `eval${nDistractors}` : 'eval';
+
+/** index/ and queries/ under one folder: the dev set's files plus the distractors, hard-linked (copied across file systems). */
+function withDistractors(work: string): { index: string; queries: string } {
+  const place = (from: string, to: string) => {
+    try { linkSync(from, to); } catch { copyFileSync(from, to); }
+  };
+  const index = join(work, 'set', 'index');
+  const queries = join(work, 'set', 'queries');
+  mkdirSync(index, { recursive: true });
+  mkdirSync(queries, { recursive: true });
+  for (const f of readdirSync(join(dev, 'index'))) place(join(dev, 'index', f), join(index, f));
+  for (const f of readdirSync(join(dev, 'queries'))) place(join(dev, 'queries', f), join(queries, f));
+  const extra = readdirSync(distractorDir).filter((f) => /\.(jpe?g|png|webp)$/i.test(f)).sort().slice(0, nDistractors);
+  if (extra.length < nDistractors) throw new Error(`${distractorDir} holds ${extra.length} images, fewer than BENCH_DISTRACTORS=${nDistractors}`);
+  // Prefixed, so no distractor can take the name of an original.
+  for (const f of extra) place(join(distractorDir, f), join(index, `distractor-${f}`));
+  return { index, queries };
+}
 
 interface EvalJson {
   outcomes: QueryOutcome[];
@@ -53,7 +81,10 @@ interface EvalJson {
 }
 
 async function runEval(): Promise<EvalJson> {
-  const work = mkdtempSync(join(tmpdir(), 'doppel-dev-eval-'));
+  // Under the repo: the distractors are hard-linked, which needs the same file system.
+  if (nDistractors > 0) mkdirSync(join(repo, '.doppel'), { recursive: true });
+  const work = nDistractors > 0 ? mkdtempSync(join(repo, '.doppel', 'dev-eval-')) : mkdtempSync(join(tmpdir(), 'doppel-dev-eval-'));
+  const set = nDistractors > 0 ? withDistractors(work) : { index: join(dev, 'index'), queries: join(dev, 'queries') };
   // Every Nth query of each transform (sorted by name), the start shifted by the transform's
   // rank so that a subset still spans originals of both halves and every transform.
   const ts = [...new Set(Object.keys(truth).map(transformOf))].sort();
@@ -66,11 +97,11 @@ async function runEval(): Promise<EvalJson> {
   const out = join(work, 'eval.json');
   const [p, e, s, m] = (await freePorts(4)).map(String);
   const args = [
-    join(repo, 'packages/cli/bin/doppel.mjs'), 'eval', '--index', join(dev, 'index'), '--queries', join(dev, 'queries'), '--truth', truthFile,
+    join(repo, 'packages/cli/bin/doppel.mjs'), 'eval', '--index', set.index, '--queries', set.queries, '--truth', truthFile,
     '--groups', `v2=${V2.join(',')}`, '--groups', `v3=${V3.join(',')}`, '--json', out, '--concurrency', process.env.BENCH_CONCURRENCY ?? '2',
     '--home', join(work, 'home'), '--port', p!, '--encoder-port', e!, '--search-port', s!, '--matching-port', m!,
   ];
-  log(`doppel eval on ${entries.length} of ${Object.keys(truth).length} queries (every ${every}th of each transform${shard ? `, shard ${shard.index} of ${shard.of}` : ''}), load ${loadAverage()}`);
+  log(`${nDistractors} distractors indexed with the originals; doppel eval on ${entries.length} of ${Object.keys(truth).length} queries (every ${every}th of each transform${shard ? `, shard ${shard.index} of ${shard.of}` : ''}), load ${loadAverage()}`);
   const child = spawn(process.execPath, args, { cwd: repo, stdio: ['ignore', 'ignore', 'inherit'] });
   const code = await new Promise<number | null>((res) => child.once('exit', res));
   if (code !== 0) throw new Error(`doppel eval exited with ${code}`);
@@ -140,7 +171,7 @@ for (const [h, inHalf] of halves) {
   for (const [g, inGroup] of groups) {
     const s = summarise(r.outcomes.filter((o) => inHalf(o) && inGroup(o)));
     lines.push(`| ${h} | ${g} | ${s.queries} (${s.nulls}) | ${pct(s.precision)} | ${pct(s.recall)} | ${pct(s.null_false_positive_rate)} | ${pct(s.recall_at_1)} / ${pct(s.recall_at_10)} | ${pct(s.f1)} |`);
-    const k = `eval.${h}.${g}`;
+    const k = `${F}.${h}.${g}`;
     const what = `${h === 'both' ? 'both halves' : `${h} half`}, ${g === 'all' ? 'all transforms' : `${g} transforms`}`;
     figure(`${k}.queries`, `${what}: queries (of them null)`, `${s.queries} (${s.nulls})`);
     figure(`${k}.precision`, `${what}: precision`, p1(s.precision), '%');
@@ -160,23 +191,23 @@ for (const t of transforms) {
   const [b, c, h] = halves.map(([, inHalf]) => summarise(os.filter(inHalf)));
   const wrong = os.reduce((n, o) => n + o.declared.filter((d) => d !== o.expected).length, 0);
   tl.push(`| ${t} | ${V2_TRANSFORMS.has(t) ? 'v2' : 'v3'} | ${pct(b!.recall)} / ${pct(c!.recall)} / ${pct(h!.recall)} | ${pct(b!.recall_at_10)} | ${pct(b!.null_false_positive_rate)} | ${wrong} |`);
-  figure(`eval.transform.${t}.recall`, `${t}: recall, both halves / calibration / held-back`, `${pct(b!.recall)} / ${pct(c!.recall)} / ${pct(h!.recall)}`);
-  figure(`eval.transform.${t}.recall_at_10`, `${t}: candidate recall@10`, p1(b!.recall_at_10), '%');
-  figure(`eval.transform.${t}.null_fp`, `${t}: false-positive rate on null queries`, p1(b!.null_false_positive_rate), '%');
+  figure(`${F}.transform.${t}.recall`, `${t}: recall, both halves / calibration / held-back`, `${pct(b!.recall)} / ${pct(c!.recall)} / ${pct(h!.recall)}`);
+  figure(`${F}.transform.${t}.recall_at_10`, `${t}: candidate recall@10`, p1(b!.recall_at_10), '%');
+  figure(`${F}.transform.${t}.null_fp`, `${t}: false-positive rate on null queries`, p1(b!.null_false_positive_rate), '%');
 }
 console.log(tl.join('\n'));
 
 const l = r.latency_ms;
 console.log(`\nlatency p50 / p99 ms: encode ${l.encode.p50} / ${l.encode.p99}, search ${l.search.p50} / ${l.search.p99}, match ${l.match.p50} / ${l.match.p99}, whole query ${l.total.p50} / ${l.total.p99}; indexing ${r.index_images_per_s} images/s; load ${startLoad} -> ${endLoad}`);
 for (const st of ['encode', 'search', 'match', 'total'] as const) {
-  figure(`eval.latency.${st}.p50_ms`, `pipeline query, ${st === 'total' ? 'whole query' : `${st} stage`}: p50`, l[st].p50, 'ms');
-  figure(`eval.latency.${st}.p99_ms`, `pipeline query, ${st === 'total' ? 'whole query' : `${st} stage`}: p99`, l[st].p99, 'ms');
+  figure(`${F}.latency.${st}.p50_ms`, `pipeline query, ${st === 'total' ? 'whole query' : `${st} stage`}: p50`, l[st].p50, 'ms');
+  figure(`${F}.latency.${st}.p99_ms`, `pipeline query, ${st === 'total' ? 'whole query' : `${st} stage`}: p99`, l[st].p99, 'ms');
 }
-figure('eval.index_images_per_s', 'indexing the 44 originals', r.index_images_per_s, 'images/s');
-figure('eval.load', 'load average before -> after', `${startLoad} -> ${endLoad}`);
+figure(`${F}.index_images_per_s`, nDistractors > 0 ? `indexing the 44 originals and ${nDistractors} distractors` : 'indexing the 44 originals', r.index_images_per_s, 'images/s');
+figure(`${F}.load`, 'load average before -> after', `${startLoad} -> ${endLoad}`);
 const at = (t: number) => r.pr_curve.find((p) => Math.abs(p.threshold - t) < 1e-9);
 for (const t of [0.4, 0.45, 0.5, 0.6]) {
   const p = at(t);
-  if (p) figure(`eval.curve.${t}`, `threshold ${t}: precision / recall / null FP (all queries, from the same run)`, `${pct(p.precision)} / ${pct(p.recall)} / ${pct(p.null_false_positive_rate)}`);
+  if (p) figure(`${F}.curve.${t}`, `threshold ${t}: precision / recall / null FP (all queries, from the same run)`, `${pct(p.precision)} / ${pct(p.recall)} / ${pct(p.null_false_positive_rate)}`);
 }
 if (flags.json) writeFileSync(resolve(flags.json), `${JSON.stringify(r, null, 1)}\n`);

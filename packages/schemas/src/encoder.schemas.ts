@@ -24,7 +24,7 @@ const EncodeItemProps = {
   request_id: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
   ...ImageSourceProps,
   orientations: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('all')])),
-  /** Also return the fingerprints of the image's regions (REGIONS on the encoder), to index them. */
+  /** Also return the image's entries to index beside its fingerprint: its regions (REGIONS on the encoder), then its greyscale fingerprint (GREY_ENTRY). */
   regions: Type.Optional(Type.Boolean()),
 };
 
@@ -47,7 +47,7 @@ export const EncodeResult = Type.Object({
   dimension: Type.Integer({ minimum: 1 }),
   model: Type.String(),
   orientations: Type.Optional(Type.Array(OrientationFingerprint)),
-  /** Fingerprints of regions of the (unrotated) image, when asked and the encoder has REGIONS. */
+  /** When asked: fingerprints of regions of the (unrotated) image (REGIONS), then of its greyscale version (GREY_ENTRY, colour images only). */
   regions: Type.Optional(Type.Array(Fingerprint)),
 });
 export type EncodeResult = Static<typeof EncodeResult>;
@@ -107,6 +107,7 @@ export const EncoderConfig = Type.Object(
     RESIZE_MODE: Type.Union([Type.Literal('whole'), Type.Literal('center-crop')], { default: 'center-crop', description: 'center-crop: largest centred square (measured better recall, see the encoder README); whole: squash the whole image.' }),
     TRIM_BORDERS: Type.Boolean({ default: false, description: 'Cut uniform borders, bars and app frames off before resizing. Off: it lowered candidate recall on dev v3 with distractors (bench/encoder/candidates.bench.ts, encoder README).' }),
     REGIONS: Type.Union([Type.Literal('none'), Type.Literal('rmac')], { default: 'none', description: 'rmac: also pool 13 regions of the feature map (R-MAC grid, levels 2 and 3), indexed with the image so a crop meets its region. Off by default: +0.001 to +0.004 candidate recall@10 on dev v3 for 14x the vectors (encoder README).' }),
+    GREY_ENTRY: Type.Boolean({ default: false, description: 'Index each colour image with a second, greyscale fingerprint (the last of its `regions`; one more forward pass per indexed image), so a greyscale copy meets the colourless version of its original. Off by default: at 10,000 distractors it lifted gray and thumb120_q40 but cost crop_strip, +0.001 candidate recall@10 overall for a second k-NN search per query vector (encoder README).' }),
     WHITENING_PATH: Type.String({ default: 'auto', description: 'PCA whitening applied to every fingerprint (the model name gets `+pca`). auto: the fit beside the model (`x.onnx` -> `x.pca.json`, written by `pnpm models`) when it is there, refusing to start if it was fitted for another model; plain fingerprints (and a warning) without it. none: plain. A path: that file (`fit-whitening`). Changes the fingerprints: re-index after changing it (the pipeline re-encodes files of another model). Measured with the fit `pnpm models` makes: candidate recall@10 with 10,000 distractors, re-ranked, 0.982 -> 0.993 (encoder README).' }),
     POOLING: Type.Union([Type.Literal('gap'), Type.Literal('gem')], { default: 'gap', description: 'Pooling of the feature map: average, or generalised mean (p = 3).' }),
     NB_WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'Inference worker threads.' }),

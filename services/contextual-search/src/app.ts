@@ -66,15 +66,17 @@ export function createBackend(config: SearchConfig, logger: Logger, metrics: Sea
  */
 export function createApp(deps: AppDeps): { app: Express; collection: Collection; index: ImageIndex } {
   const { config } = deps;
-  const opts = { dimension: config.DIMENSION, distance: config.DISTANCE_TYPE, efSearch: config.HNSW_EF_SEARCH };
-  const collection = new Collection(createBackend(config, deps.logger, createSearchMetrics(deps.registry)), opts);
+  const opts = { dimension: config.DIMENSION, distance: config.DISTANCE_TYPE, efSearch: config.HNSW_EF_SEARCH, efPerK: config.HNSW_EF_PER_K };
+  const metrics = createSearchMetrics(deps.registry);
+  const collection = new Collection(createBackend(config, deps.logger, metrics), { ...opts, metrics });
   // Regional fingerprints live in a store of their own beside the images': a folder inside
   // DATA_DIR (same volume, own WAL and snapshots, no JSONL seed: its LOCATION is itself),
   // or a second table.
   const regionsDir = join(dataDirOf(config), 'regions');
-  const regions = new Collection(createBackend(config, deps.logger, createSearchMetrics(deps.registry, 'search_regions'), {
+  const regionMetrics = createSearchMetrics(deps.registry, 'search_regions');
+  const regions = new Collection(createBackend(config, deps.logger, regionMetrics, {
     dataDir: regionsDir, location: regionsDir, table: `${config.DATABASE_TABLE}_regions`,
-  }), opts);
+  }), { ...opts, metrics: regionMetrics });
   const index = new ImageIndex(collection, regions, { dimension: config.DIMENSION, distance: config.DISTANCE_TYPE });
   // hnswlib searches run synchronously on the main thread: one at a time, one per loop
   // turn, so /healthz and sockets are served between them. pgvector waits on the

@@ -9,9 +9,10 @@ import type { Readiness } from './vector.backend.js';
 /** Keys of region entries are `<image path><SEP><region index>`; image paths may not contain it. */
 export const REGION_SEPARATOR = '\u001f';
 /**
- * Region neighbours fetched per wanted image: an original's regions crowd the top of the
+ * Most region neighbours fetched per wanted image: an original's regions crowd the top of the
  * list (a crop matches its own window and the overlapping ones), so k region hits can name
- * far fewer than k images.
+ * far fewer than k images. Fewer when the images hold fewer entries each: with one grey
+ * entry per image (GREY_ENTRY, regions off), k hits name about k images.
  */
 export const REGION_FANOUT = 4;
 /**
@@ -62,6 +63,7 @@ export class ImageIndex {
   private readonly hubCache = new LRUCache<string, number>({ max: 200_000, ttl: HUBNESS_TTL_MS });
   private regionsSeen = false;
   private regionsCheckedAt = Number.NEGATIVE_INFINITY;
+  private fanout = { value: REGION_FANOUT, at: Number.NEGATIVE_INFINITY };
 
   constructor(readonly images: Collection, readonly regions: Collection, private readonly opts: ImageIndexOptions) {}
 
@@ -138,12 +140,26 @@ export class ImageIndex {
     for (let i = 0; i < keys.length; i += MAX_DELETE_ITEMS) await this.regions.delete(keys.slice(i, i + MAX_DELETE_ITEMS));
   }
 
+  /**
+   * Region hits fetched per wanted image: the entries per image in the stores (rounded up),
+   * at most REGION_FANOUT; counted again at most every regionsRecheckMs (a count is a query
+   * on pgvector).
+   */
+  private async regionFanout(): Promise<number> {
+    const now = performance.now();
+    if (now - this.fanout.at >= (this.opts.regionsRecheckMs ?? REGIONS_RECHECK_MS)) {
+      const [images, regions] = await Promise.all([this.images.stats(), this.regions.stats()]);
+      this.fanout = { value: Math.max(1, Math.min(REGION_FANOUT, Math.ceil(regions.count / Math.max(1, images.count)))), at: now };
+    }
+    return this.fanout.value;
+  }
+
   /** The k best images for one vector: whole-image and region hits merged per image. */
   async search(vec: number[], k: number, minScore?: number, ef?: number): Promise<Neighbor[]> {
     if (!(await this.mayHoldRegions(false))) return this.images.search(vec, k, minScore, ef);
     const [whole, hits] = await Promise.all([
       this.images.search(vec, k, minScore, ef),
-      this.regions.search(vec, k * REGION_FANOUT, minScore, ef),
+      this.regionFanout().then((f) => this.regions.search(vec, k * f, minScore, ef)),
     ]);
     if (hits.length === 0) return whole;
     const regional = hits.map((n) => {

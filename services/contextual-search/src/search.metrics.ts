@@ -4,6 +4,7 @@ export interface SearchMetrics {
   indexSize: Gauge;
   walRecords: Gauge;
   searchSeconds: Histogram<'mode'>;
+  searchEf: Histogram;
   walFsyncSeconds: Histogram;
   snapshotSeconds: Histogram;
 }
@@ -21,6 +22,7 @@ export function createSearchMetrics(registry: Registry, prefix = 'search'): Sear
       buckets: fast,
       registers: [registry],
     }),
+    searchEf: new Histogram({ name: `${prefix}_ef`, help: 'The ef (HNSW beam width) each search ran with.', buckets: [16, 32, 64, 128, 256, 512, 1024, 4096], registers: [registry] }),
     walFsyncSeconds: new Histogram({ name: `${prefix}_wal_fsync_seconds`, help: 'fdatasync time of one WAL group commit.', buckets: fast, registers: [registry] }),
     snapshotSeconds: new Histogram({
       name: `${prefix}_snapshot_seconds`,

@@ -116,4 +116,24 @@ describe('contextual-search: POST /search/batch', () => {
       assert.deepEqual(r.body.response, {});
     }
   });
+
+  it('when a search names no ef, then its ef grows with k (HNSW_EF_PER_K x k, at least HNSW_EF_SEARCH), and an ef it names is kept', async () => {
+    const efSum = async () => {
+      const text = await (await fetch(`${svc.base}/metrics`)).text();
+      return [Number(/^search_ef_sum (\d+)/m.exec(text)?.[1]), Number(/^search_ef_count (\d+)/m.exec(text)?.[1])] as const;
+    };
+    const efOf = async (body: Record<string, unknown>) => {
+      const [sum0, n0] = await efSum();
+      const r = await call(svc.base, 'POST', '/search', { vec_features: vec(), ...body });
+      assert.equal(r.status, 200);
+      const [sum1, n1] = await efSum();
+      assert.equal(n1 - n0, 1, 'one k-NN search');
+      return sum1 - sum0;
+    };
+    // Defaults: HNSW_EF_SEARCH 64, HNSW_EF_PER_K 4.
+    assert.equal(await efOf({ nb_neighbors: 10 }), 64);
+    assert.equal(await efOf({ nb_neighbors: 100 }), 400);
+    assert.equal(await efOf({ nb_neighbors: 100, ef: 150 }), 150);
+    assert.equal(await efOf({ nb_neighbors: 100, ef: 20 }), 100, 'never below k');
+  });
 });

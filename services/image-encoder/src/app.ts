@@ -52,6 +52,7 @@ export function createApp(deps: AppDeps): Express {
     sources: { imagesRoot: realRoot(config.IMAGES_ROOT), maxImageBytes: config.MAX_IMAGE_BYTES, urls: deps.urls },
     preprocess: { size: model.inputSize, mode: config.RESIZE_MODE, maxPixels: config.MAX_PIXELS, trim: config.TRIM_BORDERS },
     decodeConcurrency: config.DECODE_CONCURRENCY,
+    greyEntry: config.GREY_ENTRY,
     ...(deps.whitening ? { whitening: deps.whitening } : {}),
   };
   // Enough requests at once to fill a micro-batch on every worker while the next ones decode.

@@ -6,6 +6,7 @@ import type { EncoderModel } from './onnx.model.js';
 import type { Whitening } from './pca-whitening.transform.js';
 import type { EncoderMetrics } from './encoder.metrics.js';
 import pLimit from 'p-limit';
+import { isColourless, toGrey } from './colourless.image.js';
 
 export interface EncodeDeps {
   model: EncoderModel;
@@ -16,6 +17,8 @@ export interface EncodeDeps {
   decodeConcurrency: number;
   /** Applied to every output vector (whole image, orientations, regions) when set. */
   whitening?: Whitening;
+  /** GREY_ENTRY: an image's entries to index (`regions: true`) end with its greyscale fingerprint. */
+  greyEntry?: boolean;
 }
 
 export type EncodeInput = ImageSource & Pick<EncodeRequest, 'request_id' | 'orientations' | 'regions'>;
@@ -31,8 +34,22 @@ async function prepare(input: EncodeInput, deps: EncodeDeps): Promise<Prepared> 
   return { input, pixels: await decodeImage(bytes, deps.preprocess) };
 }
 
-/** The 8 orientations are one job, so they share one session.run. */
-const infer = (p: Prepared, deps: EncodeDeps) => deps.model.infer(p.pixels, p.input.orientations === 'all');
+/** The fingerprint rows of one image, and those of its greyscale version when it is indexed with one. */
+interface Inferred { rows: Float32Array[]; grey?: Float32Array }
+
+/**
+ * The 8 orientations are one job, so they share one session.run. An image indexed with a
+ * grey entry gets a second, upright pass on its greyscale pixels, unless it has no colour
+ * (its own fingerprint is then its greyscale one).
+ */
+async function infer(p: Prepared, deps: EncodeDeps): Promise<Inferred> {
+  const grey = deps.greyEntry && p.input.regions && !isColourless(p.pixels) ? toGrey(Uint8Array.from(p.pixels)) : undefined;
+  const [rows, greyRows] = await Promise.all([
+    deps.model.infer(p.pixels, p.input.orientations === 'all'),
+    grey ? deps.model.infer(grey, false) : undefined,
+  ]);
+  return greyRows ? { rows, grey: greyRows[0]! } : { rows };
+}
 
 /**
  * The unit vectors of one fingerprint row: the whole image, then its regions (one row
@@ -49,7 +66,8 @@ export function regionalVectors(row: Float32Array, dimension: number): number[][
   return out;
 }
 
-function toResult(p: Prepared, fingerprints: Float32Array[], requestId: number, model: EncoderModel, whitening?: Whitening): EncodeResult {
+function toResult(p: Prepared, inferred: Inferred, requestId: number, model: EncoderModel, whitening?: Whitening): EncodeResult {
+  const fingerprints = inferred.rows;
   // A few hundred microseconds per vector on the main thread (a 256 x 256 product).
   const out = whitening ? (v: ArrayLike<number>) => whitening.apply(v) : (v: ArrayLike<number>) => Array.from(v);
   const whole = (row: Float32Array) => out(model.vectors === 1 ? row : regionalVectors(row.subarray(0, model.dimension), model.dimension)[0]!);
@@ -62,7 +80,11 @@ function toResult(p: Prepared, fingerprints: Float32Array[], requestId: number, 
   if (p.input.orientations === 'all') {
     result.orientations = ORIENTATION_NAMES.map((name, i) => ({ name, fingerprint: whole(fingerprints[i]!) }));
   }
-  if (p.input.regions) result.regions = regionalVectors(fingerprints[0]!, model.dimension).slice(1).map(out);
+  if (p.input.regions) {
+    const entries = regionalVectors(fingerprints[0]!, model.dimension).slice(1).map(out);
+    if (inferred.grey) entries.push(whole(inferred.grey));
+    result.regions = entries;
+  }
   return result;
 }
 
@@ -71,9 +93,9 @@ export async function encodeOne(input: EncodeInput, deps: EncodeDeps, route = '/
   const end = deps.metrics.encodeSeconds.startTimer({ route, orientations: input.orientations ?? 'none' });
   try {
     const p = await prepare(input, deps);
-    const fps = await infer(p, deps);
+    const inferred = await infer(p, deps);
     end();
-    return toResult(p, fps, input.request_id ?? 0, deps.model, deps.whitening);
+    return toResult(p, inferred, input.request_id ?? 0, deps.model, deps.whitening);
   } catch (e) {
     deps.metrics.errors.inc({ code: toItemError(e).error_code });
     throw e;
