@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { AppError } from '@doppel/service-kit';
-import { resolveImagePath, resolveRootPath } from './root-path.resolve.js';
+import { resolveImagePath, resolveRootPath, type ResolvedImage } from './root-path.resolve.js';
 
 /** What the encoder can decode (sharp); anything else in a folder is not an image to index. */
 export const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif']);
@@ -20,9 +20,11 @@ export interface FileStamp {
   mtime_ms: number;
 }
 
+/** What indexing records of a resolved file (whole milliseconds, as stored next to its vector). */
+export const fileStamp = (f: ResolvedImage): FileStamp => ({ relative_path: f.id, size: f.size, mtime_ms: Math.floor(f.mtimeMs) });
+
 async function statFile(root: string, rel: string): Promise<FileStamp> {
-  const f = await resolveImagePath(root, rel);
-  return { relative_path: f.id, size: f.size, mtime_ms: Math.floor(f.mtimeMs) };
+  return fileStamp(await resolveImagePath(root, rel));
 }
 
 /**

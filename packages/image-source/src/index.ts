@@ -1,5 +1,5 @@
 export { realLocation, isInsideDir } from './real-location.resolve.js';
-export { IMAGE_EXTENSIONS, isImageFile, toId, listImages, collectFiles, stampFiles, type FileStamp } from './image-files.fs.js';
+export { IMAGE_EXTENSIONS, isImageFile, toId, listImages, collectFiles, stampFiles, fileStamp, type FileStamp } from './image-files.fs.js';
 export { canonicalId, resolveRootPath, resolveImagePath, readImageFile, type ResolvedPath, type ResolvedImage, type ReadLimits } from './root-path.resolve.js';
 export { decodeBase64 } from './base64.decode.js';
 export { ACCEPTED_IMAGE_FORMATS, requireAcceptedFormat } from './image-format.check.js';

@@ -1,11 +1,11 @@
 import type { EncoderClient, MatchingClient, SearchClient } from '@doppel/clients';
 import type { DuplicatesRequest, DuplicatesResponse, MatchRequest, Static } from '@doppel/schemas';
 import { isAppError } from '@doppel/service-kit';
-import { resolveImagePath, type UrlFetcher } from '@doppel/image-source';
+import { resolveImagePath, type ResolvedImage, type UrlFetcher } from '@doppel/image-source';
 import { matcherTargets } from './image-location.js';
 import { HUBNESS_K, rerankByHubness } from './candidate-rerank.logic.js';
 import { assertSameModel } from './fingerprint-model.logic.js';
-import type { QueryFile, StoredFingerprints } from './stored-fingerprint.logic.js';
+import type { StoredFingerprints } from './stored-fingerprint.logic.js';
 
 export type DuplicatesResult = Static<typeof DuplicatesResponse>['response'];
 type Candidate = DuplicatesResult['candidates'][number];
@@ -68,7 +68,7 @@ interface Searched {
  * (best score and the orientation that gave it), keeps the best k (one more: the query
  * may be indexed) and gives each its hubness; the re-ranked best nb are the candidates.
  */
-async function encodeAndSearch(deps: DuplicatesDeps, source: { relative_path: string } | { image_base64: string }, stage: Stage, nb: number, minScore: number, file: QueryFile | undefined, timings: { encode: number; search: number }): Promise<Searched> {
+async function encodeAndSearch(deps: DuplicatesDeps, source: { relative_path: string } | { image_base64: string }, stage: Stage, nb: number, minScore: number, file: ResolvedImage | undefined, timings: { encode: number; search: number }): Promise<Searched> {
   let t = performance.now();
   const relPath = file?.id;
   // The query as it is, by path, indexed and unchanged: search holds its fingerprint already.

@@ -11,11 +11,15 @@ type Stamp = { size: number; mtime_ms: number; model: string | undefined };
  */
 export const stampMetadata = (f: FileStamp, model: string) => ({ file_size: f.size, file_mtime_ms: f.mtime_ms, [FINGERPRINT_MODEL_KEY]: model });
 
-function stampOf(meta: Record<string, unknown> | undefined): Stamp | undefined {
+export function stampOf(meta: Record<string, unknown> | undefined): Stamp | undefined {
   const size = meta?.file_size;
   const mtime = meta?.file_mtime_ms;
   return typeof size === 'number' && typeof mtime === 'number' ? { size, mtime_ms: mtime, model: modelOf(meta) } : undefined;
 }
+
+/** The stored stamp is this file as it is now, fingerprinted by `model`. */
+export const isStampOf = (s: Stamp | undefined, f: FileStamp, model: string): boolean =>
+  s !== undefined && s.size === f.size && s.mtime_ms === f.mtime_ms && s.model === model;
 
 /**
  * What contextual-search already holds, keyed by path. Loaded once by paging through
@@ -54,9 +58,7 @@ export class KnownFiles {
 
   /** Indexed, unchanged, and fingerprinted by `model` (a vector of another model, or of none recorded, is stale). */
   isCurrent(f: FileStamp, model: string): boolean {
-    if (this.managed.has(f.relative_path)) return true;
-    const s = this.stamps.get(f.relative_path);
-    return s !== undefined && s.size === f.size && s.mtime_ms === f.mtime_ms && s.model === model;
+    return this.managed.has(f.relative_path) || isStampOf(this.stamps.get(f.relative_path), f, model);
   }
 
   remember(f: FileStamp, model: string): void {
