@@ -79,9 +79,6 @@ function processChannel(sharedEntries: number): Channel {
   // 'advanced' serialisation is structured clone: typed arrays cross without JSON.
   const child: ChildProcess = fork(fileURLToPath(workerFile), [String(sharedEntries)], {
     serialization: 'advanced',
-    // One BLAS thread per process, like OpenCV's (opencv.binding.ts): the processes are the
-    // parallelism. The serial OpenBLAS that setup.sh installs has none; a threaded one would.
-    env: { ...process.env, OPENBLAS_NUM_THREADS: '1' },
     // stdout ignored: the binding's loader prints build-info lines on every start.
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
