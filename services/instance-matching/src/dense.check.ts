@@ -2,7 +2,7 @@
  * Dense check for low-texture pairs: correlation of aligned 32x32 thumbnails over the 8
  * orientations and a few crop scales, and where the best alignment puts the candidate.
  */
-import { cv, toMat, type GreyImage } from './opencv.binding.js';
+import { copyOut, cv, toMat, type GreyImage } from './opencv.binding.js';
 import { mul3 } from './transform.geometry.js';
 
 /** Side of the square (aspect-squashed) thumbnail the dense check compares. */
@@ -34,16 +34,13 @@ const ROTATIONS = [[1, 0, 0, 0, 1, 0, 0, 0, 1], [0, -1, N, 1, 0, 0, 0, 0, 1], [-
 const FLIP = [-1, 0, N, 0, 1, 0, 0, 0, 1];
 export const ORIENTATION_MAPS = [...ROTATIONS, ...ROTATIONS.map((r) => mul3(r, FLIP))];
 
-function orientations(m: cv.Mat): cv.Mat[] {
-  const out: cv.Mat[] = [];
-  for (const base of [m, m.flip(1)]) {
-    out.push(base, base.rotate(cv.ROTATE_90_CLOCKWISE), base.rotate(cv.ROTATE_180), base.rotate(cv.ROTATE_90_COUNTERCLOCKWISE));
-  }
-  return out;
+/** Grey levels and gradient magnitude of a thumbnail, each at every crop scale (plain orientation). */
+interface Plane {
+  scaled: Prepared[];
+  /** The 8 orientations side by side (DENSE_THUMB x 8 DENSE_THUMB), candidates only. */
+  oriented?: cv.Mat;
 }
-
-/** Grey levels and gradient magnitude of a thumbnail, each at every orientation and crop scale. */
-interface Planes { grey: Prepared[][]; edges: Prepared[][] }
+interface Planes { grey: Plane; edges: Plane }
 
 function gradientMagnitude(m: cv.Mat): cv.Mat {
   const gx = m.sobel(cv.CV_32F, 1, 0, 3);
@@ -51,44 +48,115 @@ function gradientMagnitude(m: cv.Mat): cv.Mat {
   return gx.hMul(gx).add(gy.hMul(gy)).sqrt();
 }
 
+const S = DENSE_THUMB;
+const O = ORIENTATION_MAPS.length;
+const pixelsOf = (m: cv.Mat): Float32Array => copyOut(m.getData(), new Float32Array(m.rows * m.cols));
+
+/**
+ * The 8 orientations of a square plane side by side, so that one matchTemplate call
+ * correlates a template with all of them (a window straddling two of them is never read).
+ * `inverse`: the k-th holds pixel M_k(r) at r (the inverse orientation), which lets the
+ * plain candidate stand for its k-th orientation inside a target (see bestAligned).
+ */
+function sideBySide(plane: Float32Array, inverse: boolean): cv.Mat {
+  const out = new Float32Array(S * O * S);
+  for (let o = 0; o < O; o++) {
+    const [a, b, c, d, e, f] = ORIENTATION_MAPS[o]!;
+    for (let y = 0; y < S; y++) {
+      for (let x = 0; x < S; x++) {
+        const u = a! * x + b! * y + c!;
+        const v = d! * x + e! * y + f!;
+        // forward: the oriented plane holds p at M(p); inverse: it holds M(r) at r.
+        if (inverse) out[y * O * S + o * S + x] = plane[v * S + u]!;
+        else out[v * O * S + o * S + u] = plane[y * S + x]!;
+      }
+    }
+  }
+  return new cv.Mat(Buffer.from(out.buffer), S, O * S, cv.CV_32F);
+}
+
 /**
  * Computed once per thumbnail and kept while it lives (a worker keeps its targets and a
- * request's candidate): a pair then costs only its matchTemplate calls. A target needs only
- * its plain orientation; the candidate all 8.
+ * request's candidate): a pair then costs only its matchTemplate calls.
  */
-const planesOf = new WeakMap<GreyImage, { plain?: Planes; all?: Planes }>();
-function planes(img: GreyImage, all: boolean): Planes {
+const planesOf = new WeakMap<GreyImage, { plain?: Planes; candidate?: Planes }>();
+function planes(img: GreyImage, candidate: boolean): Planes {
   const held = planesOf.get(img) ?? {};
-  const hit = all ? held.all : held.plain;
+  const hit = candidate ? held.candidate : held.plain;
   if (hit) return hit;
   const grey = toMat(img).convertTo(cv.CV_32F);
-  const views = (m: cv.Mat) => (all ? orientations(m) : [m]).map(scaled);
-  const p = { grey: views(grey), edges: views(gradientMagnitude(grey)) };
-  planesOf.set(img, all ? { ...held, all: p } : { ...held, plain: p });
+  const plane = (m: cv.Mat): Plane => (candidate ? { scaled: scaled(m), oriented: sideBySide(pixelsOf(m), false) } : { scaled: scaled(m) });
+  const p = { grey: plane(grey), edges: plane(gradientMagnitude(grey)) };
+  planesOf.set(img, candidate ? { ...held, candidate: p } : { ...held, plain: p });
   return p;
 }
 
 /** One placement of the candidate's oriented thumbnail in the target's, and its correlation. */
 interface Placement { value: number; orientation: number; candScale: number; targetScale: number; x: number; y: number }
+interface Peak { value: number; x: number; y: number }
+const NONE: Peak = { value: 0, x: 0, y: 0 };
 
-function place(image: Prepared, template: Prepared): { value: number; x: number; y: number } {
-  // A flat side has no defined correlation (and OpenCV returns a non-finite value for it).
-  if (template.flat || image.flat) return { value: 0, x: 0, y: 0 };
-  const r = image.mat.matchTemplate(template.mat, cv.TM_CCOEFF_NORMED).minMaxLoc();
-  return Number.isFinite(r.maxVal) ? { value: r.maxVal, x: r.maxLoc.x, y: r.maxLoc.y } : { value: 0, x: 0, y: 0 };
+/**
+ * The best window of each orientation in a side-by-side correlation (first in row order on
+ * ties, as minMaxLoc). A flat side has no defined correlation (OpenCV returns a non-finite
+ * value for it): it places nothing, and neither does a correlation of 0 or below.
+ */
+function peaks(image: cv.Mat, template: Prepared, flat: boolean): Peak[] {
+  if (flat || template.flat) return Array.from({ length: O }, () => NONE);
+  const side = template.side;
+  const width = O * S - side + 1;
+  const r = pixelsOf(image.matchTemplate(template.mat, cv.TM_CCOEFF_NORMED));
+  const out: Peak[] = [];
+  for (let o = 0; o < O; o++) {
+    let best = NONE;
+    for (let y = 0; y <= S - side; y++) {
+      for (let x = 0; x <= S - side; x++) {
+        const v = r[y * width + o * S + x]!;
+        if (v > best.value && Number.isFinite(v)) best = { value: v, x, y };
+      }
+    }
+    out.push(best);
+  }
+  return out;
 }
 
-/** Best correlation over the 8 orientations of the candidate and the crop scales, both ways. */
-function bestAligned(cand: Prepared[][], target: Prepared[]): Placement {
+/** Top-left corner of the side x side square at (x, y) after the 3x3 map m. */
+function mappedCorner(m: readonly number[], x: number, y: number, side: number): { x: number; y: number } {
+  const corners = [[x, y], [x + side - 1, y], [x, y + side - 1], [x + side - 1, y + side - 1]].map(([u, v]) => [m[0]! * u! + m[1]! * v! + m[2]!, m[3]! * u! + m[4]! * v! + m[5]!]);
+  return { x: Math.min(...corners.map((c) => c[0]!)), y: Math.min(...corners.map((c) => c[1]!)) };
+}
+
+/**
+ * Best correlation over the 8 orientations of the candidate and the crop scales, both ways,
+ * in 7 matchTemplate calls instead of 56 (a call on 32x32 pictures is almost all binding
+ * overhead). The target inside the oriented candidate: the target's shrinks against the
+ * candidate's orientations side by side. The oriented candidate shrunk inside the target:
+ * correlation is unchanged when both sides are permuted alike, so the window at p of the
+ * target against orientation k of the candidate equals the same window carried by the
+ * inverse orientation against the plain candidate; the target's inverse orientations side
+ * by side take the plain shrinks, and each peak is carried back to the target's frame.
+ */
+function bestAligned(cand: Plane, target: Plane, inverseTarget: cv.Mat): Placement {
+  const candFlat = cand.scaled[0]!.flat;
+  const targetFlat = target.scaled[0]!.flat;
+  const same = peaks(cand.oriented!, target.scaled[0]!, candFlat);
+  const targetIn: Peak[][] = [];
+  const candIn: Peak[][] = [];
+  for (let i = 1; i < DENSE_SCALES.length; i++) {
+    targetIn[i] = peaks(cand.oriented!, target.scaled[i]!, candFlat);
+    const side = cand.scaled[i]!.side;
+    candIn[i] = peaks(inverseTarget, cand.scaled[i]!, targetFlat).map((p, o) => (p === NONE ? p : { value: p.value, ...mappedCorner(ORIENTATION_MAPS[o]!, p.x, p.y, side) }));
+  }
   let best: Placement = { value: 0, orientation: 0, candScale: 0, targetScale: 0, x: 0, y: 0 };
-  const keep = (p: { value: number; x: number; y: number }, orientation: number, candScale: number, targetScale: number) => {
+  const keep = (p: Peak, orientation: number, candScale: number, targetScale: number) => {
     if (p.value > best.value) best = { ...p, orientation, candScale, targetScale };
   };
-  for (const [o, cands] of cand.entries()) {
-    keep(place(target[0]!, cands[0]!), o, 0, 0);
+  // The order of the one-call-per-placement search this replaces: the same winner on ties.
+  for (let o = 0; o < O; o++) {
+    keep(same[o]!, o, 0, 0);
     for (let i = 1; i < DENSE_SCALES.length; i++) {
-      keep(place(target[0]!, cands[i]!), o, i, 0);
-      keep(place(cands[0]!, target[i]!), o, 0, i);
+      keep(candIn[i]![o]!, o, i, 0);
+      keep(targetIn[i]![o]!, o, 0, i);
     }
   }
   return best;
@@ -103,11 +171,11 @@ const shift = (x: number, y: number) => [1, 0, x, 0, 1, y, 0, 0, 1];
  * then either the candidate shrunk and put at (x, y) inside the target, or the target
  * shrunk and put at (x, y) inside the oriented candidate (inverted).
  */
-function placementMap(p: Placement, cand: Prepared[][], target: Prepared[]): number[] {
+function placementMap(p: Placement, cand: Plane, target: Plane): number[] {
   const orient = ORIENTATION_MAPS[p.orientation]!;
-  if (p.candScale > 0) return mul3(shift(p.x, p.y), mul3(resizeMap(DENSE_THUMB, cand[p.orientation]![p.candScale]!.side), orient));
+  if (p.candScale > 0) return mul3(shift(p.x, p.y), mul3(resizeMap(DENSE_THUMB, cand.scaled[p.candScale]!.side), orient));
   // oriented = resize(target) + (x, y)  =>  target = resize^-1(oriented - (x, y)).
-  if (p.targetScale > 0) return mul3(resizeMap(target[p.targetScale]!.side, DENSE_THUMB), mul3(shift(-p.x, -p.y), orient));
+  if (p.targetScale > 0) return mul3(resizeMap(target.scaled[p.targetScale]!.side, DENSE_THUMB), mul3(shift(-p.x, -p.y), orient));
   return orient;
 }
 
@@ -130,11 +198,11 @@ export interface DenseResult {
 export function denseCheck(candThumb: GreyImage, targetThumb: GreyImage): DenseResult {
   const cand = planes(candThumb, true);
   const target = planes(targetThumb, false);
-  const grey = bestAligned(cand.grey, target.grey[0]!);
-  const edges = bestAligned(cand.edges, target.edges[0]!);
+  const grey = bestAligned(cand.grey, target.grey, sideBySide(pixelsOf(target.grey.scaled[0]!.mat), true));
+  const edges = bestAligned(cand.edges, target.edges, sideBySide(pixelsOf(target.edges.scaled[0]!.mat), true));
   return {
     correlation: (grey.value + edges.value) / 2,
-    placements: [placementMap(grey, cand.grey, target.grey[0]!), placementMap(edges, cand.edges, target.edges[0]!)],
+    placements: [placementMap(grey, cand.grey, target.grey), placementMap(edges, cand.edges, target.edges)],
   };
 }
 

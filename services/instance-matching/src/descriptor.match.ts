@@ -1,40 +1,122 @@
-/** Descriptor matching: 2-NN by batchDistance, Lowe's ratio test, one-to-one. */
+/** Descriptor matching: 2-NN from one matrix product, Lowe's ratio test, one-to-one. */
 import { copyOut, cv } from './opencv.binding.js';
 import { DESCRIPTOR_SIZE, type Features } from './sift.extract.js';
+import type { CandidateFeatures } from './sift.mirror.js';
 
-/** Float descriptor Mats, kept per Features object: a cached target is converted once per process. */
-const descriptorMats = new WeakMap<Features, cv.Mat>();
-function descriptorMat(f: Features): cv.Mat {
-  let m = descriptorMats.get(f);
-  if (!m) {
-    const bytes = Buffer.from(f.descriptors.buffer, f.descriptors.byteOffset, f.count * DESCRIPTOR_SIZE);
-    m = new cv.Mat(bytes, f.count, DESCRIPTOR_SIZE, cv.CV_8U).convertTo(cv.CV_32F);
-    descriptorMats.set(f, m);
-  }
-  return m;
+/**
+ * OpenCV hands a product to the BLAS only when every side has at least 100 rows or columns
+ * (HAL_GEMM_SMALL_MATRIX_THRESH); below that its own loop is slower than batchDistance. A
+ * side with fewer descriptors is padded with zero rows, whose products are never read.
+ */
+const BLAS_MIN_SIDE = 100;
+
+/** A side's descriptors as OpenCV wants them, built once per Features object (a cached target once per process). */
+interface DescriptorSide {
+  /** rows x 128 float, zero-padded to BLAS_MIN_SIDE rows (the candidate side of the product). */
+  rows: cv.Mat;
+  /** 128 x rows float (the target side: the product needs it transposed). */
+  columns: cv.Mat;
+  /** Rows after padding: the row stride of a product against this side. */
+  padded: number;
+  /** Squared L2 norm of each descriptor. */
+  norms: Float32Array;
 }
+/** Descriptors stacked in one matrix, zero-padded to BLAS_MIN_SIDE rows. */
+function stacked(parts: Features[]): DescriptorSide {
+  const count = parts.reduce((n, f) => n + f.count, 0);
+  const padded = Math.max(count, BLAS_MIN_SIDE);
+  const bytes = Buffer.alloc(padded * DESCRIPTOR_SIZE);
+  const norms = new Float32Array(count);
+  let row = 0;
+  for (const f of parts) {
+    bytes.set(f.descriptors.subarray(0, f.count * DESCRIPTOR_SIZE), row * DESCRIPTOR_SIZE);
+    for (let k = 0; k < f.count; k++, row++) {
+      let n = 0;
+      for (let i = k * DESCRIPTOR_SIZE; i < (k + 1) * DESCRIPTOR_SIZE; i++) n += f.descriptors[i]! * f.descriptors[i]!;
+      norms[row] = n;
+    }
+  }
+  const rows = new cv.Mat(bytes, padded, DESCRIPTOR_SIZE, cv.CV_8U).convertTo(cv.CV_32F);
+  return { rows, columns: rows.transpose(), padded, norms };
+}
+
+const sides = new WeakMap<Features | CandidateFeatures, DescriptorSide>();
+function sideOf<K extends Features | CandidateFeatures>(key: K, parts: (k: K) => Features[]): DescriptorSide {
+  let s = sides.get(key);
+  if (!s) {
+    s = stacked(parts(key));
+    sides.set(key, s);
+  }
+  return s;
+}
+const single = (f: Features) => [f];
 
 /** A candidate keypoint q matched to target keypoint t at descriptor distance d. */
 export interface Pair { q: number; t: number; d: number }
 
 /**
- * 2-NN (OpenCV's batchDistance, the kernel of its brute-force matcher, read as two
- * arrays instead of a DMatch object per row), Lowe's ratio test, then one-to-one:
- * several candidate keypoints landing on the same target keypoint make degenerate fits
- * with many fake inliers, so only the closest is kept.
+ * The two nearest target descriptors of every candidate descriptor, by
+ * |a - b|^2 = |a|^2 + |b|^2 - 2 a.b: the dot products of all pairs are one matrix product,
+ * which OpenCV hands to the BLAS (OpenBLAS, installed by scripts/setup.sh). That is about 4x
+ * faster than batchDistance, OpenCV's brute-force kernel, which walks the pairs one by one
+ * (bench/matching/components.bench.ts). Descriptor components are integers up to 255, so
+ * every dot product is an integer under 2^24 and float arithmetic holds it exactly: the
+ * neighbours and distances are batchDistance's (checked in the tests).
+ */
+/** The candidate rows [from, from + count) of a product against a target of `targetCount` descriptors. */
+interface Product { dots: Float32Array; c: DescriptorSide; t: DescriptorSide; targetCount: number }
+
+function product(c: DescriptorSide, t: DescriptorSide, targetCount: number): Product {
+  const raw = c.rows.matMul(t.columns).getData();
+  const n = c.padded * t.padded;
+  // Read in place when the native buffer is 4-byte aligned (it is, from OpenCV's allocator); copied otherwise.
+  const dots = raw.byteOffset % 4 === 0 ? new Float32Array(raw.buffer, raw.byteOffset, n) : copyOut(raw, new Float32Array(n));
+  return { dots, c, t, targetCount };
+}
+
+/** Lowe's ratio test on the 2-NN of candidate rows [from, from + count), then one-to-one (see oneToOneMatches). */
+function ratioMatches({ dots, c, t, targetCount }: Product, from: number, count: number, ratio: number): Pair[] {
+  const tn = t.norms;
+  const bestForTarget = new Map<number, Pair>();
+  for (let q = 0, row = from * t.padded; q < count; q++, row += t.padded) {
+    // |b|^2 - 2 a.b orders the targets as the distance does (|a|^2 is the row's constant).
+    let m1 = Infinity;
+    let m2 = Infinity;
+    let i1 = -1;
+    for (let j = 0; j < targetCount; j++) {
+      const v = tn[j]! - 2 * dots[row + j]!;
+      if (v < m2) {
+        if (v < m1) { m2 = m1; m1 = v; i1 = j; } else m2 = v;
+      }
+    }
+    const a = c.norms[from + q]!;
+    const d = Math.sqrt(Math.max(0, a + m1));
+    if (d >= ratio * Math.sqrt(Math.max(0, a + m2))) continue;
+    const prev = bestForTarget.get(i1);
+    if (!prev || d < prev.d) bestForTarget.set(i1, { q, t: i1, d });
+  }
+  return [...bestForTarget.values()];
+}
+
+/**
+ * 2-NN, Lowe's ratio test, then one-to-one: several candidate keypoints landing on the same
+ * target keypoint make degenerate fits with many fake inliers, so only the closest is kept.
  */
 export function oneToOneMatches(cand: Features, target: Features, ratio: number): Pair[] {
   if (cand.count < 2 || target.count < 2) return [];
-  const knn = cv.batchDistance(descriptorMat(cand), descriptorMat(target), cv.CV_32F, cv.NORM_L2, 2);
-  const dist = copyOut(knn.dist.getData(), new Float32Array(cand.count * 2));
-  const idx = copyOut(knn.nidx.getData(), new Int32Array(cand.count * 2));
-  const bestForTarget = new Map<number, Pair>();
-  for (let q = 0; q < cand.count; q++) {
-    const t = idx[2 * q]!;
-    const d = dist[2 * q]!;
-    if (t < 0 || idx[2 * q + 1]! < 0 || d >= ratio * dist[2 * q + 1]!) continue;
-    const prev = bestForTarget.get(t);
-    if (!prev || d < prev.d) bestForTarget.set(t, { q, t, d });
-  }
-  return [...bestForTarget.values()];
+  return ratioMatches(product(sideOf(cand, single), sideOf(target, single), target.count), 0, cand.count, ratio);
+}
+
+/**
+ * The matches of the candidate as given (false) and mirrored (true) against one target. Both
+ * halves come from one product, made at the first call: a pair whose plain pass fails (most
+ * of them) then needs its mirrored pass, which costs little more in the same product.
+ */
+export function candidateMatches(cand: CandidateFeatures, target: Features): (mirrored: boolean, ratio: number) => Pair[] {
+  let both: Product | undefined;
+  return (mirrored, ratio) => {
+    if (cand.plain.count < 2 || target.count < 2) return [];
+    both ??= product(sideOf(cand, (c) => [c.plain, c.mirrored]), sideOf(target, single), target.count);
+    return ratioMatches(both, mirrored ? cand.plain.count : 0, cand.plain.count, ratio);
+  };
 }

@@ -11,5 +11,5 @@ export { structureOf } from './structure.measure.js';
 export { extractAdaptive, extractFeatures, type Features } from './sift.extract.js';
 export { extractCandidateFeatures, mirrorFeatures, type CandidateFeatures } from './sift.mirror.js';
 export { MIN_SPREAD_CELLS, verifyPass, verifySift } from './sift.verify.js';
-export { oneToOneMatches } from './descriptor.match.js';
+export { candidateMatches, oneToOneMatches } from './descriptor.match.js';
 export type { Hypothesis, SiftVerification } from './sift.verify.js';

@@ -1,6 +1,6 @@
 /** Geometric verification of one pair: RANSAC on the one-to-one matches, then sanity and spread. */
 import { cv } from './opencv.binding.js';
-import { oneToOneMatches, type Pair } from './descriptor.match.js';
+import { candidateMatches, oneToOneMatches, type Pair } from './descriptor.match.js';
 import type { Features } from './sift.extract.js';
 import type { CandidateFeatures } from './sift.mirror.js';
 import { invert3x3, sanityOf, type Quad } from './transform.geometry.js';
@@ -170,8 +170,7 @@ const models = (m: RansacModel): Array<'similarity' | 'homography'> =>
  * benchmark). Models are tried in order until one reaches `acceptInliers`; the best fit
  * counts.
  */
-export function verifyPass(cand: Features, target: Features, opts: VerifyOptions, mirrored: boolean, acceptInliers = 1): SiftVerification {
-  const pairs = oneToOneMatches(cand, target, opts.ratio);
+export function verifyPass(cand: Features, target: Features, opts: VerifyOptions, mirrored: boolean, acceptInliers = 1, pairs = oneToOneMatches(cand, target, opts.ratio)): SiftVerification {
   if (pairs.length < MIN_MATCHES) {
     const few: SiftVerification = { inliers: 0, matches: pairs.length, mirrored, failure: 'too_few_matches' };
     const wanted = pairs.length >= MIN_HYPOTHESIS_INLIERS && Math.min(cand.count, target.count) < (opts.fewMatchHypothesisBelow ?? 0);
@@ -191,9 +190,10 @@ export function verifyPass(cand: Features, target: Features, opts: VerifyOptions
 
 /** Verifies the candidate against one target; the mirrored pass only runs when the plain one fails. */
 export function verifySift(cand: CandidateFeatures, target: Features, opts: VerifyOptions, acceptInliers: number): SiftVerification {
-  const plain = verifyPass(cand.plain, target, opts, false, acceptInliers);
+  const matches = candidateMatches(cand, target);
+  const plain = verifyPass(cand.plain, target, opts, false, acceptInliers, matches(false, opts.ratio));
   if (plain.inliers >= acceptInliers) return plain;
-  const mirror = verifyPass(cand.mirrored, target, opts, true, acceptInliers);
+  const mirror = verifyPass(cand.mirrored, target, opts, true, acceptInliers, matches(true, opts.ratio));
   if (mirror.inliers > plain.inliers) return mirror;
   // Neither fits: report the failure of the pass that got further (more matches), with the
   // stronger hypothesis of the two passes.

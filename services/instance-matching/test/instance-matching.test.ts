@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { cv, type GreyImage } from '../src/opencv.binding.js';
-import { extractFeatures } from '../src/sift.extract.js';
+import { extractFeatures, type Features } from '../src/sift.extract.js';
+import { candidateMatches, oneToOneMatches } from '../src/descriptor.match.js';
+import { DENSE_SCALES, DENSE_THUMB, denseCheck } from '../src/dense.check.js';
 import { mirrorFeatures } from '../src/sift.mirror.js';
 import { verifyPass } from '../src/sift.verify.js';
 import { MatchingConfig } from '@doppel/schemas';
@@ -58,6 +60,98 @@ describe('the patched binding', () => {
       assert.deepEqual([idx[i]![0], idx[i]![1]], [m[0]!.trainIdx, m[1]!.trainIdx]);
       assert.ok(Math.abs(dist[i]![0]! - m[0]!.distance) < 1e-3);
     });
+  });
+});
+
+describe('the matching kernels', () => {
+  /** Lowe's test and one-to-one on batchDistance's 2-NN: the matcher this module replaced, as the oracle. */
+  function batchDistanceMatches(a: Features, b: Features, ratio: number): string[] {
+    const mat = (f: Features) => new cv.Mat(Buffer.from(f.descriptors), f.count, 128, cv.CV_8U).convertTo(cv.CV_32F);
+    const r = cv.batchDistance(mat(a), mat(b), cv.CV_32F, cv.NORM_L2, 2);
+    const idx = r.nidx.getDataAsArray();
+    const dist = r.dist.getDataAsArray();
+    const best = new Map<number, { q: number; d: number }>();
+    idx.forEach(([t1], q) => {
+      const [d1, d2] = dist[q]!;
+      if (d1! >= ratio * d2!) return;
+      const prev = best.get(t1!);
+      if (!prev || d1! < prev.d) best.set(t1!, { q, d: d1! });
+    });
+    return [...best].map(([t, { q }]) => `${q}-${t}`).sort();
+  }
+  const keys = (pairs: Array<{ q: number; t: number }>) => pairs.map((p) => `${p.q}-${p.t}`).sort();
+
+  it('when descriptors are matched through one matrix product, then the pairs are those of batchDistance, for the plain and the mirrored candidate and sides under the BLAS size', async () => {
+    const a = extractFeatures(await greyOf(await texturedScene(7)), 300);
+    const b = extractFeatures(await greyOf(await sharp(await texturedScene(7)).resize(480).rotate(12).png().toBuffer()), 300);
+    const few = extractFeatures(await greyOf(await sharp(await texturedScene(7)).extract({ left: 0, top: 0, width: 200, height: 160 }).png().toBuffer()), 60);
+    assert.ok(a.count > 200 && b.count > 200 && few.count < 100, `${a.count} / ${b.count} / ${few.count}`);
+    let matched = 0;
+    for (const [cand, target] of [[a, b], [b, a], [few, a], [a, few], [few, few]] as const) {
+      const oracle = batchDistanceMatches(cand, target, 0.8);
+      assert.deepEqual(keys(oneToOneMatches(cand, target, 0.8)), oracle);
+      const both = candidateMatches({ plain: cand, mirrored: mirrorFeatures(cand) }, target);
+      assert.deepEqual(keys(both(false, 0.8)), oracle);
+      assert.deepEqual(keys(both(true, 0.8)), batchDistanceMatches(mirrorFeatures(cand), target, 0.8));
+      matched += oracle.length;
+    }
+    assert.ok(matched > 100, `only ${matched} pairs: the comparison proves little`);
+  });
+
+  /** The search the dense check replaced: one matchTemplate per orientation and crop scale. */
+  function oneCallPerPlacement(cand: GreyImage, target: GreyImage): number {
+    const plane = (img: GreyImage, edges: boolean) => {
+      const m = new cv.Mat(Buffer.from(img.data), img.height, img.width, cv.CV_8UC1).convertTo(cv.CV_32F);
+      if (!edges) return m;
+      const gx = m.sobel(cv.CV_32F, 1, 0, 3);
+      const gy = m.sobel(cv.CV_32F, 0, 1, 3);
+      return gx.hMul(gx).add(gy.hMul(gy)).sqrt();
+    };
+    const scales = (m: cv.Mat) => DENSE_SCALES.map((s) => (s === 1 ? m : m.resize(Math.round(m.cols * s), Math.round(m.cols * s), 0, 0, cv.INTER_AREA)));
+    const flat = (m: cv.Mat) => m.meanStdDev().stddev.at(0, 0) < 1e-3;
+    const ncc = (image: cv.Mat, templ: cv.Mat) => {
+      if (flat(image) || flat(templ)) return 0;
+      const v = image.matchTemplate(templ, cv.TM_CCOEFF_NORMED).minMaxLoc().maxVal;
+      return Number.isFinite(v) ? Math.max(0, v) : 0;
+    };
+    let sum = 0;
+    for (const edges of [false, true]) {
+      const c = plane(cand, edges);
+      const t = scales(plane(target, edges));
+      let best = 0;
+      for (const base of [c, c.flip(1)]) {
+        for (const o of [base, base.rotate(cv.ROTATE_90_CLOCKWISE), base.rotate(cv.ROTATE_180), base.rotate(cv.ROTATE_90_COUNTERCLOCKWISE)]) {
+          const cs = scales(o);
+          best = Math.max(best, ncc(t[0]!, cs[0]!));
+          for (let i = 1; i < DENSE_SCALES.length; i++) best = Math.max(best, ncc(t[0]!, cs[i]!), ncc(cs[0]!, t[i]!));
+        }
+      }
+      sum += best;
+    }
+    return sum / 2;
+  }
+
+  it('when the dense check correlates the 8 orientations side by side, then it finds the correlation of one matchTemplate per placement', async () => {
+    const limits = { maxPixels: 1e8, maxBytes: 1e8, width: 384, height: 384, thumbSize: DENSE_THUMB };
+    const scene = await lowTextureScene(3);
+    const thumbs = await Promise.all([
+      scene,
+      await sharp(scene).rotate(90).flop().png().toBuffer(),
+      await sharp(scene).extract({ left: 100, top: 60, width: 400, height: 280 }).png().toBuffer(),
+      await smoothGradient(4),
+      await texturedScene(9),
+      await nearFlat(128),
+    ].map(async (png) => (await decodeImage(png, limits)).thumb));
+    let high = 0;
+    for (const a of thumbs) {
+      for (const b of thumbs) {
+        const got = denseCheck(a, b).correlation;
+        assert.ok(Math.abs(got - oneCallPerPlacement(a, b)) < 1e-4, `${got} vs ${oneCallPerPlacement(a, b)}`);
+        if (got > 0.8) high++;
+      }
+    }
+    // The copies of the scene correlate highly with it in some orientation: the search was exercised.
+    assert.ok(high >= 9, `only ${high} pairs over 0.8`);
   });
 });
 
