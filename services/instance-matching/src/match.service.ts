@@ -4,7 +4,8 @@ import { readFile } from 'node:fs/promises';
 import { LRUCache } from 'lru-cache';
 import { AppError, toItemError, type Logger } from '@doppel/service-kit';
 import type { CompareRequest, MatchedItem, MatchingConfig, MatchRequest, MatchResponse, CompareResponse, PrepareRequest, PrepareResponse } from '@doppel/schemas';
-import { decodeImage, type DecodeLimits } from './image.decode.js';
+import { decodeImage, type DecodedImage, type DecodeLimits } from './image.decode.js';
+import { mirrorFeatures } from './sift.mirror.js';
 import { ByteLru, fileKey } from './feature.cache.js';
 import { decodeBase64, resolveImagePath as resolveUnder } from '@doppel/image-source';
 import { sharedBytes, type PairVerdict, type PreparedCandidate, type Shared, type TargetFeatures, type VerifyPolicy } from './verify.protocol.js';
@@ -98,20 +99,46 @@ export function createMatcher(deps: MatcherDeps) {
   const fineLimits: DecodeLimits = { ...limits, width: config.FINE_SIDE, height: config.FINE_SIDE, overlapSide: 0 };
   const extraction = extractionOf(config);
   const fineExtraction = fineExtractionOf(config);
+  // Worth a fine description only if the picture has more pixels than the working size kept.
+  const refinableAt = (img: DecodedImage) => fineExtraction !== undefined && Math.max(img.width, img.height) > Math.max(img.grey.width, img.grey.height);
   async function readLimited(file: string, size: number): Promise<Buffer> {
     if (size > config.MAX_IMAGE_BYTES) throw new AppError('PAYLOAD_TOO_LARGE', `image is larger than ${config.MAX_IMAGE_BYTES} bytes`);
     return readFile(file);
   }
 
-  async function extractCandidate(bytes: Buffer, signal?: AbortSignal): Promise<{ cand: Shared<PreparedCandidate>; decodeMs: number; extractMs: number }> {
+  interface Extracted { cand: Shared<PreparedCandidate>; refinable: boolean; decodeMs: number; extractMs: number }
+  async function extractCandidate(bytes: Buffer, signal?: AbortSignal): Promise<Extracted> {
     const t0 = performance.now();
     const img = await decodeImage(bytes, limits);
     const t1 = performance.now();
     const r = await pool.run({ kind: 'extract-candidate', image: img.grey, extraction }, { signal });
     if (r.kind !== 'extract-candidate') throw new Error('unexpected worker result');
-    return { cand: { key: freshKey('candidate'), value: { features: r.features, thumb: img.thumb, overlap: img.overlap, structure: structureOf(img.thumb) } }, decodeMs: t1 - t0, extractMs: performance.now() - t1 };
+    const cand = { key: freshKey('candidate'), value: { features: r.features, thumb: img.thumb, overlap: img.overlap, structure: structureOf(img.thumb) } };
+    return { cand, refinable: refinableAt(img), decodeMs: t1 - t0, extractMs: performance.now() - t1 };
   }
-  const prepareCandidate = async (bytes: Buffer, signal?: AbortSignal) => (await extractCandidate(bytes, signal)).cand;
+
+  /**
+   * A file is described the same way as a candidate and as a target (the same decode, the
+   * same SIFT; a candidate adds the mirrored permutation), so a file that is both, as every
+   * file of a folder scan is, is decoded and described once: a candidate by path is taken
+   * from the target cache, and a candidate read from a file is cached as that file's target.
+   */
+  async function candidateOf(body: { candidate?: string; candidate_base64?: string }, signal?: AbortSignal): Promise<Extracted> {
+    if (body.candidate_base64 !== undefined || body.candidate === undefined) return extractCandidate(await candidateBytes(body), signal);
+    const f = await resolveUnder(config.SOURCE_DIR, body.candidate);
+    const key = fileKey(f.file, f.size, f.mtimeMs);
+    const held = cache.get(key) as Shared<TargetFeatures> | undefined;
+    if (held?.value && 'refinable' in held.value) {
+      const t = held.value;
+      const value: PreparedCandidate = { features: { plain: t.features, mirrored: mirrorFeatures(t.features) }, thumb: t.thumb, overlap: t.overlap, structure: t.structure };
+      return { cand: { key: freshKey('candidate'), value }, refinable: t.refinable, decodeMs: 0, extractMs: 0 };
+    }
+    const x = await extractCandidate(await readLimited(f.file, f.size), signal);
+    const c = x.cand.value!;
+    const target: Shared<TargetFeatures> = { key, value: { features: c.features.plain, thumb: c.thumb, overlap: c.overlap, structure: c.structure, refinable: x.refinable } };
+    cache.set(key, target, sharedBytes(target.value));
+    return x;
+  }
 
   /**
    * Candidates prepared ahead of /match (the pipeline starts this when a query arrives, so
@@ -124,7 +151,7 @@ export function createMatcher(deps: MatcherDeps) {
   });
 
   async function prepare(body: PrepareRequest): Promise<PrepareResult> {
-    const { cand, decodeMs, extractMs } = await extractCandidate(await candidateBytes(body));
+    const { cand, decodeMs, extractMs } = await candidateOf(body);
     const handle = randomUUID();
     prepared.set(handle, cand);
     return {
@@ -145,9 +172,7 @@ export function createMatcher(deps: MatcherDeps) {
     const img = await decodeImage(bytes, limits);
     const r = await pool.run({ kind: 'extract-target', image: img.grey, extraction });
     if (r.kind !== 'extract-target') throw new Error('unexpected worker result');
-    // Worth a fine description only if the picture has more pixels than the working size kept.
-    const refinable = fineExtraction !== undefined && Math.max(img.width, img.height) > Math.max(img.grey.width, img.grey.height);
-    return { key, value: { features: r.features, thumb: img.thumb, overlap: img.overlap, structure: structureOf(img.thumb), refinable } };
+    return { key, value: { features: r.features, thumb: img.thumb, overlap: img.overlap, structure: structureOf(img.thumb), refinable: refinableAt(img) } };
   }
 
   async function fineFromBytes(bytes: Buffer, key: string): Promise<Shared<Features>> {
@@ -245,7 +270,7 @@ export function createMatcher(deps: MatcherDeps) {
     const policy = policyFor(threshold);
     const cand = body.candidate_handle !== undefined
       ? preparedCandidate(body.candidate_handle)
-      : await prepareCandidate(await candidateBytes(body), signal);
+      : (await candidateOf(body, signal)).cand;
     type Outcome = { item: MatchedItem } | { error: MatchResult['errors'][number] };
     // A caller that has gone stops the neighbours not yet started (signal checked per item).
     const outcomes = await pLimit(Math.max(2, config.NB_WORKERS * 2)).map(body.neighbors, async (rel): Promise<Outcome> => {
@@ -280,7 +305,7 @@ export function createMatcher(deps: MatcherDeps) {
       return { target: await targetFromBytes(bytes, key), fine: () => fineFromBytes(bytes, `${key}\u0000fine`) };
     };
     const [cand, target] = await Promise.all([
-      candidateBytes(body).then(prepareCandidate),
+      candidateOf(body).then((x) => x.cand),
       body.target_base64 !== undefined
         ? fromBody(decodeBase64(body.target_base64, config.MAX_IMAGE_BYTES, 'target_base64'))
         : targetFromPath(body.target ?? ''),

@@ -552,8 +552,8 @@ describe('coarse-to-fine verification of small overlaps', () => {
     try {
       const copy = await call(fresh.base, 'POST', '/match', { candidate: 'full-copy.jpg', neighbors: ['large.png'] });
       assert.deepEqual(copy.body.response.duplicated.map((d: { relative_path: string }) => d.relative_path), ['large.png']);
-      // Only the neighbour's working-size features are cached.
-      assert.equal(await cacheEntries(fresh.base), 1);
+      // Only working-size features are cached: the neighbour's, and the candidate's (kept as that file's target).
+      assert.equal(await cacheEntries(fresh.base), 2);
     } finally {
       await fresh.close();
     }
@@ -706,6 +706,45 @@ describe('small images enlarged before SIFT', () => {
       await s.close();
       await rm(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('a file that is both candidate and target', () => {
+  let root: string;
+  let s: Started;
+  let fresh: Started;
+  const lookups = async (base: string) => {
+    const m = await (await fetch(`${base}/metrics`)).text();
+    const n = (r: string) => Number(new RegExp(`matching_feature_cache_lookups_total\\{result="${r}"\\} (\\d+)`).exec(m)?.[1] ?? 0);
+    return { hit: n('hit'), miss: n('miss') };
+  };
+
+  before(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'doppel-once-'));
+    const scene = await texturedScene(31);
+    await writeFile(path.join(root, 'a.png'), scene);
+    await writeFile(path.join(root, 'b.jpg'), await sharp(scene).resize({ width: 420 }).flop().jpeg({ quality: 70 }).toBuffer());
+    s = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1' });
+    fresh = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1' });
+  });
+  after(async () => {
+    await Promise.all([s.close(), fresh.close()]);
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('when every file of a folder is matched against the others, then each is described once and the verdicts are a fresh service\'s', async () => {
+    const ab = await call(s.base, 'POST', '/match', { candidate: 'a.png', neighbors: ['b.jpg'] });
+    const ba = await call(s.base, 'POST', '/match', { candidate: 'b.jpg', neighbors: ['a.png'] });
+    const prepared = await call(s.base, 'POST', '/prepare', { candidate: 'a.png' });
+    // Each file missed once (described), then was found: b as a candidate, a as a target and as a prepared candidate.
+    assert.deepEqual(await lookups(s.base), { hit: 3, miss: 2 });
+    assert.deepEqual(prepared.body.response.timings_ms, { decode: 0, extract: 0 });
+    // The same verdicts as from a service that described each file for its role alone.
+    const alone = await call(fresh.base, 'POST', '/match', { candidate: 'b.jpg', neighbors: ['a.png'] });
+    assert.deepEqual(ba.body.response, alone.body.response);
+    assert.equal(ba.body.response.duplicated.length, 1, JSON.stringify(ba.body.response));
+    assert.equal(ab.body.response.duplicated.length, 1, JSON.stringify(ab.body.response));
+    assert.equal(prepared.body.response.keypoints, (await call(fresh.base, 'POST', '/prepare', { candidate: 'a.png' })).body.response.keypoints);
   });
 });
 
