@@ -1,22 +1,26 @@
 /**
  * The int8 (QDQ) encoder against fp32, with the real model, in one run:
  *   node --conditions=source --import tsx bench/encoder/int8.bench.ts
- * 1. raw onnxruntime speed, batch 1 and batch 16, fp32 and int8 sessions alternated round
- *    by round (the machine is shared: a ratio inside one round is what load moves least);
+ * 1. raw onnxruntime speed, batch 1, 8 (a query's orientations) and 16 (MAX_BATCH), fp32 and
+ *    int8 sessions alternated round by round (the machine is shared: a ratio inside one round
+ *    is what load moves least), with the encoder worker's session options (spinning off unless
+ *    INTRA_OP_SPINNING=true; BENCH_THREADS intra-op threads, 2);
  * 2. candidate recall@1/@10 on the dev set (8 orientations per query, max cosine, brute
  *    force) for both models, on the even and odd halves of the originals (sorted names) and
- *    the v2/v3 transforms apart, and the cosine between the two models' fingerprints.
+ *    the v2/v3 transforms apart, plain and whitened (each model with its own fit beside it:
+ *    `x.pca.json` from `pnpm models`, `x.int8.pca.json` from `pnpm quantize`), and the cosine
+ *    between the two models' fingerprints.
  * Env: BENCH_DIR (../shared/bench/dev), MODEL_PATH (models/resnet18.onnx; int8 beside it,
  * written by `pnpm quantize`), DISTRACTORS (a folder of extra index images) + BENCH_DISTRACTORS
  * (how many, 0), BENCH_ROUNDS (5), BENCH_QUERY_EVERY (1: every query; k: every k-th), SKIP_RECALL=1.
  */
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cpus, loadavg } from 'node:os';
 import * as ort from 'onnxruntime-node';
-import { decodeImage, int8PathFor, loadOnnxModel, type EncoderModel } from '@doppel/image-encoder';
+import { decodeImage, int8PathFor, loadOnnxModel, loadWhitening, sha256File, whiteningPathFor, type EncoderModel, type Whitening } from '@doppel/image-encoder';
 import { transformOf } from '@doppel/cli';
 import { devSplit, V2_TRANSFORMS } from '../matching/dev-split.bench.js';
 
@@ -32,12 +36,16 @@ const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
 console.log(`fp32 ${fp32Path}\nint8 ${int8Path}\n${cpus().length} cores (${cpus()[0]?.model}); load average at start ${load()}`);
 
 // 1. Raw speed. The same session options as the encoder's worker.
-const sessionOpts = { intraOpNumThreads: 2, interOpNumThreads: 1, executionMode: 'sequential' as const, graphOptimizationLevel: 'all' as const };
+const threads = Number(process.env.BENCH_THREADS ?? 2);
+const sessionOpts = {
+  intraOpNumThreads: threads, interOpNumThreads: 1, executionMode: 'sequential' as const, graphOptimizationLevel: 'all' as const,
+  extra: { session: { intra_op: { allow_spinning: process.env.INTRA_OP_SPINNING === 'true' ? '1' : '0' } } },
+};
 const sessions = { fp32: await ort.InferenceSession.create(fp32Path, sessionOpts), int8: await ort.InferenceSession.create(int8Path, sessionOpts) };
 const inputName = sessions.fp32.inputNames[0]!;
-for (const batch of [1, 16]) {
+for (const batch of [1, 8, 16]) {
   const x = new ort.Tensor('float32', Float32Array.from({ length: batch * 3 * 224 * 224 }, (_, i) => Math.sin(i) * 1.5), [batch, 3, 224, 224]);
-  const runs = batch === 1 ? 20 : 3;
+  const runs = Math.max(2, Math.round(24 / batch));
   const per: Record<'fp32' | 'int8', number[]> = { fp32: [], int8: [] };
   const cpu: Record<'fp32' | 'int8', number[]> = { fp32: [], int8: [] };
   const ratios: number[] = [];
@@ -85,50 +93,73 @@ if (process.env.SKIP_RECALL !== '1') {
   const dot = (a: Float32Array, b: Float32Array) => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!; return s; };
   const pre = { size: 224, mode: 'center-crop' as const, maxPixels: 100_000_000 };
   const decoded = new Map<string, Uint8Array>();
-  const pixels = async (f: string) => decoded.get(f) ?? decodeImage(await readFile(f), pre);
+  /** Decoded once for both models (sharp's output does not depend on the model). */
+  const pixels = async (f: string) => {
+    let px = decoded.get(f);
+    if (!px) decoded.set(f, px = await decodeImage(await readFile(f), pre));
+    return px;
+  };
 
-  async function evaluate(model: EncoderModel) {
+  /** Every index vector and every query orientation, plain; scored below plain and whitened. */
+  async function encodeAll(model: EncoderModel) {
     const index = await inChunks(indexFiles, async (f) => (await model.infer(await pixels(f)))[0]!);
-    const fingerprints: Float32Array[] = [];
-    const hits = await inChunks(queries, async ([q, want]) => {
-      const fps = await model.infer(await pixels(join(dir, 'queries', q)), true);
-      fingerprints.push(fps[0]!);
-      const w = indexNames.indexOf(want);
-      const target = Math.max(...fps.map((f) => dot(f, index[w]!)));
-      let above = 0;
-      for (let i = 0; i < index.length; i++) if (i !== w && Math.max(...fps.map((f) => dot(f, index[i]!))) > target) above++;
-      return { q, rank: above, id: fps[0]! };
-    });
-    return { hits, index };
+    const orients = await inChunks(queries, async ([q]) => model.infer(await pixels(join(dir, 'queries', q)), true));
+    return { index, orients };
   }
-  const results: Record<string, Awaited<ReturnType<typeof evaluate>>> = {};
+  type Encoded = Awaited<ReturnType<typeof encodeAll>>;
+  /** Rank of the true original per query: how many other index images score above it (max over the 8 orientations). */
+  function ranks(e: Encoded): Map<string, number> {
+    const out = new Map<string, number>();
+    queries.forEach(([q, want], k) => {
+      const fps = e.orients[k]!;
+      const score = (v: Float32Array) => { let m = -Infinity; for (const f of fps) m = Math.max(m, dot(f, v)); return m; };
+      const w = indexNames.indexOf(want);
+      const target = score(e.index[w]!);
+      let above = 0;
+      for (let i = 0; i < e.index.length; i++) if (i !== w && score(e.index[i]!) > target) above++;
+      out.set(q, above);
+    });
+    return out;
+  }
+  const whiten = (e: Encoded, w: Whitening): Encoded => ({
+    index: e.index.map((v) => Float32Array.from(w.apply(v))),
+    orients: e.orients.map((fps) => fps.map((v) => Float32Array.from(w.apply(v)))),
+  });
+  const encoded: Record<string, Encoded> = {};
+  const scored: Record<string, Map<string, number>> = {};
   for (const [name, path] of [['fp32', fp32Path], ['int8', int8Path]] as const) {
     const t0 = performance.now();
     const model = await loadOnnxModel({ path, intraOpThreads: 2, maxBatch: 16, batchWindowMs: 2, queueLimit: 100000 });
-    results[name] = await evaluate(model);
+    encoded[name] = await encodeAll(model);
     await model.close();
+    scored[name] = ranks(encoded[name]);
+    // Each model with its own fit beside it (`pnpm models` / `pnpm quantize`), as WHITENING_PATH=auto applies it.
+    const fit = whiteningPathFor(path);
+    if (existsSync(fit)) scored[`${name}+pca`] = ranks(whiten(encoded[name], loadWhitening(fit, model.dimension, await sha256File(path), true)));
+    else console.log(`${name}: no whitening fit at ${fit}: whitened recall not measured`);
     console.log(`${name}: ${indexFiles.length} index images (${distractors.length} distractors), ${queries.length} queries x 8 orientations, ${((performance.now() - t0) / 1000).toFixed(0)} s; load ${load()}`);
   }
   const groups: Array<[string, (q: string) => boolean]> = [
     ['all', () => true],
-    ['even half', (q) => halfOf(q) === 'calibration'],
-    ['odd half', (q) => halfOf(q) === 'held-back'],
+    ['even half (calibration)', (q) => halfOf(q) === 'calibration'],
+    ['odd half (held back)', (q) => halfOf(q) === 'held-back'],
     ['v2 transforms', (q) => V2.has(transformOf(q))],
     ['v3 transforms', (q) => !V2.has(transformOf(q))],
   ];
-  console.log('| queries | n | fp32 recall@1 | int8 recall@1 | fp32 recall@10 | int8 recall@10 | recall@10 int8 - fp32 |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- |');
-  for (const [label, keep] of groups) {
-    const r = (name: string, k: number) => {
-      const hs = results[name]!.hits.filter((h) => keep(h.q));
-      return { n: hs.length, v: hs.filter((h) => h.rank < k).length / Math.max(1, hs.length) };
-    };
-    const f1 = r('fp32', 1); const i1 = r('int8', 1); const f10 = r('fp32', 10); const i10 = r('int8', 10);
-    console.log(`| ${label} | ${f1.n} | ${f1.v.toFixed(4)} | ${i1.v.toFixed(4)} | ${f10.v.toFixed(4)} | ${i10.v.toFixed(4)} | ${(i10.v - f10.v).toFixed(4)} |`);
+  const variants = [['plain', 'fp32', 'int8'], ['whitened', 'fp32+pca', 'int8+pca']].filter(([, f, i]) => scored[f!] && scored[i!]);
+  for (const [label, f, i] of variants) {
+    console.log(`\n${label} fingerprints (candidate recall of the true original, brute force, ${indexFiles.length} indexed)`);
+    console.log('| queries | n | fp32 recall@1 | int8 recall@1 | fp32 recall@10 | int8 recall@10 | recall@10 int8 - fp32 |');
+    console.log('| --- | --- | --- | --- | --- | --- | --- |');
+    for (const [group, keep] of groups) {
+      const qs = queries.map(([q]) => q).filter(keep);
+      const r = (name: string, k: number) => qs.filter((q) => scored[name]!.get(q)! < k).length / Math.max(1, qs.length);
+      const [f1, i1, f10, i10] = [r(f!, 1), r(i!, 1), r(f!, 10), r(i!, 10)];
+      console.log(`| ${group} | ${qs.length} | ${f1.toFixed(4)} | ${i1.toFixed(4)} | ${f10.toFixed(4)} | ${i10.toFixed(4)} | ${(i10 - f10).toFixed(4)} |`);
+    }
   }
-  const byQ = new Map(results.int8!.hits.map((h) => [h.q, h.id]));
-  const cos = results.fp32!.hits.map((h) => dot(h.id, byQ.get(h.q)!)).sort((a, b) => a - b);
-  const icos = results.fp32!.index.map((v, i) => dot(v, results.int8!.index[i]!)).sort((a, b) => a - b);
-  console.log(`cosine fp32 vs int8 fingerprint: queries median ${median(cos).toFixed(4)}, 1st percentile ${cos[Math.floor(cos.length / 100)]!.toFixed(4)}, min ${cos[0]!.toFixed(4)}; index images median ${median(icos).toFixed(4)}, min ${icos[0]!.toFixed(4)}`);
+  const cos = queries.map((_, k) => dot(encoded.fp32!.orients[k]![0]!, encoded.int8!.orients[k]![0]!)).sort((a, b) => a - b);
+  const icos = encoded.fp32!.index.map((v, k) => dot(v, encoded.int8!.index[k]!)).sort((a, b) => a - b);
+  console.log(`cosine fp32 vs int8 fingerprint (plain): queries median ${median(cos).toFixed(4)}, 1st percentile ${cos[Math.floor(cos.length / 100)]!.toFixed(4)}, min ${cos[0]!.toFixed(4)}; index images median ${median(icos).toFixed(4)}, min ${icos[0]!.toFixed(4)}`);
 }
 console.log(`load average at end ${load()}`);

@@ -119,7 +119,7 @@ export async function buildService(config: Readonly<EncoderConfig>, deps: Encode
     if (choice.whitening) logger.info({ whitening: choice.path }, 'fingerprints whitened (model name +pca)');
     else if ('missing' in choice) {
       logger.warn({ whitening: choice.path }, 'no whitening fit beside the model: fingerprints are plain, with lower candidate recall in large collections. '
-        + '`pnpm models` writes the fit (or set WHITENING_PATH=none to silence this)');
+        + `${config.MODEL_PRECISION === 'int8' ? '`pnpm quantize`' : '`pnpm models`'} writes the fit (or set WHITENING_PATH=none to silence this)`);
     }
   } catch (e) {
     // Its dimension is only known once the model is loaded: release what was loaded for it.

@@ -92,17 +92,21 @@ export function whiteningFrom(file: WhiteningFile): Whitening {
   };
 }
 
-/** Where `pnpm models` puts a model's fit: beside it, `x.onnx` -> `x.pca.json`. */
+/** Where `pnpm models` puts a model's fit: beside it, `x.onnx` -> `x.pca.json` (and `pnpm quantize` the int8 model's, `x.int8.pca.json`). */
 export function whiteningPathFor(modelPath: string): string {
   return modelPath.replace(/(\.onnx)?$/i, '.pca.json');
 }
 
+/** The command that writes the fit at `path`: the int8 model's comes from `pnpm quantize`. */
+const refitCommand = (path: string) => (/\.int8\.pca\.json$/i.test(path) ? '`pnpm quantize`' : '`pnpm models`');
+
 /**
- * Reads and checks a file written by `pnpm models` or `fit-whitening`; errors name the file.
+ * Reads and checks a file written by `pnpm models`, `pnpm quantize` or `fit-whitening`; errors name the file.
  * A file that records its model's checksum must belong to this model (`modelSha256`);
  * with `requireChecksum`, one that records none is refused too.
  */
 export function loadWhitening(path: string, dimension: number, modelSha256?: string, requireChecksum = false): Whitening {
+  const refit = refitCommand(path);
   let f: WhiteningFile;
   try {
     f = JSON.parse(readFileSync(path, 'utf8')) as WhiteningFile;
@@ -114,11 +118,11 @@ export function loadWhitening(path: string, dimension: number, modelSha256?: str
     && Array.isArray(f.projection) && f.projection.length === dimension * dimension && f.projection.every(Number.isFinite);
   if (!ok) throw new Error(`WHITENING_PATH=${path}: not a doppel-pca-whitening/1 file for ${dimension}-d fingerprints (file says ${String(f.dimension)}-d); fit one for this model`);
   if (requireChecksum && f.model_sha256 === undefined) {
-    throw new Error(`WHITENING_PATH=${path}: records no model checksum, so it cannot be told to belong to this model. Run \`pnpm models\` from the repository root to refit it, or set WHITENING_PATH=none.`);
+    throw new Error(`WHITENING_PATH=${path}: records no model checksum, so it cannot be told to belong to this model. Run ${refit} from the repository root to refit it, or set WHITENING_PATH=none.`);
   }
   if (modelSha256 !== undefined && f.model_sha256 !== undefined && f.model_sha256 !== modelSha256) {
     throw new Error(`WHITENING_PATH=${path}: fitted for another model (${f.model ?? '?'}, sha256 ${f.model_sha256.slice(0, 12)}…), `
-      + `not this one (sha256 ${modelSha256.slice(0, 12)}…). Run \`pnpm models\` from the repository root to refit it for this model, or set WHITENING_PATH=none (and re-index).`);
+      + `not this one (sha256 ${modelSha256.slice(0, 12)}…). Run ${refit} from the repository root to refit it for this model, or set WHITENING_PATH=none (and re-index).`);
   }
   return whiteningFrom(f);
 }

@@ -1,13 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import ort from 'onnxruntime-node';
+import { EncoderConfig } from '@doppel/schemas';
+import { loadConfig } from '@doppel/service-kit';
 import { call } from '@doppel/service-kit/testing';
 import { buildInt8Model } from '../src/int8-model.builder.js';
 import { int8PathFor } from '../src/model-path.config.js';
 import { loadOnnxModel, ModelFileError } from '../src/onnx.model.js';
 import { decodeModel } from '../src/onnx-proto.schema.js';
+import { whiteningPathFor, type WhiteningFile } from '../src/pca-whitening.transform.js';
+import { fitWhiteningOnFolder } from '../src/whitening.fitter.js';
 import { decodeImage } from '../src/preprocess.image.js';
 import { rgbToTensor } from '../src/tensor-layout.transform.js';
 import { ensureTestModel, REPO_ROOT, SHARED_MODELS_DIR } from '../src/testing.js';
@@ -71,6 +75,41 @@ test('when MODEL_SHA256 names the float weights, then their quantised file loads
   assert.equal(m.name, 'model.int8.onnx');
   await m.close();
   await assert.rejects(loadOnnxModel({ path: int8, sha256: 'a'.repeat(64) }), (e: unknown) => e instanceof ModelFileError && /quantised from/.test(e.message));
+});
+
+test('when the int8 model is fitted as `pnpm quantize` fits it, then MODEL_PRECISION=int8 whitens with its own fit and refuses the float model\'s', async () => {
+  const calib = await Promise.all([1, 2, 3, 4].map((s) => drawJpeg(96, 80, s)));
+  const { fp32, int8 } = await quantised(ensureTestModel(), calib, 64);
+  const images = tempDir('doppel-int8-fit-');
+  for (let s = 1; s <= 16; s++) writeFileSync(join(images, `fit${String(s).padStart(2, '0')}.jpg`), await drawJpeg(70 + 3 * s, 60 + 2 * s, 20 + s));
+  // What scripts/quantize-model.ts has provisionWhitening do once the fit images are collected.
+  const config = loadConfig(EncoderConfig, { LOG_LEVEL: 'silent', MODEL_PATH: int8, MODEL_PRECISION: 'fp32', INTRA_OP_THREADS: '1' });
+  const fit = await fitWhiteningOnFolder(config, { dir: images, limit: 100, alpha: 0.5, out: whiteningPathFor(int8) });
+  assert.equal(fit.images, 16);
+  const written = JSON.parse(readFileSync(join(dirname(fp32), 'model.int8.pca.json'), 'utf8')) as WhiteningFile;
+  const { createHash } = await import('node:crypto');
+  assert.equal(written.model_sha256, createHash('sha256').update(readFileSync(int8)).digest('hex'));
+
+  const probe = (await drawJpeg(88, 72, 77)).toString('base64');
+  const encode = async (env: Record<string, string>) => {
+    const enc = await startEncoder({ MODEL_PRECISION: 'int8', ...env }, fp32);
+    try {
+      const r = await call(enc.base, 'POST', '/encode', { image_base64: probe });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      return r.body.response as { fingerprint: number[]; model: string };
+    } finally {
+      await enc.close();
+    }
+  };
+  const [whitened, plain] = [await encode({}), await encode({ WHITENING_PATH: 'none' })];
+  assert.equal(whitened.model, 'model.int8.onnx+pca');
+  assert.equal(plain.model, 'model.int8.onnx');
+  assert.ok(cosine(whitened.fingerprint, plain.fingerprint) < 0.99, 'the fit changes the fingerprint');
+
+  // A fit of the float model put where the int8 one belongs names other bytes: int8 does not start with it.
+  const floatFit = { ...written, model: 'model.onnx', model_sha256: createHash('sha256').update(readFileSync(fp32)).digest('hex') };
+  writeFileSync(whiteningPathFor(int8), JSON.stringify(floatFit));
+  await assert.rejects(startEncoder({ MODEL_PRECISION: 'int8' }, fp32), /fitted for another model.*Run `pnpm quantize`/s);
 });
 
 const realModel = join(SHARED_MODELS_DIR, 'resnet18-imagenet-layer3.onnx');
