@@ -3,7 +3,7 @@
  * orientations and a few crop scales, and where the best alignment puts the candidate.
  */
 import { copyOut, cv, toMat, type GreyImage } from './opencv.binding.js';
-import { mul3 } from './transform.geometry.js';
+import { mul3, project } from './transform.geometry.js';
 
 /** Side of the square (aspect-squashed) thumbnail the dense check compares. */
 export const DENSE_THUMB = 32;
@@ -120,10 +120,10 @@ function peaks(image: cv.Mat, template: Prepared, flat: boolean): Peak[] {
   return out;
 }
 
-/** Top-left corner of the side x side square at (x, y) after the 3x3 map m. */
+/** Top-left corner of the side x side square at (x, y) after an orientation map (affine: never undefined). */
 function mappedCorner(m: readonly number[], x: number, y: number, side: number): { x: number; y: number } {
-  const corners = [[x, y], [x + side - 1, y], [x, y + side - 1], [x + side - 1, y + side - 1]].map(([u, v]) => [m[0]! * u! + m[1]! * v! + m[2]!, m[3]! * u! + m[4]! * v! + m[5]!]);
-  return { x: Math.min(...corners.map((c) => c[0]!)), y: Math.min(...corners.map((c) => c[1]!)) };
+  const corners = [[x, y], [x + side - 1, y], [x, y + side - 1], [x + side - 1, y + side - 1]].map(([u, v]) => project(m, u!, v!)!);
+  return { x: Math.min(...corners.map((c) => c[0])), y: Math.min(...corners.map((c) => c[1])) };
 }
 
 /**

@@ -10,18 +10,22 @@ import type { CandidateFeatures } from './sift.mirror.js';
  */
 const BLAS_MIN_SIDE = 100;
 
-/** A side's descriptors as OpenCV wants them, built once per Features object (a cached target once per process). */
+/**
+ * One side of a product, built once per Features object (a cached target once per process):
+ * a candidate's descriptors as rows, a target's transposed into columns. Each side keeps
+ * only the float matrix its role needs, the 4 bytes per descriptor byte that sharedBytes
+ * (verify.protocol.ts) counts.
+ */
 interface DescriptorSide {
-  /** rows x 128 float, zero-padded to BLAS_MIN_SIDE rows (the candidate side of the product). */
-  rows: cv.Mat;
-  /** 128 x rows float (the target side: the product needs it transposed). */
-  columns: cv.Mat;
+  /** Candidate: rows x 128; target: 128 x rows; float, rows zero-padded to BLAS_MIN_SIDE. */
+  mat: cv.Mat;
   /** Rows after padding: the row stride of a product against this side. */
   padded: number;
-  /** Squared L2 norm of each descriptor. */
+  /** Squared L2 norm of each descriptor (its length is the count of real rows). */
   norms: Float32Array;
 }
-/** Descriptors stacked in one matrix, zero-padded to BLAS_MIN_SIDE rows. */
+
+/** Descriptors stacked as the rows of one matrix, zero-padded to BLAS_MIN_SIDE rows. */
 function stacked(parts: Features[]): DescriptorSide {
   const count = parts.reduce((n, f) => n + f.count, 0);
   const padded = Math.max(count, BLAS_MIN_SIDE);
@@ -36,26 +40,37 @@ function stacked(parts: Features[]): DescriptorSide {
       norms[row] = n;
     }
   }
-  const rows = new cv.Mat(bytes, padded, DESCRIPTOR_SIZE, cv.CV_8U).convertTo(cv.CV_32F);
-  return { rows, columns: rows.transpose(), padded, norms };
+  return { mat: new cv.Mat(bytes, padded, DESCRIPTOR_SIZE, cv.CV_8U).convertTo(cv.CV_32F), padded, norms };
 }
 
-const sides = new WeakMap<Features | CandidateFeatures, DescriptorSide>();
-function sideOf<K extends Features | CandidateFeatures>(key: K, parts: (k: K) => Features[]): DescriptorSide {
-  let s = sides.get(key);
+const candidateSides = new WeakMap<Features | CandidateFeatures, DescriptorSide>();
+function candidateSide<K extends Features | CandidateFeatures>(key: K, parts: (k: K) => Features[]): DescriptorSide {
+  let s = candidateSides.get(key);
   if (!s) {
     s = stacked(parts(key));
-    sides.set(key, s);
+    candidateSides.set(key, s);
   }
   return s;
 }
-const single = (f: Features) => [f];
+
+const targetSides = new WeakMap<Features, DescriptorSide>();
+function targetSide(f: Features): DescriptorSide {
+  let s = targetSides.get(f);
+  if (!s) {
+    const rows = stacked([f]);
+    s = { ...rows, mat: rows.mat.transpose() };
+    targetSides.set(f, s);
+  }
+  return s;
+}
 
 /** A candidate keypoint q matched to target keypoint t at descriptor distance d. */
 export interface Pair { q: number; t: number; d: number }
 
+/** Every candidate row's dot product with every target descriptor. */
+interface Product { dots: Float32Array; c: DescriptorSide; t: DescriptorSide }
+
 /**
- * The two nearest target descriptors of every candidate descriptor, by
  * |a - b|^2 = |a|^2 + |b|^2 - 2 a.b: the dot products of all pairs are one matrix product,
  * which OpenCV hands to the BLAS (OpenBLAS, installed by scripts/setup.sh). That is about 4x
  * faster than batchDistance, OpenCV's brute-force kernel, which walks the pairs one by one
@@ -63,19 +78,16 @@ export interface Pair { q: number; t: number; d: number }
  * every dot product is an integer under 2^24 and float arithmetic holds it exactly: the
  * neighbours and distances are batchDistance's (checked in the tests).
  */
-/** The candidate rows [from, from + count) of a product against a target of `targetCount` descriptors. */
-interface Product { dots: Float32Array; c: DescriptorSide; t: DescriptorSide; targetCount: number }
-
-function product(c: DescriptorSide, t: DescriptorSide, targetCount: number): Product {
-  const raw = c.rows.matMul(t.columns).getData();
+function product(c: DescriptorSide, t: DescriptorSide): Product {
+  const raw = c.mat.matMul(t.mat).getData();
   const n = c.padded * t.padded;
   // Read in place when the native buffer is 4-byte aligned (it is, from OpenCV's allocator); copied otherwise.
   const dots = raw.byteOffset % 4 === 0 ? new Float32Array(raw.buffer, raw.byteOffset, n) : copyOut(raw, new Float32Array(n));
-  return { dots, c, t, targetCount };
+  return { dots, c, t };
 }
 
 /** Lowe's ratio test on the 2-NN of candidate rows [from, from + count), then one-to-one (see oneToOneMatches). */
-function ratioMatches({ dots, c, t, targetCount }: Product, from: number, count: number, ratio: number): Pair[] {
+function ratioMatches({ dots, c, t }: Product, from: number, count: number, ratio: number): Pair[] {
   const tn = t.norms;
   const bestForTarget = new Map<number, Pair>();
   for (let q = 0, row = from * t.padded; q < count; q++, row += t.padded) {
@@ -83,7 +95,7 @@ function ratioMatches({ dots, c, t, targetCount }: Product, from: number, count:
     let m1 = Infinity;
     let m2 = Infinity;
     let i1 = -1;
-    for (let j = 0; j < targetCount; j++) {
+    for (let j = 0; j < tn.length; j++) {
       const v = tn[j]! - 2 * dots[row + j]!;
       if (v < m2) {
         if (v < m1) { m2 = m1; m1 = v; i1 = j; } else m2 = v;
@@ -104,7 +116,7 @@ function ratioMatches({ dots, c, t, targetCount }: Product, from: number, count:
  */
 export function oneToOneMatches(cand: Features, target: Features, ratio: number): Pair[] {
   if (cand.count < 2 || target.count < 2) return [];
-  return ratioMatches(product(sideOf(cand, single), sideOf(target, single), target.count), 0, cand.count, ratio);
+  return ratioMatches(product(candidateSide(cand, (f) => [f]), targetSide(target)), 0, cand.count, ratio);
 }
 
 /**
@@ -116,7 +128,7 @@ export function candidateMatches(cand: CandidateFeatures, target: Features): (mi
   let both: Product | undefined;
   return (mirrored, ratio) => {
     if (cand.plain.count < 2 || target.count < 2) return [];
-    both ??= product(sideOf(cand, (c) => [c.plain, c.mirrored]), sideOf(target, single), target.count);
+    both ??= product(candidateSide(cand, (c) => [c.plain, c.mirrored]), targetSide(target));
     return ratioMatches(both, mirrored ? cand.plain.count : 0, cand.plain.count, ratio);
   };
 }
