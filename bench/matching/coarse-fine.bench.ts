@@ -14,7 +14,11 @@
  *    the target's working-size keypoints inside the overlap (where the fine pass located it),
  *    matches, and what the fine pass makes of them;
  * 2. the FINE_MIN_MATCHES curve: pairs sent to the fine pass (cost), true pairs it verifies,
- *    wrong pairs it verifies, and the most inliers a wrong pair reaches there;
+ *    wrong pairs it verifies, and the most inliers a wrong pair reaches there; then (2b) a
+ *    second gate that was tried and not adopted: pairs under that many matches also sent when
+ *    3 consistent matches place the candidate in the target at a linear scale under a bound
+ *    (a zoom whose overlap the target's working size under-describes may keep 2-6 matches);
+ *    BELOW_SCALE=b adds it to section 3;
  * 3. recall of SIFT alone per half, v2 / v3 apart, first pass against coarse-to-fine.
  * ENLARGE_BELOW=0 measures without the enlargement. STEP=n keeps every n-th query;
  * CACHE=rows.json keeps the pair rows, FROM=rows.json re-prints from them.
@@ -23,7 +27,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MatchingConfig } from '@doppel/schemas';
 import { loadConfig } from '@doppel/service-kit';
-import { decodeImage, extractAdaptive, extractCandidateFeatures, extractionOf, fineExtractionOf, verifySift, type Features } from '@doppel/instance-matching';
+import { decodeImage, extractAdaptive, linearScale, extractCandidateFeatures, extractionOf, fineExtractionOf, verifySift, type Features } from '@doppel/instance-matching';
 import { transformOf } from '@doppel/cli';
 import { devSplit, V2_TRANSFORMS, type Half } from './dev-split.bench.js';
 
@@ -38,7 +42,8 @@ const limits = (side: number) => ({ maxPixels: config.MAX_PIXELS, maxBytes: conf
 const extraction = extractionOf(config);
 const fineExtraction = fineExtractionOf(config) ?? { ...extraction, maxKeypoints: 4 * config.MAX_KEYPOINTS };
 const fineSide = config.FINE_SIDE || 2 * config.WIDTH;
-const opts = { ratio: config.RATIO_TEST, reprojPx: config.RANSAC_REPROJ_PX, model: config.RANSAC_MODEL };
+// Every pass keeps its best plausible fit, even from fewer than 8 matches (the fine gate's second sign).
+const opts = { ratio: config.RATIO_TEST, reprojPx: config.RANSAC_REPROJ_PX, model: config.RANSAC_MODEL, fewMatchHypothesisBelow: Number.POSITIVE_INFINITY };
 const WEAK = ['crop_corner45', 'zoom_center40', 'crop_strip', 'thumb120_q40'];
 
 /** One query x target pair. */
@@ -49,6 +54,8 @@ interface PairRow {
   fine?: number;
   /** Working-size keypoints of the target inside the region the fine pass located. */
   overlapKeypoints?: number;
+  /** The first pass's best plausible fit (even from 3 consistent matches): its inliers and linear scale. */
+  hypothesis?: { inliers: number; scale: number };
 }
 
 /** Keypoints of f inside the bounding box of a normalised quad. */
@@ -87,6 +94,7 @@ else {
       const v = verifySift(cand, coarse.get(t)!, opts, accept);
       const row: PairRow = { query: q, target: t, half: halfOf(q), transform: transformOf(q), positive: truth[q] === t, first: v.inliers, matches: v.matches, candidateKeypoints: cand.plain.count };
       if (v.failure) row.failure = v.failure;
+      if (v.hypothesis) row.hypothesis = { inliers: v.hypothesis.inliers, scale: Number(linearScale(v.hypothesis.matrix).toFixed(3)) };
       const f = fine.get(t);
       if (v.inliers < accept && v.matches >= 3 && f) {
         const w = verifySift(cand, f, opts, accept);
@@ -129,8 +137,29 @@ const pick = [3, 4, 5, 6, 7, 8, 10, 12].find((m) => {
 console.log(`   rule: lowest value sending under 5% of the undecided pairs, with no wrong pair verified: ${pick ?? 'none'}`);
 
 const gate = config.FINE_MIN_MATCHES;
-const verified = (r: PairRow, fineToo: boolean) => r.first >= accept || (fineToo && r.fine !== undefined && r.matches >= gate && r.fine >= accept);
-console.log(`\n3. SIFT-only recall, first pass / with the fine pass at FINE_MIN_MATCHES=${gate}; wrong pairs verified`);
+/** The service's gate (enough matches), or with below > 0 also a few-match fit shrinking the candidate under that scale (tried, not adopted). */
+const sentAt = (r: PairRow, below: number) => r.fine !== undefined && (r.matches >= gate || (below > 0 && r.hypothesis !== undefined && r.hypothesis.scale < below));
+
+console.log(`\n2b. [calibration half] a second gate, tried: at FINE_MIN_MATCHES=${gate}, a pair with fewer matches also goes to the fine pass when 3 consistent matches place the candidate at a linear scale under this`);
+console.log('   below-scale  sent (share of undecided)  true-sent  true-verified  wrong-sent  wrong-verified  max-wrong-inliers');
+const SCALES = [0, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.25];
+for (const b of SCALES) {
+  const sent = undecided.filter((r) => sentAt(r, b));
+  const tp = sent.filter((r) => r.positive);
+  const fp = sent.filter((r) => !r.positive);
+  console.log(`   ${String(b).padStart(11)}  ${`${sent.length} (${((100 * sent.length) / undecided.length).toFixed(1)}%)`.padStart(25)}  ${String(tp.length).padStart(9)}  ${String(tp.filter((r) => r.fine! >= accept).length).padStart(13)}  ${String(fp.length).padStart(10)}  ${String(fp.filter((r) => r.fine! >= accept).length).padStart(14)}  ${String(Math.max(0, ...fp.map((r) => r.fine!))).padStart(17)}`);
+}
+// The same rule as FINE_MIN_MATCHES (under 5% of the undecided pairs sent, so the average
+// pair costs at most a fifth more; no wrong pair verified), here the largest such scale.
+const pickScale = [...SCALES].reverse().find((b) => {
+  const sent = undecided.filter((r) => sentAt(r, b));
+  return sent.length < 0.05 * undecided.length && !sent.some((r) => !r.positive && r.fine! >= accept);
+});
+console.log(`   rule: largest scale sending under 5% of the undecided pairs, with no wrong pair verified: ${pickScale ?? 'none'}`);
+
+const below = Number(process.env.BELOW_SCALE ?? 0);
+const verified = (r: PairRow, fineToo: boolean) => r.first >= accept || (fineToo && sentAt(r, below) && r.fine! >= accept);
+console.log(`\n3. SIFT-only recall, first pass / with the fine pass at FINE_MIN_MATCHES=${gate}${below > 0 ? ` and the second gate under scale ${below}` : ''}; wrong pairs verified`);
 for (const [name, set] of [['calibration', calib], ['held-back', rows.filter((r) => r.half === 'held-back')], ['both', rows]] as const) {
   for (const part of ['v2', 'v3'] as const) {
     const sub = set.filter((r) => V2_TRANSFORMS.has(r.transform) === (part === 'v2'));

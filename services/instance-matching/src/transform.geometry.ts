@@ -71,7 +71,15 @@ export function sanityOf(m: readonly number[], corners: Quad, cand: Size, target
 
 const round4 = (v: number) => Math.round(v * 1e4) / 1e4;
 
-/** Inverse of a row-major 3x3 matrix, or undefined when it is singular. */
+/**
+ * Linear scale of a fit (candidate pixels -> target pixels): the square root of the area
+ * ratio of its linear part, at the origin for a homography.
+ */
+export function linearScale(m: readonly number[]): number {
+  const w = m[8]! === 0 ? 1 : m[8]!;
+  return Math.sqrt(Math.abs(m[0]! * m[4]! - m[1]! * m[3]!)) / Math.abs(w);
+}
+
 /** 3x3 row-major product a * b. */
 export function mul3(a: readonly number[], b: readonly number[]): number[] {
   const out = new Array<number>(9).fill(0);
@@ -79,6 +87,7 @@ export function mul3(a: readonly number[], b: readonly number[]): number[] {
   return out;
 }
 
+/** Inverse of a row-major 3x3 matrix, or undefined when it is singular. */
 export function invert3x3(m: readonly number[]): number[] | undefined {
   const [a, b, c, d, e, f, g, h, i] = m as [number, number, number, number, number, number, number, number, number];
   const A = e * i - f * h;
