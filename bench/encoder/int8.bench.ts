@@ -103,7 +103,7 @@ if (process.env.SKIP_RECALL !== '1') {
   /** Every index vector and every query orientation, plain; scored below plain and whitened. */
   async function encodeAll(model: EncoderModel) {
     const index = await inChunks(indexFiles, async (f) => (await model.infer(await pixels(f)))[0]!);
-    const orients = await inChunks(queries, async ([q]) => model.infer(await pixels(join(dir, 'queries', q)), true));
+    const orients = await inChunks(queries, async ([q]) => model.infer(await pixels(join(dir, 'queries', q)), 'all'));
     return { index, orients };
   }
   type Encoded = Awaited<ReturnType<typeof encodeAll>>;

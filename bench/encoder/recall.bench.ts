@@ -32,7 +32,7 @@ for (const mode of ['whole', 'center-crop'] as const) {
   const perTransform = new Map<string, { n: number; top1: number; top10: number }>();
   let top1 = 0; let top10 = 0; let idTop1 = 0;
   await pLimit(4).map(queries, async ([q, want]) => {
-    const fps = await model.infer(await decodeImage(await readFile(join(dir, 'queries', q)), pre), true);
+    const fps = await model.infer(await decodeImage(await readFile(join(dir, 'queries', q)), pre), 'all');
     const scores = index.map((v) => Math.max(...fps.map((f) => dot(f, v))));
     const idScores = index.map((v) => dot(fps[0]!, v));
     const rank = [...scores.keys()].sort((a, b) => scores[b]! - scores[a]!);

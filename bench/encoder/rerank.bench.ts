@@ -41,6 +41,9 @@ const NW = 14;
 /** PREP (cc): the cached preprocessing of the collection and the queries (cc-trim: border trimming); Q_ORIENT (8 or 1) the query's orientations. */
 const PREP = process.env.PREP ?? 'cc';
 const O = Number(process.env.Q_ORIENT ?? 8);
+/** Q_ORIENTS (e.g. 0,1,2,3): score only these of the query's cached orientations (ORIENTATION_NAMES order). */
+const OS = process.env.Q_ORIENTS ? process.env.Q_ORIENTS.split(',').map(Number) : Array.from({ length: O }, (_, o) => o);
+if (OS.some((o) => !(o >= 0 && o < O))) throw new Error(`Q_ORIENTS names an orientation outside 0..${O - 1}`);
 
 const ctx = { cache, dir, windows: [], dim: DIM, originalOfQuery, transformOf, v2: [...V2_TRANSFORMS] };
 const idx = await load(ctx, 'index', PREP, 1);
@@ -149,7 +152,7 @@ await products(whole, nImg, q, nq * O, (first, count, c) => {
   for (let i = 0; i < count; i++) {
     for (let k = 0; k < nq; k++) {
       let b = -2;
-      for (let o = 0; o < O; o++) { const s = c[i * nq * O + k * O + o]!; if (s > b) b = s; }
+      for (const o of OS) { const s = c[i * nq * O + k * O + o]!; if (s > b) b = s; }
       best[k * nImg + first + i] = b;
     }
   }
@@ -161,7 +164,7 @@ if (grey) {
       for (let k = 0; k < nq; k++) {
         if (colourless && !colourless[k]) continue;
         let b = best[k * nImg + first + i]!;
-        for (let o = 0; o < O; o++) { const s = c[i * nq * O + k * O + o]!; if (s > b) b = s; }
+        for (const o of OS) { const s = c[i * nq * O + k * O + o]!; if (s > b) b = s; }
         best[k * nImg + first + i] = b;
       }
     }

@@ -5,6 +5,15 @@ export const ORIENTATION_NAMES = [
   'identity', 'rot90', 'rot180', 'rot270', 'flip', 'flip_rot90', 'flip_rot180', 'flip_rot270',
 ] as const;
 
+/**
+ * Which orientations of an image are encoded: `none` its own; `turns` its 4 quarter turns
+ * (the first 4 of ORIENTATION_NAMES); `all` the 8 turns and mirrors. One session.run each.
+ */
+export const Orientations = Type.Union([Type.Literal('none'), Type.Literal('turns'), Type.Literal('all')]);
+export type Orientations = Static<typeof Orientations>;
+/** Fingerprints (forward-pass rows) each choice of `orientations` makes. */
+export const ORIENTATION_ROWS: Readonly<Record<Orientations, 1 | 4 | 8>> = Object.freeze({ none: 1, turns: 4, all: 8 });
+
 /** The image source fields shared by every request that carries one image. */
 export const ImageSourceProps = {
   relative_path: Type.Optional(RelativePath),
@@ -23,7 +32,7 @@ export const exactlyOneImageSource = {
 const EncodeItemProps = {
   request_id: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
   ...ImageSourceProps,
-  orientations: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('all')])),
+  orientations: Type.Optional(Orientations),
   /** Also return the image's entries to index beside its fingerprint: its regions (REGIONS on the encoder), then its greyscale fingerprint (GREY_ENTRY). */
   regions: Type.Optional(Type.Boolean()),
 };
@@ -87,7 +96,7 @@ export type EncodeBatchResponse = Static<typeof EncodeBatchResponse>;
 export const EncodeMultipartFields = Type.Object(
   {
     request_id: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })),
-    orientations: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('all')])),
+    orientations: Type.Optional(Orientations),
   },
   { $id: schemaId('encoder/encode-multipart-fields'), additionalProperties: false },
 );

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { CommonConfigProps, Envelope, PageOf, PageQueryProps, ItemError, RelativePath, Score, schemaId } from './common.schemas.js';
-import { ImageSourceProps, exactlyOneImageSource } from './encoder.schemas.js';
+import { ImageSourceProps, Orientations, exactlyOneImageSource } from './encoder.schemas.js';
 import { MAX_NEIGHBORS } from './search.schemas.js';
 import { MatchReason } from './matching.schemas.js';
 
@@ -10,7 +10,7 @@ const QueryImageProps = {
   nb_neighbors: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_NEIGHBORS })),
   threshold: Type.Optional(Score),
   min_score: Type.Optional(Score),
-  all_orientations: Type.Optional(Type.Boolean({ description: 'Also search the 7 rotations/mirrors of the query (default true).' })),
+  all_orientations: Type.Optional(Type.Boolean({ description: 'Also search the query turned (its quarter turns; with SEARCH_MIRRORS its mirrors too) when its own orientation verifies nothing (default true).' })),
 };
 
 export const DuplicatesRequest = Type.Object(
@@ -48,7 +48,7 @@ export const DuplicatesResponse = Envelope(
   Type.Object({
     duplicated: Type.Array(ConfirmedDuplicate),
     candidates: Type.Array(Candidate),
-    /** Orientations of the query that were encoded and searched: 1 (its own), or 8 when that verified nothing (ORIENTATION_SEARCH). */
+    /** Orientations of the query that were searched: 1 (its own), or, when that verified nothing, 4 (its quarter turns) or 8 (and their mirrors: SEARCH_MIRRORS). */
     orientations_searched: Type.Optional(Type.Integer({ minimum: 1, maximum: 8 })),
     /** Where the query's own-orientation fingerprint came from: the index (a query by path of an indexed, unchanged file) or the encoder. */
     fingerprint: Type.Optional(Type.Union([Type.Literal('indexed'), Type.Literal('encoded')])),
@@ -103,11 +103,12 @@ export const PipelineConfig = Type.Object(
     ENCODER_URL: Type.String({ default: 'http://127.0.0.1:8500', description: 'Base URL of image-encoder.' }),
     SEARCH_URL: Type.String({ default: 'http://127.0.0.1:8800', description: 'Base URL of contextual-search.' }),
     MATCHING_URL: Type.String({ default: 'http://127.0.0.1:8300', description: 'Base URL of instance-matching.' }),
-    NB_NEIGHBORS: Type.Integer({ minimum: 1, maximum: MAX_NEIGHBORS, default: 10, description: 'Candidates per query sent to verification (best of the 8 orientation searches).' }),
+    NB_NEIGHBORS: Type.Integer({ minimum: 1, maximum: MAX_NEIGHBORS, default: 10, description: 'Candidates per query sent to verification (the best over its orientation searches).' }),
     MIN_SCORE: Type.Number({ minimum: 0, maximum: 1, default: 0, description: 'Search similarity below which a neighbour is not a candidate.' }),
-    SEARCH_K: Type.Integer({ minimum: 1, maximum: MAX_NEIGHBORS, default: 100, description: 'Images fetched from search per query (the merged best of its 8 orientations) and re-ranked; the best NB_NEIGHBORS go to verification. Measured: bench/encoder/rerank.bench.ts (pipeline README).' }),
+    SEARCH_K: Type.Integer({ minimum: 1, maximum: MAX_NEIGHBORS, default: 100, description: 'Images fetched from search per query (the merged best of its orientations) and re-ranked; the best NB_NEIGHBORS go to verification. Measured: bench/encoder/rerank.bench.ts (pipeline README).' }),
     HUBNESS_WEIGHT: Type.Number({ minimum: 0, maximum: 2, default: 0.75, description: 'Re-ranking: a candidate ranks by its search score minus this times its hubness (the mean score of its 10 nearest indexed images), so images close to everything stop crowding out the original; 0: search order.' }),
-    ORIENTATION_SEARCH: Type.Union([Type.Literal('cascade'), Type.Literal('all')], { default: 'cascade', description: 'cascade: a query is encoded and searched as it is (1 forward pass), and in all 8 rotations/mirrors only when that verifies no candidate; all: always the 8 (a query with an upright verified copy is then also searched for turned ones). Measured: bench/pipeline/latency.bench.ts (pipeline README).' }),
+    ORIENTATION_SEARCH: Type.Union([Type.Literal('cascade'), Type.Literal('all')], { default: 'cascade', description: 'cascade: a query is encoded and searched as it is (1 forward pass), and turned (SEARCH_MIRRORS) only when that verifies no candidate; all: always turned (a query with an upright verified copy is then also searched for turned ones). Measured: bench/pipeline/latency.bench.ts (pipeline README).' }),
+    SEARCH_MIRRORS: Type.Boolean({ default: false, description: 'A turned search also encodes the 4 mirrors of the query (8 passes instead of its 4 quarter turns). Off: the fingerprint barely tells an image from its mirror (candidate recall@10 at 10,000 distractors 0.994 with the 4 turns, 0.993 with all 8: bench/encoder/rerank.bench.ts Q_ORIENTS, pipeline README), and verification checks the mirror itself.' }),
     DOWNSTREAM_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 30000, description: 'Deadline of one downstream call; past it the pipeline answers 504 DOWNSTREAM_TIMEOUT.' }),
     INDEX_BATCH_SIZE: Type.Integer({ minimum: 1, maximum: 64, default: 16, description: 'Images per encoder batch while indexing.' }),
     INDEX_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 16, default: 2, description: 'Encoder batches in flight while indexing.' }),
@@ -268,7 +269,7 @@ export const CompareImagesResponse = Envelope(
 );
 
 export const FingerprintRequest = Type.Object(
-  { ...ImageSourceProps, orientations: Type.Optional(Type.Union([Type.Literal('none'), Type.Literal('all')])) },
+  { ...ImageSourceProps, orientations: Type.Optional(Orientations) },
   { $id: schemaId('pipeline/fingerprint-request'), additionalProperties: false, ...exactlyOneImageSource },
 );
 export type FingerprintRequest = Static<typeof FingerprintRequest>;

@@ -1,4 +1,4 @@
-import { ORIENTATION_NAMES, type EncodeBatchItemError, type EncodeItem, type EncodeRequest, type EncodeResult } from '@doppel/schemas';
+import { ORIENTATION_NAMES, ORIENTATION_ROWS, type EncodeBatchItemError, type EncodeItem, type EncodeRequest, type EncodeResult } from '@doppel/schemas';
 import { isAppError, toItemError, type Logger } from '@doppel/service-kit';
 import { loadImage, type ImageSource, type ImageSourceOptions } from './image-source.loader.js';
 import { decodeImage, type PreprocessOptions } from './preprocess.image.js';
@@ -38,15 +38,15 @@ async function prepare(input: EncodeInput, deps: EncodeDeps): Promise<Prepared> 
 interface Inferred { rows: Float32Array[]; grey?: Float32Array }
 
 /**
- * The 8 orientations are one job, so they share one session.run. An image indexed with a
- * grey entry gets a second, upright pass on its greyscale pixels, unless it has no colour
- * (its own fingerprint is then its greyscale one).
+ * An image's orientations (4 or 8) are one job, so they share one session.run. An image
+ * indexed with a grey entry gets a second, upright pass on its greyscale pixels, unless it
+ * has no colour (its own fingerprint is then its greyscale one).
  */
 async function infer(p: Prepared, deps: EncodeDeps): Promise<Inferred> {
   const grey = deps.greyEntry && p.input.regions && !isColourless(p.pixels) ? toGrey(Uint8Array.from(p.pixels)) : undefined;
   const [rows, greyRows] = await Promise.all([
-    deps.model.infer(p.pixels, p.input.orientations === 'all'),
-    grey ? deps.model.infer(grey, false) : undefined,
+    deps.model.infer(p.pixels, p.input.orientations),
+    grey ? deps.model.infer(grey) : undefined,
   ]);
   return greyRows ? { rows, grey: greyRows[0]! } : { rows };
 }
@@ -77,8 +77,8 @@ function toResult(p: Prepared, inferred: Inferred, requestId: number, model: Enc
     dimension: model.dimension,
     model: whitening ? `${model.name}+pca` : model.name,
   };
-  if (p.input.orientations === 'all') {
-    result.orientations = ORIENTATION_NAMES.map((name, i) => ({ name, fingerprint: whole(fingerprints[i]!) }));
+  if (p.input.orientations === 'all' || p.input.orientations === 'turns') {
+    result.orientations = ORIENTATION_NAMES.slice(0, ORIENTATION_ROWS[p.input.orientations]).map((name, i) => ({ name, fingerprint: whole(fingerprints[i]!) }));
   }
   if (p.input.regions) {
     const entries = regionalVectors(fingerprints[0]!, model.dimension).slice(1).map(out);

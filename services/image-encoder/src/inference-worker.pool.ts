@@ -12,7 +12,7 @@ export interface WorkerInit {
   /** Let onnxruntime's idle intra-op threads spin for the next run (see INTRA_OP_SPINNING). */
   spinning: boolean;
 }
-/** `pixels`: the RGB bytes (HWC) of each image back to back; `orient[i]`: image i also runs its 7 other orientations. */
+/** `pixels`: the RGB bytes (HWC) of each image back to back; `orient[i]`: how many of its orientations image i runs (1, 4 or 8, ORIENTATION_NAMES order). */
 export type WorkerRequest = WorkerInit | { type: 'run'; id: number; pixels: Uint8Array; orient: Uint8Array };
 /** Messages worker -> main. */
 export type WorkerReply =

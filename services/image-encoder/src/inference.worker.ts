@@ -68,17 +68,13 @@ async function run(id: number, pixels: Uint8Array, orient: Uint8Array): Promise<
   const plane = 3 * inputSize * inputSize;
   const pixelBytes = plane;
   let count = 0;
-  for (const o of orient) count += o ? 8 : 1;
+  for (const o of orient) count += o;
   const input = new Float32Array(count * plane);
   let row = 0;
   for (let i = 0; i < orient.length; i++) {
     rgbToTensor(pixels.subarray(i * pixelBytes, (i + 1) * pixelBytes), inputSize, input, row * plane);
-    if (orient[i]) {
-      expandOrientations(input, inputSize, row * plane);
-      row += 8;
-    } else {
-      row += 1;
-    }
+    if (orient[i]! > 1) expandOrientations(input, inputSize, row * plane, orient[i]);
+    row += orient[i]!;
   }
   const x = new ort.Tensor('float32', input, [count, 3, inputSize, inputSize]);
   const result = (await session.run({ [inputName]: x }, [outputName]))[outputName];

@@ -18,7 +18,7 @@ export interface BatchOptions {
 interface Job {
   /** RGB bytes (HWC) of one image at the model input size. */
   pixels: Uint8Array;
-  /** 1, or 8 when all orientations are wanted. */
+  /** Orientations wanted: 1 (its own), 4 (quarter turns) or 8 (and their mirrors). */
   rows: number;
   resolve: (out: Float32Array[]) => void;
   reject: (e: unknown) => void;
@@ -37,13 +37,13 @@ function takeBatch(queue: Job[], maxBatch: number): { jobs: Job[]; count: number
   return { jobs, count };
 }
 
-/** Packs the jobs' pixels back to back, with the per-image orientation flags the worker reads. */
+/** Packs the jobs' pixels back to back, with the per-image row counts the worker reads. */
 function packBatch(jobs: Job[], pixelBytes: number): { pixels: Uint8Array<ArrayBuffer>; orient: Uint8Array<ArrayBuffer> } {
   const pixels = new Uint8Array(jobs.length * pixelBytes);
   const orient = new Uint8Array(jobs.length);
   jobs.forEach((j, i) => {
     pixels.set(j.pixels, i * pixelBytes);
-    orient[i] = j.rows === 8 ? 1 : 0;
+    orient[i] = j.rows;
   });
   return { pixels, orient };
 }

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { AppError } from '@doppel/service-kit';
+import { ORIENTATION_ROWS, type Orientations } from '@doppel/schemas';
 import { REGIONAL_OUTPUT, exposeRegional, featureMapOf, inspectModel, type ModelLayout, type Pooling, type Window } from './feature-output.graph.js';
 import { ModelFileError, WorkerPool, type WorkerInit } from './inference-worker.pool.js';
 import { MicroBatchQueue, type ModelObserver } from './micro-batch.queue.js';
@@ -50,10 +51,10 @@ export interface EncoderModel {
   readonly queueDepth: number;
   /**
    * Fingerprint (L2-normalised) of one RGB image already resized to the input size; with
-   * `orientations`, the 8 fingerprints in ORIENTATION_NAMES order, from one session.run.
+   * `orientations` turns / all, its 4 / 8 in ORIENTATION_NAMES order, from one session.run.
    * Admission is synchronous: a full queue rejects with OVERLOADED before this returns.
    */
-  infer(pixels: Uint8Array, orientations?: boolean): Promise<Float32Array[]>;
+  infer(pixels: Uint8Array, orientations?: Orientations): Promise<Float32Array[]>;
   ready(): boolean;
   observe(observer: ModelObserver): void;
   close(): Promise<void>;
@@ -134,9 +135,9 @@ export async function loadOnnxModel(opts: ModelOptions): Promise<EncoderModel> {
     get queueDepth() { return queue.depth; },
     ready: () => !closed && pool.size > 0,
     observe: (o) => queue.observe(o),
-    infer: (pixels, orientations = false) => (closed
+    infer: (pixels, orientations = 'none') => (closed
       ? Promise.reject(new AppError('UNAVAILABLE', 'the encoder is shutting down', { retryAfter: 1 }))
-      : queue.submit(pixels, orientations ? 8 : 1)),
+      : queue.submit(pixels, ORIENTATION_ROWS[orientations])),
     async close() {
       if (closed) return;
       closed = true;

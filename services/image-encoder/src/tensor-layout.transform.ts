@@ -47,15 +47,15 @@ function orientationSteps(size: number): Array<[number, number, number]> {
 }
 
 /**
- * Writes the 8 rotations/mirrors of the tensor found at `out[offset]` into the 7 slots
- * after it. Done on the tensor rather than by decoding 8 times: for a square input,
+ * Writes the first `count` orientations (ORIENTATION_NAMES order: 4 quarter turns, then
+ * their mirrors) of the tensor found at `out[offset]` into the `count - 1` slots after it. Done on the tensor rather than by decoding 8 times: for a square input,
  * turning after resizing equals resizing after turning.
  */
-export function expandOrientations(out: Float32Array, size: number, offset: number): void {
+export function expandOrientations(out: Float32Array, size: number, offset: number, count = 8): void {
   const n = size * size;
   const plane = 3 * n;
   const steps = orientationSteps(size);
-  for (let k = 1; k < 8; k++) {
+  for (let k = 1; k < count; k++) {
     const [a, b, c] = steps[k]!;
     for (let ch = 0; ch < 3; ch++) {
       const src = offset + ch * n + a;

@@ -95,6 +95,16 @@ describe('image-encoder: encoding images', () => {
     }
   });
 
+  it('when orientations=turns, then the 4 quarter turns come back, the same fingerprints as the first 4 of all', async () => {
+    const [turns, all] = await Promise.all(['turns', 'all'].map((orientations) => encode({ relative_path: 'sub/b.jpg', orientations })));
+    assert.equal(turns.status, 200);
+    const t = turns.body.response.orientations as Array<{ name: string; fingerprint: number[] }>;
+    const a = all.body.response.orientations as Array<{ name: string; fingerprint: number[] }>;
+    assert.deepEqual(t.map((x) => x.name), ['identity', 'rot90', 'rot180', 'rot270']);
+    assert.ok(cosine(turns.body.response.fingerprint, all.body.response.fingerprint) > 0.99999);
+    for (let k = 0; k < 4; k++) assert.ok(cosine(t[k]!.fingerprint, a[k]!.fingerprint) > 0.99999, t[k]!.name);
+  });
+
   it('when a JPEG carries an EXIF orientation, then it is encoded upright', async () => {
     const raw = sharp(pattern(120, 80, 2), { raw: { width: 120, height: 80, channels: 3 } });
     const tagged = await raw.clone().jpeg({ quality: 95 }).withMetadata({ orientation: 6 }).toBuffer();

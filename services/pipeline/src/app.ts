@@ -19,7 +19,7 @@ import { mountPipelineRoutes, pipelineDocs } from './pipeline.routes.js';
 export interface PipelineDeps {
   /** Test mode: answers are checked against their schemas (createServiceApp's checkResponses). */
   checkResponses?: boolean | undefined;
-  config: Pick<PipelineConfig, 'IMAGES_ROOT' | 'NB_NEIGHBORS' | 'MIN_SCORE' | 'SEARCH_K' | 'HUBNESS_WEIGHT' | 'ORIENTATION_SEARCH' | 'INDEX_BATCH_SIZE' | 'INDEX_CONCURRENCY' | 'MAX_IMAGE_BYTES' | 'API_STATE_DIR' | 'COMPAT_ACCURACY'>
+  config: Pick<PipelineConfig, 'IMAGES_ROOT' | 'NB_NEIGHBORS' | 'MIN_SCORE' | 'SEARCH_K' | 'HUBNESS_WEIGHT' | 'ORIENTATION_SEARCH' | 'SEARCH_MIRRORS' | 'INDEX_BATCH_SIZE' | 'INDEX_CONCURRENCY' | 'MAX_IMAGE_BYTES' | 'API_STATE_DIR' | 'COMPAT_ACCURACY'>
     & Partial<AdmissionConfig & Pick<PipelineConfig, 'BODY_TIMEOUT_MS' | 'BODY_BUDGET_BYTES'>>;
   /** Downloads `url` queries (image-source's SSRF-guarded fetcher). */
   urls: UrlFetcher;
@@ -68,6 +68,7 @@ export function createApp(deps: PipelineDeps): Express {
     searchK: config.SEARCH_K,
     hubnessWeight: config.HUBNESS_WEIGHT,
     orientationSearch: config.ORIENTATION_SEARCH,
+    turned: config.SEARCH_MIRRORS ? 'all' : 'turns',
     stored: new StoredFingerprints(search),
   };
   const stateDir = apiStateDir(config.IMAGES_ROOT, config.API_STATE_DIR);

@@ -1,5 +1,5 @@
 import type { EncoderClient, MatchingClient, SearchClient } from '@doppel/clients';
-import type { DuplicatesRequest, DuplicatesResponse, MatchRequest, Static } from '@doppel/schemas';
+import { ORIENTATION_ROWS, type DuplicatesRequest, type DuplicatesResponse, type MatchRequest, type Orientations, type Static } from '@doppel/schemas';
 import { isAppError } from '@doppel/service-kit';
 import { resolveImagePath, type ResolvedImage, type UrlFetcher } from '@doppel/image-source';
 import { matcherTargets } from './image-location.js';
@@ -22,6 +22,8 @@ export interface DuplicatesDeps {
   searchK: number;
   hubnessWeight: number;
   orientationSearch: OrientationSearch;
+  /** What a turned search encodes: the 4 quarter turns, or (SEARCH_MIRRORS) all 8 orientations. */
+  turned: Exclude<Orientations, 'none'>;
   /** Indexed fingerprints a query by path reuses instead of encoding it again. */
   stored: StoredFingerprints;
 }
@@ -52,10 +54,10 @@ async function matchPrepared(matching: MatchingClient, prepared: Prepared, candi
   return matching.match({ ...candidate, ...rest });
 }
 
-/** The orientations a query is searched in: only its own, then (cascade) all 8 when that verifies nothing. */
+/** The orientations a query is searched in: only its own, then (cascade) turned when that verifies nothing. */
 export type OrientationSearch = 'cascade' | 'all';
 
-type Stage = 'none' | 'all';
+type Stage = Orientations;
 interface Searched {
   candidates: Candidate[];
   neighbors: Awaited<ReturnType<SearchClient['searchBatch']>>['neighbors'];
@@ -63,7 +65,7 @@ interface Searched {
 }
 
 /**
- * Encodes the query in one or all 8 orientations (one encoder call) and searches every
+ * Encodes the query in one, 4 or 8 orientations (one encoder call) and searches every
  * fingerprint in one round-trip: search merges the orientations' neighbours per image
  * (best score and the orientation that gave it), keeps the best k (one more: the query
  * may be indexed) and gives each its hubness; the re-ranked best nb are the candidates.
@@ -99,11 +101,14 @@ async function encodeAndSearch(deps: DuplicatesDeps, source: { relative_path: st
 
 /**
  * encode -> search -> verify with instance-matching. With `cascade` (the default) the query
- * is first encoded and searched as it is (one forward pass instead of 8): most copies keep
- * their orientation, and their original is verified from that. Only when no candidate
- * verifies are the 8 rotations/mirrors encoded and searched, and the candidates not yet
- * checked verified. So a query that has an upright verified copy is not searched for
- * turned copies too (ORIENTATION_SEARCH=all does that, at 8 passes per query); a query
+ * is first encoded and searched as it is (one forward pass): most copies keep their
+ * orientation, and their original is verified from that. Only when no candidate verifies is
+ * the query searched turned: its 4 quarter turns (or, with SEARCH_MIRRORS, their 4 mirrors
+ * too), and the candidates not yet checked verified. Mirrors are left out by default because
+ * the fingerprint of an image and of its mirror are close (ImageNet features are trained
+ * to be, by flipped training images), so the upright search already finds a mirrored copy's
+ * original, and verification tries every candidate mirrored. So a query that has an upright
+ * verified copy is not searched for turned copies too (ORIENTATION_SEARCH=all does that); a query
  * whose verification says it has no structure to prove anything with is not searched
  * again. A query given by relative_path is left out of its own results.
  */
@@ -127,7 +132,7 @@ export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesReques
   // The query's SIFT extraction starts now and runs while it is encoded and searched.
   const prepared = prepareCandidate(deps.matching, candidate);
   const timings = { encode: ms(t0), search: 0, match: 0 };
-  const stages: Stage[] = req.all_orientations === false ? ['none'] : deps.orientationSearch === 'cascade' ? ['none', 'all'] : ['all'];
+  const stages: Stage[] = req.all_orientations === false ? ['none'] : deps.orientationSearch === 'cascade' ? ['none', deps.turned] : [deps.turned];
 
   let duplicated: DuplicatesResult['duplicated'] = [];
   let reason: DuplicatesResult['reason'];
@@ -137,7 +142,7 @@ export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesReques
   let fromIndex = false;
   for (const stage of stages) {
     const found = await encodeAndSearch(deps, source, stage, nb, minScore, file, timings);
-    searched = stage === 'all' ? 8 : 1;
+    searched = ORIENTATION_ROWS[stage];
     fromIndex ||= found.fromIndex;
     candidates = found.candidates;
     const fresh = candidates.filter((c) => !scores.has(c.relative_path));

@@ -4,7 +4,7 @@ import { mkdtempSync, mkdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createEncoderClient } from '@doppel/clients';
-import { EncodeBatchRequest, EncodeRequest, MatchRequest, ORIENTATION_NAMES, PipelineConfig, SearchConfig } from '@doppel/schemas';
+import { EncodeBatchRequest, EncodeRequest, MatchRequest, ORIENTATION_NAMES, ORIENTATION_ROWS, PipelineConfig, SearchConfig } from '@doppel/schemas';
 import { createServer, type Server } from 'node:http';
 import { AppError, createLogger, createServiceApp, jsonBody, jsonRoute, loadConfig, Registry, serve, type RunningServer } from '@doppel/service-kit';
 import { call } from '@doppel/service-kit/testing';
@@ -45,7 +45,9 @@ function standInEncoder(root: string, seen: { bodies: unknown[] }, model = 'stan
     const img = read(b);
     return {
       request_id: b.request_id ?? 0, fingerprint: img.vec, dimension: img.vec.length, model,
-      ...(b.orientations === 'all' ? { orientations: ORIENTATION_NAMES.map((name, k) => ({ name, fingerprint: rotate(img.vec, k) })) } : {}),
+      ...(b.orientations === 'all' || b.orientations === 'turns'
+        ? { orientations: ORIENTATION_NAMES.slice(0, ORIENTATION_ROWS[b.orientations]).map((name, k) => ({ name, fingerprint: rotate(img.vec, k) })) }
+        : {}),
     };
   };
   // The stand-ins validate what the pipeline sends against the real request schemas.
@@ -103,7 +105,7 @@ describe('pipeline over HTTP', () => {
   let base: string;
   /** The same pipeline, but its url fetcher refuses loopback and private addresses (the default). */
   let guardedBase: string;
-  /** The same pipeline with ORIENTATION_SEARCH=all: the 8 orientations of every query. */
+  /** The same pipeline with ORIENTATION_SEARCH=all and SEARCH_MIRRORS=true: the 8 orientations of every query. */
   let allOrientationsBase: string;
   /** Serves url queries: /c.json is a copy of c, /moved redirects to it. */
   let imageHost: Server;
@@ -135,9 +137,9 @@ describe('pipeline over HTTP', () => {
     closeSearch = () => searchService.close();
     indexedPaths = async () => (await collection.list(0, 1000, false)).items.map((i: { relative_path: string }) => i.relative_path).sort();
     const url = (s: RunningServer) => `http://127.0.0.1:${s.port}`;
-    const pipelineWith = (allowPrivate: boolean, orientationSearch = 'cascade') => {
+    const pipelineWith = (allowPrivate: boolean, orientations: Record<string, string> = {}) => {
       const config = loadConfig(PipelineConfig, {
-        ORIENTATION_SEARCH: orientationSearch,
+        ...orientations,
         LOG_LEVEL: 'silent', IMAGES_ROOT: images, NB_NEIGHBORS: '10', MIN_SCORE: '0', INDEX_BATCH_SIZE: '2', INDEX_CONCURRENCY: '2',
         SEARCH_URL: url(searchSrv), MATCHING_URL: url(matchSrv), DOWNSTREAM_TIMEOUT_MS: '30000',
         URL_TIMEOUT_MS: '10000', MAX_IMAGE_BYTES: String(1 << 20), URL_MAX_REDIRECTS: '1', ALLOW_PRIVATE_URLS: String(allowPrivate),
@@ -150,7 +152,7 @@ describe('pipeline over HTTP', () => {
     };
     base = url(await start(pipelineWith(true)));
     guardedBase = url(await start(pipelineWith(false)));
-    allOrientationsBase = url(await start(pipelineWith(true, 'all')));
+    allOrientationsBase = url(await start(pipelineWith(true, { ORIENTATION_SEARCH: 'all', SEARCH_MIRRORS: 'true' })));
     imageHost = createServer((req, res) => {
       if (req.url === '/moved') res.writeHead(302, { location: '/c.json' }).end();
       else if (req.url === '/c.json') res.writeHead(200, { 'content-type': 'image/png' }).end(img([0, 0, 0, 0.98], 'C'));
@@ -253,7 +255,7 @@ describe('pipeline over HTTP', () => {
     assert.equal((await call(base, 'POST', '/index', { relative_path: 'a-copy.png' })).body.response.indexed, 1);
   });
 
-  it('when ORIENTATION_SEARCH is all, then every query is encoded and searched in its 8 orientations', async () => {
+  it('when ORIENTATION_SEARCH is all with SEARCH_MIRRORS, then every query is encoded and searched in its 8 orientations', async () => {
     const before = encSeen.bodies.length;
     const r = await call(allOrientationsBase, 'POST', '/duplicates', { relative_path: 'a.png' });
     assert.deepEqual(r.body.response.duplicated.map((d: { relative_path: string }) => d.relative_path), ['a-copy.png']);
@@ -261,15 +263,15 @@ describe('pipeline over HTTP', () => {
     assert.deepEqual(encSeen.bodies.slice(before), [{ relative_path: 'a.png', orientations: 'all' }]);
   });
 
-  it('when a rotated copy is queried, then its own orientation verifies nothing and the 8 orientation fingerprints find the original', async () => {
+  it('when a rotated copy is queried, then its own orientation verifies nothing and its 4 quarter turns (not their mirrors) find the original', async () => {
     // rot90 of the query (rotated by 1 place) is c's vector.
     const rotated = Buffer.from(img([1, 0, 0, 0], 'C')).toString('base64');
     const [encBefore, matchBefore] = [encSeen.bodies.length, matchSeen.bodies.length];
     const r = await call(base, 'POST', '/duplicates', { image_base64: rotated, min_score: 0.6 });
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.deepEqual(r.body.response.duplicated.map((d: { relative_path: string }) => d.relative_path), ['sub/c.jpg']);
-    assert.equal(r.body.response.orientations_searched, 8, JSON.stringify(r.body.response));
-    assert.deepEqual(encSeen.bodies.slice(encBefore).map((b) => (b as { orientations: string }).orientations), ['none', 'all']);
+    assert.equal(r.body.response.orientations_searched, 4, JSON.stringify(r.body.response));
+    assert.deepEqual(encSeen.bodies.slice(encBefore).map((b) => (b as { orientations: string }).orientations), ['none', 'turns']);
     // The second verification gets only the candidates the first did not check.
     const checked = matchSeen.bodies.slice(matchBefore).map((b) => (b as { neighbors: string[] }).neighbors);
     assert.equal(checked.length, 2);
