@@ -68,7 +68,7 @@ export function createApp(deps: PipelineDeps): Express {
     searchK: config.SEARCH_K,
     hubnessWeight: config.HUBNESS_WEIGHT,
     orientationSearch: config.ORIENTATION_SEARCH,
-    turned: config.SEARCH_MIRRORS ? 'all' : 'turns',
+    turned: config.SEARCH_MIRRORS ? 'all' as const : 'turns' as const,
     stored: new StoredFingerprints(search),
   };
   const stateDir = apiStateDir(config.IMAGES_ROOT, config.API_STATE_DIR);
