@@ -77,9 +77,8 @@ function toResult(p: Prepared, inferred: Inferred, requestId: number, model: Enc
     dimension: model.dimension,
     model: whitening ? `${model.name}+pca` : model.name,
   };
-  if (p.input.orientations === 'all' || p.input.orientations === 'turns') {
-    result.orientations = ORIENTATION_NAMES.slice(0, ORIENTATION_ROWS[p.input.orientations]).map((name, i) => ({ name, fingerprint: whole(fingerprints[i]!) }));
-  }
+  const rows = ORIENTATION_ROWS[p.input.orientations ?? 'none'];
+  if (rows > 1) result.orientations = ORIENTATION_NAMES.slice(0, rows).map((name, i) => ({ name, fingerprint: whole(fingerprints[i]!) }));
   if (p.input.regions) {
     const entries = regionalVectors(fingerprints[0]!, model.dimension).slice(1).map(out);
     if (inferred.grey) entries.push(whole(inferred.grey));

@@ -48,8 +48,9 @@ function orientationSteps(size: number): Array<[number, number, number]> {
 
 /**
  * Writes the first `count` orientations (ORIENTATION_NAMES order: 4 quarter turns, then
- * their mirrors) of the tensor found at `out[offset]` into the `count - 1` slots after it. Done on the tensor rather than by decoding 8 times: for a square input,
- * turning after resizing equals resizing after turning.
+ * their mirrors) of the tensor found at `out[offset]` into the `count - 1` slots after it.
+ * Done on the tensor rather than by decoding again: for a square input, turning after
+ * resizing equals resizing after turning.
  */
 export function expandOrientations(out: Float32Array, size: number, offset: number, count = 8): void {
   const n = size * size;
