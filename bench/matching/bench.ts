@@ -23,7 +23,7 @@ import { postJson } from './post-json.http.js';
 import { figure } from '../figures.record.js';
 import {
   buildService, cv, decodeImage, extractAdaptive, extractCandidateFeatures, extractionOf, inliersFor, verifyPass, verifySift,
-  type CandidateFeatures, type Features, type GreyImage,
+  type CandidateFeatures, type Features, type GreyImage, verifyOptionsOf,
 } from '@doppel/instance-matching';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
@@ -75,7 +75,7 @@ figure('matcher.extract.p50_ms', 'SIFT extraction per index image (one thread): 
 console.log(`\n1. SIFT extraction, index images (${index.length}), keypoints p50 ${q(kp, 0.5)}: ${fmt(extractMs)}`);
 console.log(`   candidate (one extraction + mirrored features derived from it): ${fmt(candMs)}`);
 
-const opts = { ratio: config.RATIO_TEST, model: config.RANSAC_MODEL, reprojPx: config.RANSAC_REPROJ_PX };
+const opts = verifyOptionsOf(config);
 const accept = inliersFor(config.THRESHOLD);
 function timePairs(pairs: Array<[string, string]>, full: boolean) {
   const ms: number[] = [];
@@ -102,7 +102,7 @@ for (const [name, g] of grey) {
 }
 const ids = (pairs: Array<[string, string]>) => pairs.map(([a, b]) => [names.get(a), names.get(b)]);
 await writeFile(path.join(dir, 'spec.json'), JSON.stringify({
-  images: [...names.values()], maxKeypoints: config.MAX_KEYPOINTS, ratio: config.RATIO_TEST, reprojPx: config.RANSAC_REPROJ_PX,
+  images: [...names.values()], maxKeypoints: config.MAX_KEYPOINTS, ratio: config.RATIO_TEST, kernel: config.DESCRIPTOR_KERNEL, reprojPx: config.RANSAC_REPROJ_PX,
   reps: REPS, threads: 1, matching: ids(matching), nonmatching: ids(nonMatching),
 }));
 interface PyRun { ms: number[]; inliers_p50: number }

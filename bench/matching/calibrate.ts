@@ -99,7 +99,7 @@ function evaluate(k: Knobs, subset: Row[]) {
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
 const calib = rows.filter((r) => r.half === 'calibration');
 const held = rows.filter((r) => r.half === 'held-back');
-console.log(`config: WIDTH=${config.WIDTH} HEIGHT=${config.HEIGHT} MAX_KEYPOINTS=${config.MAX_KEYPOINTS} RANSAC_MODEL=${config.RANSAC_MODEL} RATIO_TEST=${config.RATIO_TEST} RANSAC_REPROJ_PX=${config.RANSAC_REPROJ_PX} SIFT_ADAPT_BELOW=${config.SIFT_ADAPT_BELOW} SIFT_LOW_CONTRAST=${config.SIFT_LOW_CONTRAST} DENSE_MIN_KEYPOINTS=${config.DENSE_MIN_KEYPOINTS} DENSE_MIN_CORRELATION=${config.DENSE_MIN_CORRELATION} DENSE_MIN_EDGE_STD=${config.DENSE_MIN_EDGE_STD} THRESHOLD=${config.THRESHOLD} NB_WORKERS=${config.NB_WORKERS}`);
+console.log(`config: WIDTH=${config.WIDTH} HEIGHT=${config.HEIGHT} MAX_KEYPOINTS=${config.MAX_KEYPOINTS} RANSAC_MODEL=${config.RANSAC_MODEL} DESCRIPTOR_KERNEL=${config.DESCRIPTOR_KERNEL} RATIO_TEST=${config.RATIO_TEST} RANSAC_REPROJ_PX=${config.RANSAC_REPROJ_PX} SIFT_ADAPT_BELOW=${config.SIFT_ADAPT_BELOW} SIFT_LOW_CONTRAST=${config.SIFT_LOW_CONTRAST} DENSE_MIN_KEYPOINTS=${config.DENSE_MIN_KEYPOINTS} DENSE_MIN_CORRELATION=${config.DENSE_MIN_CORRELATION} DENSE_MIN_EDGE_STD=${config.DENSE_MIN_EDGE_STD} THRESHOLD=${config.THRESHOLD} NB_WORKERS=${config.NB_WORKERS}`);
 console.log(`${rows.length} queries (${calib.length} calibration, ${held.length} held back) x ${index.length} index images = ${rows.length * index.length} pairs in ${elapsed.toFixed(1)} s (${((1000 * elapsed) / (rows.length * index.length)).toFixed(2)} ms/pair wall, NB_WORKERS=${config.NB_WORKERS})`);
 
 const line = (label: string, e: ReturnType<typeof evaluate>) =>

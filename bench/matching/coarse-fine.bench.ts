@@ -27,7 +27,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MatchingConfig } from '@doppel/schemas';
 import { loadConfig } from '@doppel/service-kit';
-import { decodeImage, extractAdaptive, linearScale, extractCandidateFeatures, extractionOf, fineExtractionOf, verifySift, type Features } from '@doppel/instance-matching';
+import { decodeImage, extractAdaptive, linearScale, extractCandidateFeatures, extractionOf, fineExtractionOf, verifySift, type Features, verifyOptionsOf } from '@doppel/instance-matching';
 import { transformOf } from '@doppel/cli';
 import { devSplit, V2_TRANSFORMS, type Half } from './dev-split.bench.js';
 
@@ -43,7 +43,7 @@ const extraction = extractionOf(config);
 const fineExtraction = fineExtractionOf(config) ?? { ...extraction, maxKeypoints: 4 * config.MAX_KEYPOINTS };
 const fineSide = config.FINE_SIDE || 2 * config.WIDTH;
 // Every pass keeps its best plausible fit, even from fewer than 8 matches (the fine gate's second sign).
-const opts = { ratio: config.RATIO_TEST, reprojPx: config.RANSAC_REPROJ_PX, model: config.RANSAC_MODEL, fewMatchHypothesisBelow: Number.POSITIVE_INFINITY };
+const opts = { ...verifyOptionsOf(config), fewMatchHypothesisBelow: Number.POSITIVE_INFINITY };
 const WEAK = ['crop_corner45', 'zoom_center40', 'crop_strip', 'thumb120_q40'];
 
 /** One query x target pair. */

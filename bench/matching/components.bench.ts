@@ -19,7 +19,7 @@ import path from 'node:path';
 import { MatchingConfig } from '@doppel/schemas';
 import { loadConfig } from '@doppel/service-kit';
 import {
-  candidateMatches, cv, decodeImage, denseCorrelation, mirrorFeatures, oneToOneMatches, extractAdaptive, extractCandidateFeatures, extractionOf, extractFeatures, fineExtractionOf, structureOf, verifySift, WorkerPool, type GreyImage,
+  candidateMatches, cv, decodeImage, denseCorrelation, mirrorFeatures, oneToOneMatches, extractAdaptive, extractCandidateFeatures, extractionOf, extractFeatures, fineExtractionOf, structureOf, verifySift, WorkerPool, type GreyImage, verifyOptionsOf,
 } from '@doppel/instance-matching';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
@@ -55,10 +55,10 @@ const b32 = b8.convertTo(cv.CV_32F);
 const f32 = await time(200, () => cv.batchDistance(a32, b32, cv.CV_32F, cv.NORM_L2, 2));
 const u8 = await time(50, () => cv.batchDistance(a8, b8, cv.CV_32F, cv.NORM_L2, 2));
 // As in the service: the candidate's and the target's matrices are built once, then kept.
-const viaProduct = await time(200, () => oneToOneMatches(a, b, config.RATIO_TEST));
+const viaProduct = await time(200, () => oneToOneMatches(a, b, config.RATIO_TEST, config.DESCRIPTOR_KERNEL));
 const aBoth = { plain: a, mirrored: mirrorFeatures(a) };
 const bothViaProduct = await time(200, () => {
-  const m = candidateMatches(aBoth, b);
+  const m = candidateMatches(aBoth, b, config.DESCRIPTOR_KERNEL);
   return [m(false, config.RATIO_TEST), m(true, config.RATIO_TEST)];
 });
 console.log(`2. 2-NN, ${a.count}x${b.count}: the service's matcher (matrix product, ratio test, one-to-one) p50 ${viaProduct.toFixed(2)} ms, plain and mirrored candidate together ${bothViaProduct.toFixed(2)} ms; batchDistance alone: float p50 ${f32.toFixed(2)} ms, 8-bit p50 ${u8.toFixed(2)} ms`);
@@ -69,7 +69,7 @@ console.log(`3. dense check, one pair of 32x32 thumbnails: p50 ${(await time(100
 
 const candidate = { features: extractCandidateFeatures(full[2]!.d.grey, extractionOf(config)), thumb: full[2]!.d.thumb, overlap: full[2]!.d.overlap, structure: structureOf(full[2]!.d.thumb) };
 const targets = full.slice(3, 8).map((x) => ({ features: x.f, thumb: x.d.thumb, overlap: x.d.overlap, structure: structureOf(x.d.thumb), refinable: false }));
-const policy = { ratio: config.RATIO_TEST, model: config.RANSAC_MODEL, reprojPx: config.RANSAC_REPROJ_PX, acceptInliers: 10, denseMinKeypoints: 0, denseMinEdgeStd: 0 };
+const policy = { ...verifyOptionsOf(config), acceptInliers: 10, denseMinKeypoints: 0, denseMinEdgeStd: 0 };
 for (const entries of [0, 2 ** 26]) {
   const pool = new WorkerPool({ size: 1, queueLimit: 10, sharedBytes: entries });
   await pool.run({ kind: 'probe' });
@@ -95,7 +95,7 @@ let e = 0;
 console.log(`5. fine extraction (${fineSide} px, ${fineOptions.maxKeypoints} keypoints): p50 ${(await time(8, () => extractAdaptive(fineImages[e++ % fineImages.length]!, fineOptions))).toFixed(1)} ms`);
 const fines = fineImages.map((g) => extractAdaptive(g, fineOptions));
 const coarses = full.slice(3, 8).map((x) => x.f);
-const opts = { ratio: config.RATIO_TEST, model: config.RANSAC_MODEL, reprojPx: config.RANSAC_REPROJ_PX };
+const opts = verifyOptionsOf(config);
 let u = 0;
 const coarseMs = await time(100, () => verifySift(candidate.features, coarses[u++ % coarses.length]!, opts, 10));
 const fineMs = await time(100, () => verifySift(candidate.features, fines[u++ % fines.length]!, opts, 10));

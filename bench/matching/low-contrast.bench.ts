@@ -15,7 +15,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MatchingConfig } from '@doppel/schemas';
 import { loadConfig } from '@doppel/service-kit';
-import { decodeImage, extractAdaptive, extractFeatures, mirrorFeatures, verifySift, type Features, type GreyImage } from '@doppel/instance-matching';
+import { decodeImage, extractAdaptive, extractFeatures, mirrorFeatures, verifySift, type Features, type GreyImage, verifyOptionsOf } from '@doppel/instance-matching';
 import { transformOf } from '@doppel/cli';
 import { devSplit } from './dev-split.bench.js';
 
@@ -26,7 +26,7 @@ const index = (await readdir(path.join(dev, 'index'))).sort();
 const limits = { maxPixels: config.MAX_PIXELS, maxBytes: config.MAX_IMAGE_BYTES, width: config.WIDTH, height: config.HEIGHT, thumbSize: 32 };
 const contrasts = (process.env.CT ?? '0.04,0.02,0.01,0.005').split(',').map(Number);
 const below = config.SIFT_ADAPT_BELOW;
-const opts = { ratio: config.RATIO_TEST, reprojPx: config.RANSAC_REPROJ_PX, model: config.RANSAC_MODEL };
+const opts = verifyOptionsOf(config);
 
 const greys = new Map<string, GreyImage>();
 for (const f of index) greys.set(f, (await decodeImage(await readFile(path.join(dev, 'index', f)), limits)).grey);

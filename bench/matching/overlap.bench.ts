@@ -27,7 +27,7 @@ import { MatchingConfig } from '@doppel/schemas';
 import { loadConfig } from '@doppel/service-kit';
 import {
   alignedAgreement, decodeImage, OVERLAP_MIN_PIXELS, extractAdaptive, extractCandidateFeatures, extractionOf, OVERLAP_SIDE, structureOf, thumbTransform, verifySift,
-  type CandidateFeatures, type Features, type GreyImage,
+  type CandidateFeatures, type Features, type GreyImage, verifyOptionsOf,
 } from '@doppel/instance-matching';
 import { originalOfQuery, transformOf } from '@doppel/cli';
 import { devSplit, V2_TRANSFORMS, type Half } from './dev-split.bench.js';
@@ -43,7 +43,7 @@ const halfOf = devSplit(index, truth);
 const limits = { maxPixels: config.MAX_PIXELS, maxBytes: config.MAX_IMAGE_BYTES, width: config.WIDTH, height: config.HEIGHT, thumbSize: 32, enlargeBelow: config.ENLARGE_BELOW, overlapSide: OVERLAP_SIDE };
 const extraction = extractionOf(config);
 // Few-match hypotheses for every pair: the keypoint gate is applied (and swept) when scoring.
-const opts = { ratio: config.RATIO_TEST, reprojPx: config.RANSAC_REPROJ_PX, model: config.RANSAC_MODEL, fewMatchHypothesisBelow: Number.POSITIVE_INFINITY };
+const opts = { ...verifyOptionsOf(config), fewMatchHypothesisBelow: Number.POSITIVE_INFINITY };
 const LOW_TEXTURE = new Set(['s000_2004default', 's003_Fossa_by_Jasper_Roks', 's006_Painting-Colors_by__herobrine7ga', 's012_calla', 's013_city', 's014_desert', 's016_fluent-color', 's024_rhythm', 's025_rollpaper', 's027_string', 's030_umang_by_Abhishek_Mudgal']);
 
 interface Row {

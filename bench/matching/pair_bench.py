@@ -26,7 +26,11 @@ for name, img in images.items():
     kps, desc = sift.detectAndCompute(img, None)
     extract_ms.append((time.perf_counter() - t) * 1000)
     pts = np.float32([k.pt for k in kps[: spec["maxKeypoints"]]])
-    feats[name] = (pts, desc[: spec["maxKeypoints"]] if desc is not None else None)
+    desc = desc[: spec["maxKeypoints"]] if desc is not None else None
+    if desc is not None and spec.get("kernel") == "rootsift":
+        # The service's kernel (descriptor.match.ts): L1-normalised, square-rooted, once per image.
+        desc = np.sqrt(desc / np.maximum(desc.sum(axis=1, keepdims=True), 1e-9)).astype(np.float32)
+    feats[name] = (pts, desc)
 
 matcher = cv2.BFMatcher(cv2.NORM_L2)
 

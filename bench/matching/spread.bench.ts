@@ -15,7 +15,7 @@ import path from 'node:path';
 import { MatchingConfig } from '@doppel/schemas';
 import { loadConfig } from '@doppel/service-kit';
 import {
-  decodeImage, extractAdaptive, extractCandidateFeatures, extractionOf, MIN_SPREAD_CELLS, verifySift, type CandidateFeatures, type Features,
+  decodeImage, extractAdaptive, extractCandidateFeatures, extractionOf, MIN_SPREAD_CELLS, verifySift, type CandidateFeatures, type Features, verifyOptionsOf,
 } from '@doppel/instance-matching';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
@@ -23,7 +23,7 @@ const config = loadConfig(MatchingConfig, { ...process.env, LOG_LEVEL: 'silent' 
 const truth = (JSON.parse(await readFile(path.join(dev, 'truth.json'), 'utf8')) as { truth: Record<string, string | null> }).truth;
 const limits = { maxPixels: config.MAX_PIXELS, maxBytes: config.MAX_IMAGE_BYTES, width: config.WIDTH, height: config.HEIGHT, thumbSize: 32 };
 const grey = async (file: string) => (await decodeImage(await readFile(file), limits)).grey;
-const opts = { ratio: config.RATIO_TEST, model: config.RANSAC_MODEL, reprojPx: config.RANSAC_REPROJ_PX, minSpreadCells: 0 };
+const opts = { ...verifyOptionsOf(config), minSpreadCells: 0 };
 const MIN_INLIERS = 10;
 
 const index = new Map<string, Features>();
@@ -39,11 +39,21 @@ type Histogram = Map<number, number[]>;
 const add = (h: Histogram, cells: number, inliers: number) => h.set(cells, [...(h.get(cells) ?? []), inliers]);
 
 const truePairs: Histogram = new Map();
+/** Fits that pass the cell count with every inlier in the outer ring of cells on both images. */
+const ringed = { true: 0, wrong: 0, trueMax: 0, wrongMax: 0 };
+const ring = (kind: 'true' | 'wrong', v: { cells?: number; onRing?: boolean; inliers: number }) => {
+  if ((v.cells ?? 0) < MIN_SPREAD_CELLS || !v.onRing) return;
+  ringed[kind]++;
+  ringed[`${kind}Max`] = Math.max(ringed[`${kind}Max`], v.inliers);
+};
 for (const q of queries) {
   const t = truth[q];
   if (!t) continue;
   const v = verifySift(cand.get(q)!, index.get(t)!, opts, MIN_INLIERS);
-  if (v.inliers >= MIN_INLIERS) add(truePairs, v.cells ?? 0, v.inliers);
+  if (v.inliers >= MIN_INLIERS) {
+    add(truePairs, v.cells ?? 0, v.inliers);
+    ring('true', v);
+  }
 }
 
 const captioned = queries.filter((q) => q.includes('__border_text'));
@@ -56,7 +66,10 @@ for (const a of captioned) {
     if (a === b || (truth[a] && truth[a] === truth[b])) continue;
     tried++;
     const v = verifySift(cand.get(a)!, asTarget.get(b)!, opts, MIN_INLIERS);
-    if (v.inliers >= MIN_INLIERS) add(wrongPairs, v.cells ?? 0, v.inliers);
+    if (v.inliers >= MIN_INLIERS) {
+      add(wrongPairs, v.cells ?? 0, v.inliers);
+      ring('wrong', v);
+    }
   }
 }
 
@@ -70,3 +83,4 @@ for (let c = 1; c <= 16; c++) {
 }
 const below = (c: number) => c < MIN_SPREAD_CELLS;
 console.log(`\nMIN_SPREAD_CELLS=${MIN_SPREAD_CELLS}: rejects ${count(wrongPairs, below)} of ${count(wrongPairs, () => true)} captioned wrong fits (of ${tried} ordered pairs tried) and ${count(truePairs, below)} of ${count(truePairs, () => true)} true fits`);
+console.log(`on the ring (every inlier in the outer 12 cells on both images), among the fits MIN_SPREAD_CELLS keeps: ${ringed.wrong} captioned wrong fits (max ${ringed.wrongMax} inliers) and ${ringed.true} true fits (max ${ringed.trueMax} inliers), rejected too`);

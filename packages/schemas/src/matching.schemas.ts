@@ -188,7 +188,11 @@ export const MatchingConfig = Type.Object(
     PREPARED_MAX: Type.Integer({ minimum: 1, default: 256, description: 'Prepared candidates kept at once (least recently used go first).' }),
     MAX_IMAGE_BYTES: Type.Integer({ minimum: 1, default: 20 * 1024 * 1024 }),
     MAX_PIXELS: Type.Integer({ minimum: 1, default: 50_000_000 }),
-    RATIO_TEST: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.75, description: "Lowe's ratio: best/second-best descriptor distance." }),
+    DESCRIPTOR_KERNEL: Type.Union([Type.Literal('rootsift'), Type.Literal('l2')], {
+      default: 'rootsift',
+      description: 'How SIFT descriptors are compared: rootsift (each L1-normalised and square-rooted, so L2 between them is the Hellinger distance) or l2 (raw). Chosen with RATIO_TEST on the calibration half (instance-matching README).',
+    }),
+    RATIO_TEST: Type.Number({ exclusiveMinimum: 0, maximum: 1, default: 0.8, description: "Lowe's ratio: best/second-best descriptor distance." }),
     RANSAC_MODEL: Type.Union([Type.Literal('similarity'), Type.Literal('homography'), Type.Literal('similarity+homography')], {
       default: 'similarity+homography',
       description: 'Geometric model verified by RANSAC; `similarity+homography` tries the homography (MAGSAC) only when the similarity fails.',

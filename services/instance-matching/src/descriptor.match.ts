@@ -25,41 +25,63 @@ interface DescriptorSide {
   norms: Float32Array;
 }
 
+/**
+ * How two descriptors are compared. `rootsift` (Arandjelovic and Zisserman, 2012): each
+ * descriptor is divided by its L1 norm and square-rooted, so the L2 distance between two of
+ * them is the Hellinger distance between the histograms they are. SIFT components are
+ * gradient-orientation histograms; under L2 their largest bins (a strong edge) decide a
+ * distance alone, under the Hellinger kernel the smaller bins count too, which is what tells
+ * two similar corners apart. The bytes stay as SIFT made them (cache, messages, mirroring);
+ * only the float side built for matching changes. `l2`: the raw descriptors.
+ */
+export type DescriptorKernel = 'rootsift' | 'l2';
+
 /** Descriptors stacked as the rows of one matrix, zero-padded to BLAS_MIN_SIDE rows. */
-function stacked(parts: Features[]): DescriptorSide {
+function stacked(parts: Features[], kernel: DescriptorKernel): DescriptorSide {
   const count = parts.reduce((n, f) => n + f.count, 0);
   const padded = Math.max(count, BLAS_MIN_SIDE);
   const bytes = Buffer.alloc(padded * DESCRIPTOR_SIZE);
-  const norms = new Float32Array(count);
   let row = 0;
   for (const f of parts) {
     bytes.set(f.descriptors.subarray(0, f.count * DESCRIPTOR_SIZE), row * DESCRIPTOR_SIZE);
-    for (let k = 0; k < f.count; k++, row++) {
-      let n = 0;
-      for (let i = k * DESCRIPTOR_SIZE; i < (k + 1) * DESCRIPTOR_SIZE; i++) n += f.descriptors[i]! * f.descriptors[i]!;
-      norms[row] = n;
-    }
+    row += f.count;
   }
-  return { mat: new cv.Mat(bytes, padded, DESCRIPTOR_SIZE, cv.CV_8U).convertTo(cv.CV_32F), padded, norms };
+  const values = new Float32Array(padded * DESCRIPTOR_SIZE);
+  const norms = new Float32Array(count);
+  for (let k = 0; k < count; k++) {
+    const from = k * DESCRIPTOR_SIZE;
+    let l1 = 0;
+    for (let i = from; i < from + DESCRIPTOR_SIZE; i++) l1 += bytes[i]!;
+    const scale = kernel === 'rootsift' ? (l1 > 0 ? 1 / l1 : 0) : 1;
+    let n = 0;
+    for (let i = from; i < from + DESCRIPTOR_SIZE; i++) {
+      const v = kernel === 'rootsift' ? Math.sqrt(bytes[i]! * scale) : bytes[i]!;
+      values[i] = v;
+      n += v * v;
+    }
+    norms[k] = n;
+  }
+  return { mat: new cv.Mat(Buffer.from(values.buffer), padded, DESCRIPTOR_SIZE, cv.CV_32F), padded, norms };
 }
 
-const candidateSides = new WeakMap<Features | CandidateFeatures, DescriptorSide>();
-function candidateSide<K extends Features | CandidateFeatures>(key: K, parts: (k: K) => Features[]): DescriptorSide {
-  let s = candidateSides.get(key);
+// One side per Features object and kernel (a service uses one kernel; the tests compare both).
+const candidateSides = { rootsift: new WeakMap<Features | CandidateFeatures, DescriptorSide>(), l2: new WeakMap<Features | CandidateFeatures, DescriptorSide>() };
+function candidateSide<K extends Features | CandidateFeatures>(key: K, parts: (k: K) => Features[], kernel: DescriptorKernel): DescriptorSide {
+  let s = candidateSides[kernel].get(key);
   if (!s) {
-    s = stacked(parts(key));
-    candidateSides.set(key, s);
+    s = stacked(parts(key), kernel);
+    candidateSides[kernel].set(key, s);
   }
   return s;
 }
 
-const targetSides = new WeakMap<Features, DescriptorSide>();
-function targetSide(f: Features): DescriptorSide {
-  let s = targetSides.get(f);
+const targetSides = { rootsift: new WeakMap<Features, DescriptorSide>(), l2: new WeakMap<Features, DescriptorSide>() };
+function targetSide(f: Features, kernel: DescriptorKernel): DescriptorSide {
+  let s = targetSides[kernel].get(f);
   if (!s) {
-    const rows = stacked([f]);
+    const rows = stacked([f], kernel);
     s = { ...rows, mat: rows.mat.transpose() };
-    targetSides.set(f, s);
+    targetSides[kernel].set(f, s);
   }
   return s;
 }
@@ -74,9 +96,11 @@ interface Product { dots: Float32Array; c: DescriptorSide; t: DescriptorSide }
  * |a - b|^2 = |a|^2 + |b|^2 - 2 a.b: the dot products of all pairs are one matrix product,
  * which OpenCV hands to the BLAS (OpenBLAS, installed by scripts/setup.sh). That is about 4x
  * faster than batchDistance, OpenCV's brute-force kernel, which walks the pairs one by one
- * (bench/matching/components.bench.ts). Descriptor components are integers up to 255, so
- * every dot product is an integer under 2^24 and float arithmetic holds it exactly: the
- * neighbours and distances are batchDistance's (checked in the tests).
+ * (bench/matching/components.bench.ts). Under `l2` the components are integers up to 255,
+ * so every dot product is an integer under 2^24 and float arithmetic holds it exactly: the
+ * neighbours and distances are batchDistance's. Under `rootsift` they are floats, and the
+ * product and batchDistance may round a near-tie apart; the tests compare both kernels
+ * against batchDistance on the same vectors.
  */
 function product(c: DescriptorSide, t: DescriptorSide): Product {
   const raw = c.mat.matMul(t.mat).getData();
@@ -114,9 +138,9 @@ function ratioMatches({ dots, c, t }: Product, from: number, count: number, rati
  * 2-NN, Lowe's ratio test, then one-to-one: several candidate keypoints landing on the same
  * target keypoint make degenerate fits with many fake inliers, so only the closest is kept.
  */
-export function oneToOneMatches(cand: Features, target: Features, ratio: number): Pair[] {
+export function oneToOneMatches(cand: Features, target: Features, ratio: number, kernel: DescriptorKernel): Pair[] {
   if (cand.count < 2 || target.count < 2) return [];
-  return ratioMatches(product(candidateSide(cand, (f) => [f]), targetSide(target)), 0, cand.count, ratio);
+  return ratioMatches(product(candidateSide(cand, (f) => [f], kernel), targetSide(target, kernel)), 0, cand.count, ratio);
 }
 
 /**
@@ -124,11 +148,11 @@ export function oneToOneMatches(cand: Features, target: Features, ratio: number)
  * halves come from one product, made at the first call: a pair whose plain pass fails (most
  * of them) then needs its mirrored pass, which costs little more in the same product.
  */
-export function candidateMatches(cand: CandidateFeatures, target: Features): (mirrored: boolean, ratio: number) => Pair[] {
+export function candidateMatches(cand: CandidateFeatures, target: Features, kernel: DescriptorKernel): (mirrored: boolean, ratio: number) => Pair[] {
   let both: Product | undefined;
   return (mirrored, ratio) => {
     if (cand.plain.count < 2 || target.count < 2) return [];
-    both ??= product(candidateSide(cand, (c) => [c.plain, c.mirrored]), targetSide(target));
+    both ??= product(candidateSide(cand, (c) => [c.plain, c.mirrored], kernel), targetSide(target, kernel));
     return ratioMatches(both, mirrored ? cand.plain.count : 0, cand.plain.count, ratio);
   };
 }

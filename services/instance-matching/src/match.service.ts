@@ -12,6 +12,7 @@ import { sharedBytes, type PairVerdict, type PreparedCandidate, type Shared, typ
 import type { WorkerPool } from './worker.pool.js';
 import { structureOf } from './structure.measure.js';
 import type { ExtractOptions, Features } from './sift.extract.js';
+import type { VerifyOptions } from './sift.verify.js';
 import { clampedArea } from './transform.geometry.js';
 import { OVERLAP_SIDE } from './overlap.check.js';
 import { DENSE_THUMB } from './dense.check.js';
@@ -54,6 +55,14 @@ export const extractionOf = (config: MatchingConfig): ExtractOptions => ({
 /** How SIFT describes a target's fine features (coarse-to-fine), or undefined when off. */
 export const fineExtractionOf = (config: MatchingConfig): ExtractOptions | undefined =>
   config.FINE_SIDE > 0 ? { ...extractionOf(config), maxKeypoints: config.FINE_KEYPOINTS } : undefined;
+
+/** How a pair's SIFT matches are found and fitted under this config (the service's policy starts from it; the benches use it as it is). */
+export const verifyOptionsOf = (config: MatchingConfig): VerifyOptions => ({
+  ratio: config.RATIO_TEST,
+  kernel: config.DESCRIPTOR_KERNEL,
+  model: config.RANSAC_MODEL,
+  reprojPx: config.RANSAC_REPROJ_PX,
+});
 
 /** A target's features, and its fine features on demand (extracted once, then cached). */
 interface TargetSource {
@@ -206,9 +215,7 @@ export function createMatcher(deps: MatcherDeps) {
   }
 
   const policyFor = (threshold: number): VerifyPolicy => ({
-    ratio: config.RATIO_TEST,
-    model: config.RANSAC_MODEL,
-    reprojPx: config.RANSAC_REPROJ_PX,
+    ...verifyOptionsOf(config),
     acceptInliers: inliersFor(threshold),
     denseMinKeypoints: config.DENSE_MIN_KEYPOINTS,
     denseMinEdgeStd: config.DENSE_MIN_EDGE_STD,

@@ -7,7 +7,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { cv, type GreyImage } from '../src/opencv.binding.js';
 import { extractFeatures, type Features } from '../src/sift.extract.js';
-import { candidateMatches, oneToOneMatches } from '../src/descriptor.match.js';
+import { candidateMatches, oneToOneMatches, type DescriptorKernel } from '../src/descriptor.match.js';
 import { DENSE_SCALES, DENSE_THUMB, denseCheck } from '../src/dense.check.js';
 import { mirrorFeatures } from '../src/sift.mirror.js';
 import { verifyPass } from '../src/sift.verify.js';
@@ -65,8 +65,17 @@ describe('the patched binding', () => {
 
 describe('the matching kernels', () => {
   /** Lowe's test and one-to-one on batchDistance's 2-NN: the matcher this module replaced, as the oracle. */
-  function batchDistanceMatches(a: Features, b: Features, ratio: number): string[] {
-    const mat = (f: Features) => new cv.Mat(Buffer.from(f.descriptors), f.count, 128, cv.CV_8U).convertTo(cv.CV_32F);
+  function batchDistanceMatches(a: Features, b: Features, ratio: number, kernel: DescriptorKernel): string[] {
+    const mat = (f: Features) => {
+      const raw = new cv.Mat(Buffer.from(f.descriptors.subarray(0, f.count * 128)), f.count, 128, cv.CV_8U).convertTo(cv.CV_32F);
+      if (kernel === 'l2') return raw;
+      // RootSIFT written the plain way: each row over its L1 norm, then the square root.
+      const rows = raw.getDataAsArray().map((r) => {
+        const l1 = r.reduce((x, y) => x + y, 0);
+        return r.map((v) => Math.sqrt(v / l1));
+      });
+      return new cv.Mat(rows, cv.CV_32F);
+    };
     const r = cv.batchDistance(mat(a), mat(b), cv.CV_32F, cv.NORM_L2, 2);
     const idx = r.nidx.getDataAsArray();
     const dist = r.dist.getDataAsArray();
@@ -81,21 +90,33 @@ describe('the matching kernels', () => {
   }
   const keys = (pairs: Array<{ q: number; t: number }>) => pairs.map((p) => `${p.q}-${p.t}`).sort();
 
-  it('when descriptors are matched through one matrix product, then the pairs are those of batchDistance, for the plain and the mirrored candidate and sides under the BLAS size', async () => {
+  for (const kernel of ['l2', 'rootsift'] as const) {
+    it(`when descriptors are matched through one matrix product under ${kernel}, then the pairs are those of batchDistance on the same vectors, for the plain and the mirrored candidate and sides under the BLAS size`, async () => {
+      const a = extractFeatures(await greyOf(await texturedScene(7)), 300);
+      const b = extractFeatures(await greyOf(await sharp(await texturedScene(7)).resize(480).rotate(12).png().toBuffer()), 300);
+      const few = extractFeatures(await greyOf(await sharp(await texturedScene(7)).extract({ left: 0, top: 0, width: 200, height: 160 }).png().toBuffer()), 60);
+      assert.ok(a.count > 200 && b.count > 200 && few.count < 100, `${a.count} / ${b.count} / ${few.count}`);
+      let matched = 0;
+      for (const [cand, target] of [[a, b], [b, a], [few, a], [a, few], [few, few]] as const) {
+        const oracle = batchDistanceMatches(cand, target, 0.8, kernel);
+        assert.deepEqual(keys(oneToOneMatches(cand, target, 0.8, kernel)), oracle);
+        const both = candidateMatches({ plain: cand, mirrored: mirrorFeatures(cand) }, target, kernel);
+        assert.deepEqual(keys(both(false, 0.8)), oracle);
+        assert.deepEqual(keys(both(true, 0.8)), batchDistanceMatches(mirrorFeatures(cand), target, 0.8, kernel));
+        matched += oracle.length;
+      }
+      assert.ok(matched > 100, `only ${matched} pairs: the comparison proves little`);
+    });
+  }
+
+  it('when a recompressed, rotated copy is matched under rootsift, then it verifies as under l2, through other matches (the kernel is applied)', async () => {
     const a = extractFeatures(await greyOf(await texturedScene(7)), 300);
-    const b = extractFeatures(await greyOf(await sharp(await texturedScene(7)).resize(480).rotate(12).png().toBuffer()), 300);
-    const few = extractFeatures(await greyOf(await sharp(await texturedScene(7)).extract({ left: 0, top: 0, width: 200, height: 160 }).png().toBuffer()), 60);
-    assert.ok(a.count > 200 && b.count > 200 && few.count < 100, `${a.count} / ${b.count} / ${few.count}`);
-    let matched = 0;
-    for (const [cand, target] of [[a, b], [b, a], [few, a], [a, few], [few, few]] as const) {
-      const oracle = batchDistanceMatches(cand, target, 0.8);
-      assert.deepEqual(keys(oneToOneMatches(cand, target, 0.8)), oracle);
-      const both = candidateMatches({ plain: cand, mirrored: mirrorFeatures(cand) }, target);
-      assert.deepEqual(keys(both(false, 0.8)), oracle);
-      assert.deepEqual(keys(both(true, 0.8)), batchDistanceMatches(mirrorFeatures(cand), target, 0.8));
-      matched += oracle.length;
-    }
-    assert.ok(matched > 100, `only ${matched} pairs: the comparison proves little`);
+    const copy = extractFeatures(await greyOf(await sharp(await texturedScene(7)).resize(480).rotate(12).jpeg({ quality: 40 }).toBuffer()), 300);
+    const opts = { ratio: 0.8, model: 'similarity' as const, reprojPx: 4 };
+    const root = verifyPass(copy, a, { ...opts, kernel: 'rootsift' }, false);
+    const raw = verifyPass(copy, a, { ...opts, kernel: 'l2' }, false);
+    assert.ok(root.inliers >= 10 && raw.inliers >= 10, `${root.inliers} / ${raw.inliers}`);
+    assert.notDeepEqual(keys(oneToOneMatches(copy, a, 0.8, 'rootsift')), keys(oneToOneMatches(copy, a, 0.8, 'l2')));
   });
 
   /** The search the dense check replaced: one matchTemplate per orientation and crop scale. */
@@ -156,7 +177,7 @@ describe('the matching kernels', () => {
 });
 
 describe('mirrored features', () => {
-  const opts = { ratio: 0.75, model: 'similarity' as const, reprojPx: 4 };
+  const opts = { ratio: 0.8, kernel: 'rootsift' as const, model: 'similarity' as const, reprojPx: 4 };
 
   it('when SIFT descriptors are permuted for a mirror, then they match SIFT run on the flipped image', async () => {
     const scene = await texturedScene(5);
@@ -749,7 +770,7 @@ describe('a file that is both candidate and target', () => {
 });
 
 describe('features kept by the worker processes', () => {
-  const policy = { ratio: 0.75, model: 'similarity' as const, reprojPx: 4, acceptInliers: 10, denseMinKeypoints: 40, denseMinEdgeStd: 2 };
+  const policy = { ratio: 0.8, kernel: 'rootsift' as const, model: 'similarity' as const, reprojPx: 4, acceptInliers: 10, denseMinKeypoints: 40, denseMinEdgeStd: 2 };
   let candidate: PreparedCandidate;
   let targets: TargetFeatures[];
 
