@@ -100,9 +100,10 @@ const results = grid.map(({ kernel, ratio }) => {
 });
 
 const cell = (f: Figures) => `${f.recall}/${f.positives} (${((100 * f.recall) / f.positives).toFixed(1)}%) | ${f.sift} | ${f.medianInliers} | ${f.maxWrongInliers} | ${f.wrongDeclared}`;
-console.log(`threshold ${threshold}; per half: recall | true pairs SIFT verifies | median true-pair inliers | most inliers of a wrong pair | queries declaring a wrong original`);
-console.log('| kernel | ratio | calibration | held-back | captioned pairs verified |');
-console.log('| --- | --- | --- | --- | --- |');
+const cols = 'recall | SIFT-verified | median inliers | wrong pair max inliers | wrong declared';
+console.log(`threshold ${threshold}; per half (calibration, then held-back): recall, true pairs SIFT verifies, median true-pair inliers, most inliers of a wrong pair, queries declaring a wrong original; then the captioned pairs SIFT verifies`);
+console.log(`| kernel | ratio | ${cols} | ${cols} | captioned pairs verified |`);
+console.log(`|${' --- |'.repeat(13)}`);
 for (const r of results) console.log(`| ${r.kernel} | ${r.ratio} | ${cell(r.calibration)} | ${cell(r.heldBack)} | ${r.captioned} |`);
 const before = results[0]!;
 const eligible = results.filter((r) => r.calibration.wrongDeclared === 0 && r.captioned <= before.captioned);

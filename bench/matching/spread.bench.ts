@@ -8,7 +8,10 @@
  * 1. every query with an original against that original;
  * 2. every ordered pair of `border_text` queries of different originals (the added frame
  *    and caption are the same on all of them).
- * Only fits with at least 10 inliers (the SIFT score of THRESHOLD 0.5) are counted.
+ * Only fits with at least 10 inliers (the SIFT score of THRESHOLD 0.5) are counted. The last
+ * line counts the fits that pass MIN_SPREAD_CELLS with every inlier in the outer ring of cells
+ * on both images, which the matcher also rejects (sift.verify.ts). Matcher env
+ * (DESCRIPTOR_KERNEL, RATIO_TEST, ...) goes to the config; kernel-ratio.bench.ts runs it so.
  */
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
