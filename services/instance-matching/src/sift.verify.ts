@@ -93,11 +93,11 @@ export const SPREAD_GRID = 4;
  * the outer ring of cells (12 of the 16) and none in the middle 4: caption bars above and
  * below, a frame, a corner badge add up to 4 cells or more once enough of their letters and
  * edges match, but what they share is the furniture around two pictures, never the middle
- * of one. Counted on each image in its own frame, so a corner
- * crop's inliers spread over the crop count, even though they fill one corner of the
- * original. On the dev set (v2), 2392 pairs of captioned copies of different originals
- * passed 10 inliers (up to 51), 2386 of them in 1 to 3 cells; of the 458 true pairs that
- * passed 10 inliers, 457 covered at least 4 cells (bench/matching/spread.bench.ts).
+ * of one. Counted on each image in its own frame, so a corner crop's inliers spread over
+ * the crop count, even though they fill one corner of the original. On the dev set (RootSIFT
+ * at 0.8, bench/matching/spread.bench.ts), 2,570 fits between captioned copies of different
+ * originals reached 10 inliers (up to 53): 2,553 in 1 to 3 cells, 11 of the other 17 on the
+ * ring; of the 1,002 true fits that did, 9 were in under 4 cells and 4 on the ring.
  */
 export const MIN_SPREAD_CELLS = 4;
 
