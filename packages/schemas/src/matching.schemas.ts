@@ -153,7 +153,7 @@ export const MatchingConfig = Type.Object(
     FINE_MIN_MATCHES: Type.Integer({
       minimum: 0,
       maximum: 20000,
-      default: 7,
+      default: 10,
       description: 'A pair the first pass leaves undecided goes to the fine pass when it has at least this many one-to-one matches (0: every undecided pair).',
     }),
     SIFT_ADAPT_BELOW: Type.Integer({
