@@ -37,30 +37,32 @@ interface DescriptorSide {
  */
 export type DescriptorKernel = 'rootsift' | 'l2';
 
-/** Descriptors stacked as the rows of one matrix, zero-padded to BLAS_MIN_SIDE rows. */
+/** Descriptors stacked as the rows of one float matrix under `kernel`, zero-padded to BLAS_MIN_SIDE rows. */
 function stacked(parts: Features[], kernel: DescriptorKernel): DescriptorSide {
   const count = parts.reduce((n, f) => n + f.count, 0);
   const padded = Math.max(count, BLAS_MIN_SIDE);
-  const bytes = Buffer.alloc(padded * DESCRIPTOR_SIZE);
-  let row = 0;
-  for (const f of parts) {
-    bytes.set(f.descriptors.subarray(0, f.count * DESCRIPTOR_SIZE), row * DESCRIPTOR_SIZE);
-    row += f.count;
-  }
   const values = new Float32Array(padded * DESCRIPTOR_SIZE);
   const norms = new Float32Array(count);
-  for (let k = 0; k < count; k++) {
-    const from = k * DESCRIPTOR_SIZE;
-    let l1 = 0;
-    for (let i = from; i < from + DESCRIPTOR_SIZE; i++) l1 += bytes[i]!;
-    const scale = kernel === 'rootsift' ? (l1 > 0 ? 1 / l1 : 0) : 1;
-    let n = 0;
-    for (let i = from; i < from + DESCRIPTOR_SIZE; i++) {
-      const v = kernel === 'rootsift' ? Math.sqrt(bytes[i]! * scale) : bytes[i]!;
-      values[i] = v;
-      n += v * v;
+  let row = 0;
+  for (const f of parts) {
+    const d = f.descriptors;
+    for (let k = 0; k < f.count; k++, row++) {
+      const from = k * DESCRIPTOR_SIZE;
+      const to = row * DESCRIPTOR_SIZE;
+      let scale = 1;
+      if (kernel === 'rootsift') {
+        let l1 = 0;
+        for (let i = from; i < from + DESCRIPTOR_SIZE; i++) l1 += d[i]!;
+        scale = l1 > 0 ? 1 / l1 : 0;
+      }
+      let n = 0;
+      for (let i = 0; i < DESCRIPTOR_SIZE; i++) {
+        const v = kernel === 'rootsift' ? Math.sqrt(d[from + i]! * scale) : d[from + i]!;
+        values[to + i] = v;
+        n += v * v;
+      }
+      norms[row] = n;
     }
-    norms[k] = n;
   }
   return { mat: new cv.Mat(Buffer.from(values.buffer), padded, DESCRIPTOR_SIZE, cv.CV_32F), padded, norms };
 }
