@@ -24,7 +24,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Half } from './dev-split.bench.js';
 
@@ -65,19 +65,26 @@ function figuresOf(rows: Row[], half: Half): Figures {
   };
 }
 
+/**
+ * Runs one of the two scripts under a kernel x ratio unless its output file is already kept:
+ * calibrate.ts writes its rows there itself (RAW), spread.bench.ts's printout is kept.
+ */
+function runOnce(script: string, file: string, kernel: string, ratio: string, output: 'raw' | 'stdout'): void {
+  if (existsSync(file)) return;
+  process.stderr.write(`${basename(script)} with DESCRIPTOR_KERNEL=${kernel} RATIO_TEST=${ratio} -> ${file}\n`);
+  const run = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', script, dev], {
+    env: { ...process.env, DESCRIPTOR_KERNEL: kernel, RATIO_TEST: ratio, ...(output === 'raw' ? { RAW: file } : {}) },
+    encoding: 'utf8',
+    stdio: ['ignore', output === 'stdout' ? 'pipe' : 'ignore', 'inherit'],
+  });
+  if (run.status !== 0) throw new Error(`${basename(script)} failed for ${kernel}:${ratio} (exit ${run.status})`);
+  if (output === 'stdout') writeFileSync(file, run.stdout);
+}
+
 /** Captioned copies of different originals that SIFT verifies, from spread.bench.ts's two summary lines. */
 function captionedVerified(kernel: string, ratio: string): number {
   const file = join(dir, `${kernel}-${ratio}.spread.txt`);
-  if (!existsSync(file)) {
-    process.stderr.write(`spread.bench.ts with DESCRIPTOR_KERNEL=${kernel} RATIO_TEST=${ratio} -> ${file}\n`);
-    const run = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', spread, dev], {
-      env: { ...process.env, DESCRIPTOR_KERNEL: kernel, RATIO_TEST: ratio },
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    if (run.status !== 0) throw new Error(`spread.bench.ts failed for ${kernel}:${ratio} (exit ${run.status})`);
-    writeFileSync(file, run.stdout);
-  }
+  runOnce(spread, file, kernel, ratio, 'stdout');
   const text = readFileSync(file, 'utf8');
   const cells = /rejects (\d+) of (\d+) captioned wrong fits/.exec(text);
   const ring = /MIN_SPREAD_CELLS keeps: (\d+) captioned wrong fits/.exec(text);
@@ -87,14 +94,7 @@ function captionedVerified(kernel: string, ratio: string): number {
 
 const results = grid.map(({ kernel, ratio }) => {
   const file = join(dir, `${kernel}-${ratio}.json`);
-  if (!existsSync(file)) {
-    process.stderr.write(`calibrate.ts with DESCRIPTOR_KERNEL=${kernel} RATIO_TEST=${ratio} -> ${file}\n`);
-    const run = spawnSync(process.execPath, ['--conditions=source', '--import', 'tsx', calibrate, dev], {
-      env: { ...process.env, DESCRIPTOR_KERNEL: kernel, RATIO_TEST: ratio, RAW: file },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    if (run.status !== 0) throw new Error(`calibrate.ts failed for ${kernel}:${ratio} (exit ${run.status})`);
-  }
+  runOnce(calibrate, file, kernel, ratio, 'raw');
   const rows = (JSON.parse(readFileSync(file, 'utf8')) as { rows: Row[] }).rows;
   return { kernel, ratio, calibration: figuresOf(rows, 'calibration'), heldBack: figuresOf(rows, 'held-back'), captioned: captionedVerified(kernel, ratio) };
 });
