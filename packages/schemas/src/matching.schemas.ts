@@ -156,6 +156,16 @@ export const MatchingConfig = Type.Object(
       default: 10,
       description: 'A pair the first pass leaves undecided goes to the fine pass when it has at least this many one-to-one matches (0: every undecided pair).',
     }),
+    RESAMPLE_SMALL: Type.Boolean({
+      default: true,
+      description: 'A copy smaller than a neighbour\'s working size (a thumbnail) that the first passes leave undecided is verified again against the neighbour shrunk to the copy\'s own long side (then enlarged like the copy): the neighbour\'s finer keypoints are at scales the copy lost.',
+    }),
+    RESAMPLE_MIN_MATCHES: Type.Integer({
+      minimum: 0,
+      maximum: 20000,
+      default: 10,
+      description: 'With RESAMPLE_SMALL, an undecided pair is verified at the copy\'s resolution when its first pass has at least this many one-to-one matches (0: every such pair).',
+    }),
     SIFT_ADAPT_BELOW: Type.Integer({
       minimum: 0,
       maximum: 20000,

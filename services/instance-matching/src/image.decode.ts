@@ -19,6 +19,13 @@ export interface DecodeLimits {
    * keeps stable; at twice the size the same detail is found (bench/matching/coarse-fine.bench.ts).
    */
   enlargeBelow?: number;
+  /**
+   * Describe the picture as if its long side were this many pixels: it is first shrunk to
+   * that size (never enlarged), then takes the working-size and enlargement rules above like
+   * any image of that size. So a neighbour can be seen at the resolution of a small copy
+   * (absent: the picture's own size).
+   */
+  resampleTo?: number;
 }
 
 export interface DecodedImage {
@@ -41,12 +48,21 @@ async function rawGrey(pipeline: sharp.Sharp): Promise<GreyImage> {
   return { width: info.width, height: info.height, data: out };
 }
 
+/** The picture shrunk to fit `long` x `long`, as a new pipeline (a second resize needs the first one's pixels). */
+async function shrunk(image: sharp.Sharp, long: number): Promise<sharp.Sharp> {
+  const { data, info } = await image.clone().resize({ width: long, height: long, fit: 'inside' }).raw().toBuffer({ resolveWithObject: true });
+  return sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels } });
+}
+
 export async function decodeImage(input: Buffer, limits: DecodeLimits): Promise<DecodedImage> {
   // image-source checks bytes, format (SVG 415, as in the encoder), pixels and the decode
   // deadline, and maps failures to 413/415/422 the same way for every service.
-  return decodeSource(input, limits, async ({ image, width, height }) => {
+  return decodeSource(input, limits, async ({ image: opened, width, height }) => {
     // The header's size is before EXIF rotation: only the long side is used, and 'inside' keeps the aspect.
-    const long = Math.max(width, height);
+    const own = Math.max(width, height);
+    const resample = limits.resampleTo !== undefined && limits.resampleTo < own ? limits.resampleTo : undefined;
+    const image = resample === undefined ? opened : await shrunk(opened, resample);
+    const long = resample ?? own;
     const enlarge = long < (limits.enlargeBelow ?? 0);
     const side = limits.overlapSide ?? 0;
     const [grey, thumb, overlap] = await Promise.all([

@@ -8,7 +8,7 @@ import { decodeImage, type DecodedImage, type DecodeLimits } from './image.decod
 import { mirrorFeatures } from './sift.mirror.js';
 import { ByteLru, fileKey } from './feature.cache.js';
 import { decodeBase64, resolveImagePath as resolveUnder } from '@doppel/image-source';
-import { sharedBytes, type PairVerdict, type PreparedCandidate, type Shared, type TargetFeatures, type VerifyPolicy } from './verify.protocol.js';
+import { sharedBytes, type PairVerdict, type PreparedCandidate, type Shared, type TargetFeatures, type VerifyPolicy, type WorkerTask } from './verify.protocol.js';
 import type { WorkerPool } from './worker.pool.js';
 import { structureOf } from './structure.measure.js';
 import type { ExtractOptions, Features } from './sift.extract.js';
@@ -64,10 +64,12 @@ export const verifyOptionsOf = (config: MatchingConfig): VerifyOptions => ({
   reprojPx: config.RANSAC_REPROJ_PX,
 });
 
-/** A target's features, and its fine features on demand (extracted once, then cached). */
+/** A target's features, and on demand its fine features and its features at a copy's resolution (extracted once, then cached). */
 interface TargetSource {
   target: Shared<TargetFeatures>;
   fine: () => Promise<Shared<Features>>;
+  /** The target described as if its long side were `long` pixels (a small copy's own size). */
+  resampled: (long: number) => Promise<Shared<Features>>;
 }
 
 export type MatchResult = MatchResponse['response'];
@@ -82,6 +84,7 @@ export interface MatcherDeps {
 }
 
 const round4 = (v: number) => Math.round(v * 1e4) / 1e4;
+const ownLongOf = (img: DecodedImage) => Math.max(img.width, img.height);
 
 
 /** Overload and shutdown concern the whole request, never a single neighbour. */
@@ -122,7 +125,7 @@ export function createMatcher(deps: MatcherDeps) {
     const t1 = performance.now();
     const r = await pool.run({ kind: 'extract-candidate', image: img.grey, extraction }, { signal });
     if (r.kind !== 'extract-candidate') throw new Error('unexpected worker result');
-    const cand = { key: freshKey('candidate'), value: { features: r.features, thumb: img.thumb, overlap: img.overlap, structure: structureOf(img.thumb) } };
+    const cand = { key: freshKey('candidate'), value: { features: r.features, thumb: img.thumb, overlap: img.overlap, structure: structureOf(img.thumb), ownLong: ownLongOf(img) } };
     return { cand, refinable: refinableAt(img), decodeMs: t1 - t0, extractMs: performance.now() - t1 };
   }
 
@@ -139,12 +142,12 @@ export function createMatcher(deps: MatcherDeps) {
     const held = cache.get(key) as Shared<TargetFeatures> | undefined;
     if (held?.value && 'refinable' in held.value) {
       const t = held.value;
-      const value: PreparedCandidate = { features: { plain: t.features, mirrored: mirrorFeatures(t.features) }, thumb: t.thumb, overlap: t.overlap, structure: t.structure };
+      const value: PreparedCandidate = { features: { plain: t.features, mirrored: mirrorFeatures(t.features) }, thumb: t.thumb, overlap: t.overlap, structure: t.structure, ownLong: t.ownLong };
       return { cand: { key: freshKey('candidate'), value }, refinable: t.refinable, decodeMs: 0, extractMs: 0 };
     }
     const x = await extractCandidate(await readLimited(f.file, f.size), signal);
     const c = x.cand.value!;
-    const target: Shared<TargetFeatures> = { key, value: { features: c.features.plain, thumb: c.thumb, overlap: c.overlap, structure: c.structure, refinable: x.refinable } };
+    const target: Shared<TargetFeatures> = { key, value: { features: c.features.plain, thumb: c.thumb, overlap: c.overlap, structure: c.structure, refinable: x.refinable, ownLong: c.ownLong } };
     cache.set(key, target, sharedBytes(target.value));
     return x;
   }
@@ -181,15 +184,19 @@ export function createMatcher(deps: MatcherDeps) {
     const img = await decodeImage(bytes, limits);
     const r = await pool.run({ kind: 'extract-target', image: img.grey, extraction });
     if (r.kind !== 'extract-target') throw new Error('unexpected worker result');
-    return { key, value: { features: r.features, thumb: img.thumb, overlap: img.overlap, structure: structureOf(img.thumb), refinable: refinableAt(img) } };
+    return { key, value: { features: r.features, thumb: img.thumb, overlap: img.overlap, structure: structureOf(img.thumb), refinable: refinableAt(img), ownLong: ownLongOf(img) } };
   }
 
-  async function fineFromBytes(bytes: Buffer, key: string): Promise<Shared<Features>> {
-    const img = await decodeImage(bytes, fineLimits);
-    const r = await pool.run({ kind: 'extract-target', image: img.grey, extraction: fineExtraction ?? extraction });
+  /** The target's SIFT features only, decoded under other limits (its fine or its resampled description). */
+  async function describedFromBytes(bytes: Buffer, key: string, decodeLimits: DecodeLimits, how: ExtractOptions): Promise<Shared<Features>> {
+    const img = await decodeImage(bytes, decodeLimits);
+    const r = await pool.run({ kind: 'extract-target', image: img.grey, extraction: how });
     if (r.kind !== 'extract-target') throw new Error('unexpected worker result');
     return { key, value: r.features };
   }
+  const fineFromBytes = (bytes: Buffer, key: string) => describedFromBytes(bytes, key, fineLimits, fineExtraction ?? extraction);
+  // Shrunk to the copy's long side, then the copy's own working-size and enlargement rules.
+  const resampledFromBytes = (bytes: Buffer, key: string, long: number) => describedFromBytes(bytes, key, { ...limits, overlapSide: 0, resampleTo: long }, extraction);
 
   /** Cached under `key`, else built from the file's bytes (and cached). */
   async function cachedOr<T extends TargetFeatures | Features>(key: string, build: () => Promise<Shared<T>>): Promise<Shared<T>> {
@@ -205,7 +212,12 @@ export function createMatcher(deps: MatcherDeps) {
     const key = fileKey(f.file, f.size, f.mtimeMs);
     const target = await cachedOr(key, async () => targetFromBytes(await readLimited(f.file, f.size), key));
     const fineKey = `${key}\u0000fine`;
-    return { target, fine: () => cachedOr(fineKey, async () => fineFromBytes(await readLimited(f.file, f.size), fineKey)) };
+    const atKey = (long: number) => `${key}\u0000at${long}`;
+    return {
+      target,
+      fine: () => cachedOr(fineKey, async () => fineFromBytes(await readLimited(f.file, f.size), fineKey)),
+      resampled: (long) => cachedOr(atKey(long), async () => resampledFromBytes(await readLimited(f.file, f.size), atKey(long), long)),
+    };
   }
 
   async function candidateBytes(body: { candidate?: string; candidate_base64?: string }): Promise<Buffer> {
@@ -223,6 +235,7 @@ export function createMatcher(deps: MatcherDeps) {
       ? { denseConfirm: { minCorrelation: config.DENSE_MIN_CORRELATION, minAgreement: config.OVERLAP_MIN_AGREEMENT, minStructure: config.OVERLAP_MIN_STRUCTURE, minPinning: config.DENSE_MIN_PINNING } }
       : {}),
     ...(fineExtraction ? { fineMinMatches: config.FINE_MIN_MATCHES } : {}),
+    ...(config.RESAMPLE_SMALL ? { resampleMinMatches: config.RESAMPLE_MIN_MATCHES } : {}),
     ...(config.OVERLAP_BELOW_KEYPOINTS > 0
       ? { overlap: { belowKeypoints: config.OVERLAP_BELOW_KEYPOINTS, minStructure: config.OVERLAP_MIN_STRUCTURE }, fewMatchHypothesisBelow: config.OVERLAP_BELOW_KEYPOINTS }
       : {}),
@@ -245,14 +258,18 @@ export function createMatcher(deps: MatcherDeps) {
   }
 
   async function verifyPair(cand: Shared<PreparedCandidate>, source: TargetSource, policy: VerifyPolicy, signal?: AbortSignal): Promise<PairVerdict> {
-    const { target } = source;
-    const r = await pool.run({ kind: 'verify', candidate: cand, target, policy }, { signal });
-    if (r.kind !== 'verify') throw new Error('unexpected worker result');
-    if (!r.verdict.needsFine) return r.verdict;
-    // The first pass was undecided but close enough: again, with the target's fine features.
-    const again = await pool.run({ kind: 'verify', candidate: cand, target, policy, fine: await source.fine() }, { signal });
-    if (again.kind !== 'verify') throw new Error('unexpected worker result');
-    return again.verdict;
+    let task: Extract<WorkerTask, { kind: 'verify' }> = { kind: 'verify', candidate: cand, target: source.target, policy };
+    // An undecided pair may ask for the target's fine description, then for the target at the
+    // candidate's resolution: each is sent once, with what was sent before.
+    for (;;) {
+      const r = await pool.run(task, { signal });
+      if (r.kind !== 'verify') throw new Error('unexpected worker result');
+      const v = r.verdict;
+      if (v.needsFine && !task.fine) task = { ...task, fine: await source.fine() };
+      else if (v.needsResampled && !task.resampled) task = { ...task, resampled: await source.resampled(cand.value!.ownLong) };
+      else if (v.needsFine || v.needsResampled) throw new Error('worker asked again for a description it was sent');
+      else return v;
+    }
   }
 
   function itemOf(relative: string, v: PairVerdict, threshold: number): MatchedItem {
@@ -309,7 +326,11 @@ export function createMatcher(deps: MatcherDeps) {
     const policy = policyFor(config.THRESHOLD);
     const fromBody = async (bytes: Buffer): Promise<TargetSource> => {
       const key = freshKey('target');
-      return { target: await targetFromBytes(bytes, key), fine: () => fineFromBytes(bytes, `${key}\u0000fine`) };
+      return {
+        target: await targetFromBytes(bytes, key),
+        fine: () => fineFromBytes(bytes, `${key}\u0000fine`),
+        resampled: (long) => resampledFromBytes(bytes, `${key}\u0000at${long}`, long),
+      };
     };
     const [cand, target] = await Promise.all([
       candidateOf(body).then((x) => x.cand),

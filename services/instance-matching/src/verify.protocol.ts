@@ -15,6 +15,8 @@ export interface TargetFeatures {
   structure: Structure;
   /** The picture is larger than the working size, so a fine description (FINE_SIDE) adds keypoints. */
   refinable: boolean;
+  /** The picture's own long side in pixels (whatever the working size). */
+  ownLong: number;
 }
 
 export interface PreparedCandidate {
@@ -23,6 +25,8 @@ export interface PreparedCandidate {
   /** Aspect-kept thumbnail of the overlap check (overlap.check.ts). */
   overlap: GreyImage;
   structure: Structure;
+  /** The picture's own long side in pixels: a copy smaller than a neighbour's working size holds none of its finer detail. */
+  ownLong: number;
 }
 
 export interface VerifyPolicy extends VerifyOptions {
@@ -43,6 +47,12 @@ export interface VerifyPolicy extends VerifyOptions {
    * verified again against the target's fine features (absent: never).
    */
   fineMinMatches?: number;
+  /**
+   * A copy smaller than the target's working size: an undecided pair with at least this
+   * many one-to-one matches is verified again against the target described at the copy's
+   * own resolution (absent: never).
+   */
+  resampleMinMatches?: number;
   /**
    * The overlap check (absent: never): a pair SIFT leaves undecided, with a side under
    * `belowKeypoints` keypoints and a plausible fit, is compared photometrically there.
@@ -80,8 +90,11 @@ export type WorkerTask =
   | { kind: 'probe' }
   | { kind: 'extract-candidate'; image: GreyImage; extraction: ExtractOptions }
   | { kind: 'extract-target'; image: GreyImage; extraction: ExtractOptions }
-  /** `fine`: the target's fine features, sent when a first answer asked for them (`needsFine`). */
-  | { kind: 'verify'; candidate: Shared<PreparedCandidate>; target: Shared<TargetFeatures>; policy: VerifyPolicy; fine?: Shared<Features> };
+  /**
+   * `fine`: the target's fine features, sent when a first answer asked for them (`needsFine`);
+   * `resampled`: the target described at the candidate's resolution (`needsResampled`).
+   */
+  | { kind: 'verify'; candidate: Shared<PreparedCandidate>; target: Shared<TargetFeatures>; policy: VerifyPolicy; fine?: Shared<Features>; resampled?: Shared<Features> };
 
 export interface PairVerdict {
   method: 'sift' | 'dense';
@@ -99,6 +112,10 @@ export interface PairVerdict {
   needsFine?: boolean;
   /** Verified by the fine pass (coarse-to-fine). */
   fine?: boolean;
+  /** Undecided, and the candidate is smaller than the target's working size: ask again with the target at the candidate's resolution. */
+  needsResampled?: boolean;
+  /** Verified against the target described at the candidate's resolution. */
+  resampled?: boolean;
 }
 
 export type WorkerResult =

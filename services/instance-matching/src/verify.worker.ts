@@ -3,7 +3,7 @@ import { ByteLru } from './feature.cache.js';
 import { denseCheck, overlapMapOf } from './dense.check.js';
 import { alignedAgreement, OVERLAP_MIN_PIXELS, pinnedAgreement, thumbTransform } from './overlap.check.js';
 import { siftAvailable } from './opencv.binding.js';
-import { extractAdaptive } from './sift.extract.js';
+import { extractAdaptive, type Features } from './sift.extract.js';
 import { extractCandidateFeatures } from './sift.mirror.js';
 import { verifySift } from './sift.verify.js';
 import { sharedBytes, type PairVerdict, type Shared, type WorkerReply, type WorkerResult, type WorkerTask } from './verify.protocol.js';
@@ -30,20 +30,39 @@ function verify(task: Extract<WorkerTask, { kind: 'verify' }>): PairVerdict {
   const target = resolve(task.target);
   // Resolved up front, in the task's order, like every Shared value (the pool's mirror does the same).
   const fineTarget = task.fine ? resolve(task.fine) : undefined;
+  const resampledTarget = task.resampled ? resolve(task.resampled) : undefined;
   const { policy } = task;
-  let sift = verifySift(candidate.features, target.features, policy, policy.acceptInliers);
+  const first = verifySift(candidate.features, target.features, policy, policy.acceptInliers);
+  let sift = first;
   let fine = false;
+  let resampled = false;
   /** The target features the kept SIFT result (and its hypothesis) refers to. */
   let against = target.features;
+  /** A second description of the target: the better result, or at least its hypothesis, is kept. */
+  const tryAgainst = (features: Features): boolean => {
+    const again = verifySift(candidate.features, features, policy, policy.acceptInliers);
+    if (again.inliers > sift.inliers) {
+      [sift, against] = [again, features];
+      return true;
+    }
+    if (!sift.hypothesis && again.hypothesis) [sift, against] = [{ ...sift, hypothesis: again.hypothesis }, features];
+    return false;
+  };
   // Coarse-to-fine: a small overlap (corner crop, zoom) has few of the target's working-size
   // keypoints; the target's fine description has about as many there as the candidate.
-  if (sift.inliers < policy.acceptInliers && policy.fineMinMatches !== undefined && target.refinable && sift.matches >= policy.fineMinMatches) {
+  if (sift.inliers < policy.acceptInliers && policy.fineMinMatches !== undefined && target.refinable && first.matches >= policy.fineMinMatches) {
     if (!fineTarget) return { method: 'sift', inliers: sift.inliers, mirrored: sift.mirrored, needsFine: true };
-    const second = verifySift(candidate.features, fineTarget, policy, policy.acceptInliers);
-    if (second.inliers > sift.inliers) [sift, fine, against] = [second, true, fineTarget];
-    else if (!sift.hypothesis && second.hypothesis) [sift, against] = [{ ...sift, hypothesis: second.hypothesis }, fineTarget];
+    fine = tryAgainst(fineTarget);
   }
-  const verdict: PairVerdict = { method: 'sift', inliers: sift.inliers, mirrored: sift.mirrored, region: sift.region, queryRegion: sift.queryRegion, ...(fine ? { fine } : {}) };
+  // A copy smaller than the target's working size (a thumbnail) holds none of the target's
+  // finer detail, and the target's strongest keypoints are mostly at scales the copy lost:
+  // described at the copy's own resolution, the target keeps the keypoints the copy has.
+  if (sift.inliers < policy.acceptInliers && policy.resampleMinMatches !== undefined && first.matches >= policy.resampleMinMatches
+    && candidate.ownLong < Math.max(target.features.width, target.features.height)) {
+    if (!resampledTarget) return { method: 'sift', inliers: sift.inliers, mirrored: sift.mirrored, needsResampled: true };
+    if (tryAgainst(resampledTarget)) [fine, resampled] = [false, true];
+  }
+  const verdict: PairVerdict = { method: 'sift', inliers: sift.inliers, mirrored: sift.mirrored, region: sift.region, queryRegion: sift.queryRegion, ...(fine ? { fine } : {}), ...(resampled ? { resampled } : {}) };
   if (sift.inliers >= policy.acceptInliers) return verdict;
   const siftFailed: PairVerdict = { ...verdict, reason: sift.failure ?? 'below_threshold' };
   const fewest = Math.min(candidate.features.plain.count, target.features.count);

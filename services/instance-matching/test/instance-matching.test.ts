@@ -19,7 +19,7 @@ import { decodeImage } from '../src/image.decode.js';
 import { alignedAgreement, OVERLAP_SIDE, pinnedAgreement } from '../src/overlap.check.js';
 import { sharedBytes, type PairVerdict, type PreparedCandidate, type TargetFeatures, type WorkerResult } from '../src/verify.protocol.js';
 import { TaskTimeoutError } from '../src/worker.pool.js';
-import { bandFlag, facadeScene, HARD_COPIES, lowTextureScene, nearFlat, smoothGradient, texturedScene, TRANSFORMS, wavyBands } from './scenes.fixture.js';
+import { bandFlag, dottedScene, facadeScene, HARD_COPIES, lowTextureScene, nearFlat, smoothGradient, texturedScene, TRANSFORMS, wavyBands } from './scenes.fixture.js';
 
 type Started = Listening;
 
@@ -581,6 +581,54 @@ describe('coarse-to-fine verification of small overlaps', () => {
   });
 });
 
+describe('a small copy against its neighbour at the copy\'s resolution', () => {
+  let root: string;
+  let on: Started;
+  let off: Started;
+  const neighbors = ['dotted.png', 'dotted-other.png'];
+
+  before(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'doppel-resample-'));
+    // At the working size the original's 300 strongest keypoints are its dots, which the
+    // 120-px thumbnail (JPEG quality 40) no longer has: the first pass finds 1-3 matches.
+    // Shrunk to 120 px and enlarged like the copy, the original keeps the shapes the copy has.
+    const dotted = await dottedScene(62);
+    await writeFile(path.join(root, 'dotted.png'), dotted);
+    await writeFile(path.join(root, 'dotted-other.png'), await dottedScene(162));
+    await writeFile(path.join(root, 'thumb.jpg'), await sharp(dotted).resize({ width: 120 }).jpeg({ quality: 40 }).toBuffer());
+    // The gate is opened (0 matches): this pair's first pass has too few matches for the default.
+    on = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1', RESAMPLE_MIN_MATCHES: '0' });
+    off = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1', RESAMPLE_SMALL: 'false' });
+  });
+  after(async () => {
+    await Promise.all([on.close(), off.close()]);
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('when the working-size pass leaves a thumbnail undecided, then the neighbour at the thumbnail\'s resolution verifies it, and only its original', async () => {
+    const without = await call(off.base, 'POST', '/match', { candidate: 'thumb.jpg', neighbors });
+    assert.equal(without.status, 200);
+    assert.deepEqual(without.body.response.duplicated, [], JSON.stringify(without.body.response.checked));
+    const r = await call(on.base, 'POST', '/match', { candidate: 'thumb.jpg', neighbors });
+    assert.equal(r.status, 200);
+    const { duplicated, checked } = r.body.response;
+    assert.deepEqual(duplicated.map((d: { relative_path: string }) => d.relative_path), ['dotted.png'], JSON.stringify(checked));
+    assert.equal(duplicated[0].method, 'sift');
+    assert.ok(duplicated[0].inliers >= 20, JSON.stringify(duplicated[0]));
+    // The region is in the neighbour's own frame: the whole picture.
+    const xs = duplicated[0].region.map((p: number[]) => p[0]);
+    assert.ok(Math.min(...xs) < 0.05 && Math.max(...xs) > 0.95, JSON.stringify(duplicated[0].region));
+  });
+
+  it('when the same neighbour is checked again at that resolution, then its resampled description comes from the cache', async () => {
+    const metrics = async () => Number(/^matching_feature_cache_entries (\d+)/m.exec(await (await fetch(`${on.base}/metrics`)).text())![1]);
+    const before = await metrics();
+    const r = await call(on.base, 'POST', '/match', { candidate: 'thumb.jpg', neighbors });
+    assert.equal(r.body.response.duplicated.length, 1);
+    assert.equal(await metrics(), before);
+  });
+});
+
 describe('the overlap check of low-texture pairs', () => {
   let root: string;
   let s: Started;
@@ -782,12 +830,12 @@ describe('features kept by the worker processes', () => {
     const copy = await sharp(original).resize({ width: 400 }).flop().jpeg({ quality: 60 }).toBuffer();
     const c = await features(copy, 'extract-candidate');
     assert.equal(c.kind, 'extract-candidate');
-    candidate = { features: c.features, thumb: { width: 32, height: 32, data: new Uint8Array(1024) }, overlap: { width: 0, height: 0, data: new Uint8Array(0) }, structure: { greyStd: 0, edgeStd: 0 } };
+    candidate = { features: c.features, thumb: { width: 32, height: 32, data: new Uint8Array(1024) }, overlap: { width: 0, height: 0, data: new Uint8Array(0) }, structure: { greyStd: 0, edgeStd: 0 }, ownLong: 400 };
     targets = [];
     for (const png of [original, await texturedScene(22), await texturedScene(23)]) {
       const t = await features(png, 'extract-target');
       assert.equal(t.kind, 'extract-target');
-      targets.push({ features: t.features, thumb: { width: 32, height: 32, data: new Uint8Array(1024) }, overlap: { width: 0, height: 0, data: new Uint8Array(0) }, structure: { greyStd: 0, edgeStd: 0 }, refinable: false });
+      targets.push({ features: t.features, thumb: { width: 32, height: 32, data: new Uint8Array(1024) }, overlap: { width: 0, height: 0, data: new Uint8Array(0) }, structure: { greyStd: 0, edgeStd: 0 }, refinable: false, ownLong: 512 });
     }
     await extractor.close();
   });

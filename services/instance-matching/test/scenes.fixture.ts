@@ -157,3 +157,24 @@ export function wavyBands(): Promise<Buffer> {
   });
   return drawn(640, 400, body);
 }
+
+/**
+ * A few large shapes under thousands of dots a few pixels wide (no noise: the same pixels
+ * every run). At the working size its strongest SIFT keypoints are the dots; a 120-px
+ * thumbnail has lost them and keeps only the shapes.
+ */
+export async function dottedScene(seed: number, width = 1024, height = 768): Promise<Buffer> {
+  const r = rng(seed);
+  const col = () => `rgb(${Math.floor(r() * 256)},${Math.floor(r() * 256)},${Math.floor(r() * 256)})`;
+  const parts = [`<rect width="${width}" height="${height}" fill="${col()}"/>`];
+  for (let i = 0; i < 25; i++) {
+    const x = r() * width;
+    const y = r() * height;
+    const s = 60 + r() * 140;
+    parts.push(i % 2
+      ? `<ellipse cx="${x}" cy="${y}" rx="${s / 2}" ry="${s / 3}" fill="${col()}"/>`
+      : `<rect x="${x}" y="${y}" width="${s}" height="${s * (0.4 + r())}" fill="${col()}" transform="rotate(${r() * 90} ${x} ${y})"/>`);
+  }
+  for (let i = 0; i < 3000; i++) parts.push(`<circle cx="${r() * width}" cy="${r() * height}" r="${4 * (0.5 + r())}" fill="${col()}"/>`);
+  return sharp(Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${parts.join('')}</svg>`)).removeAlpha().png().toBuffer();
+}
