@@ -108,6 +108,8 @@ for (const m of GATES) {
 }
 const pick = GATES.find((m) => sentAt(calib, m).length < SHARE * calib.length);
 console.log(`   rule: the lowest gate sending under ${100 * SHARE}% of the undecided calibration pairs: ${pick ?? 'none'}`);
+// The service's default must be the gate this prints (a default left behind once made the pass a no-op).
+if (pick !== undefined && pick !== config.RESAMPLE_MIN_MATCHES) console.log(`   NOTE: RESAMPLE_MIN_MATCHES is ${config.RESAMPLE_MIN_MATCHES} in this run's config, not the ${pick} the rule picks`);
 
 console.log(`\n2. at RESAMPLE_MIN_MATCHES=${pick}: pairs the second description verifies (first pass under ${accept} inliers)`);
 for (const half of ['calibration', 'held-back'] as const) {

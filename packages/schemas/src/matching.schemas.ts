@@ -163,7 +163,7 @@ export const MatchingConfig = Type.Object(
     RESAMPLE_MIN_MATCHES: Type.Integer({
       minimum: 0,
       maximum: 20000,
-      default: 10,
+      default: 9,
       description: 'With RESAMPLE_SMALL, an undecided pair is verified at the copy\'s resolution when its first pass has at least this many one-to-one matches (0: every such pair).',
     }),
     SIFT_ADAPT_BELOW: Type.Integer({
