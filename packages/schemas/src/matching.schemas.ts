@@ -77,7 +77,7 @@ export const MatchRequest = Type.Object(
     candidate_base64: Type.Optional(Base64Image),
     /** A candidate prepared earlier by POST /prepare (its features are not extracted again). */
     candidate_handle: Type.Optional(CandidateHandle),
-    neighbors: Type.Array(RelativePath, { minItems: 0, maxItems: MAX_MATCH_NEIGHBORS }),
+    neighbors: Type.Array(RelativePath, { minItems: 0, maxItems: MAX_MATCH_NEIGHBORS, description: 'Neighbours to verify, likeliest first (the pipeline sends them in search-rank order): the first REFINE_TOP of them are looked at again at finer and at the copy\'s resolution whenever the first pass leaves them undecided.' }),
     threshold: Type.Optional(Score),
   },
   {
@@ -165,6 +165,12 @@ export const MatchingConfig = Type.Object(
       maximum: 20000,
       default: 9,
       description: 'With RESAMPLE_SMALL, an undecided pair is verified at the copy\'s resolution when its first pass has at least this many one-to-one matches (0: every such pair).',
+    }),
+    REFINE_TOP: Type.Integer({
+      minimum: 0,
+      maximum: 1000,
+      default: 1,
+      description: 'The first REFINE_TOP neighbours of a /match request (callers list the likeliest first: the pipeline sends search-rank order) go to the fine and the resampled passes whenever the first pass leaves them undecided, whatever their matches: a zoom or crop has few first-pass matches because the working size under-describes the overlap (0: the match gates alone).',
     }),
     SIFT_ADAPT_BELOW: Type.Integer({
       minimum: 0,

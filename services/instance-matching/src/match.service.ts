@@ -297,11 +297,14 @@ export function createMatcher(deps: MatcherDeps) {
       : (await candidateOf(body, signal)).cand;
     type Outcome = { item: MatchedItem } | { error: MatchResult['errors'][number] };
     // A caller that has gone stops the neighbours not yet started (signal checked per item).
-    const outcomes = await pLimit(Math.max(2, config.NB_WORKERS * 2)).map(body.neighbors, async (rel): Promise<Outcome> => {
+    // The first neighbours (the likeliest, in the caller's order) open the second descriptions
+    // whatever their first-pass matches; the rest keep the match gates.
+    const topPolicy: VerifyPolicy = { ...policy, ...(policy.fineMinMatches !== undefined ? { fineMinMatches: 0 } : {}), ...(policy.resampleMinMatches !== undefined ? { resampleMinMatches: 0 } : {}) };
+    const outcomes = await pLimit(Math.max(2, config.NB_WORKERS * 2)).map(body.neighbors, async (rel, i): Promise<Outcome> => {
       signal?.throwIfAborted();
       try {
         const target = await targetFromPath(rel);
-        return { item: itemOf(rel, await verifyPair(cand, target, policy, signal), threshold) };
+        return { item: itemOf(rel, await verifyPair(cand, target, i < config.REFINE_TOP ? topPolicy : policy, signal), threshold) };
       } catch (e) {
         if (isRequestLevel(e)) throw e;
         if (!(e instanceof AppError)) log?.error({ err: e, neighbor: rel }, 'neighbour verification failed');

@@ -583,6 +583,44 @@ describe('coarse-to-fine verification of small overlaps', () => {
   });
 });
 
+describe('the first neighbours open the second descriptions whatever their matches', () => {
+  let root: string;
+  let top: Started;
+  let gatesOnly: Started;
+
+  before(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'doppel-refine-top-'));
+    // A zoom on the middle 40% of a large dotted picture: at the working size the original's
+    // dots are under a pixel, so its keypoints are its shapes and the zoom's are its dots; the
+    // first pass finds about 5 matches, under FINE_MIN_MATCHES. The fine description has the dots.
+    const large = await dottedScene(71, 1600, 1200);
+    await writeFile(path.join(root, 'dotted.png'), large);
+    await writeFile(path.join(root, 'dotted-other.png'), await dottedScene(171, 1600, 1200));
+    await writeFile(path.join(root, 'zoom.jpg'), await sharp(large).extract({ left: 480, top: 360, width: 640, height: 480 }).jpeg({ quality: 90 }).toBuffer());
+    top = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1' });
+    gatesOnly = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1', REFINE_TOP: '0' });
+  });
+  after(async () => {
+    await Promise.all([top.close(), gatesOnly.close()]);
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('when a zoom\'s original is the first neighbour, then the fine pass verifies it; listed second, or with REFINE_TOP=0, the match gate leaves it undecided', async () => {
+    const first = await call(top.base, 'POST', '/match', { candidate: 'zoom.jpg', neighbors: ['dotted.png', 'dotted-other.png'] });
+    assert.equal(first.status, 200);
+    const { duplicated, checked } = first.body.response;
+    assert.deepEqual(duplicated.map((d: { relative_path: string }) => d.relative_path), ['dotted.png'], JSON.stringify(checked));
+    assert.ok(duplicated[0].inliers >= 20, JSON.stringify(duplicated[0]));
+    // The region is the middle of the original (x and y from 0.3 to 0.7).
+    const xs = duplicated[0].region.map((p: number[]) => p[0]);
+    assert.ok(Math.abs(Math.min(...xs) - 0.3) < 0.04 && Math.abs(Math.max(...xs) - 0.7) < 0.04, JSON.stringify(duplicated[0].region));
+    const second = await call(top.base, 'POST', '/match', { candidate: 'zoom.jpg', neighbors: ['dotted-other.png', 'dotted.png'] });
+    assert.deepEqual(second.body.response.duplicated, [], JSON.stringify(second.body.response.checked));
+    const gated = await call(gatesOnly.base, 'POST', '/match', { candidate: 'zoom.jpg', neighbors: ['dotted.png', 'dotted-other.png'] });
+    assert.deepEqual(gated.body.response.duplicated, [], JSON.stringify(gated.body.response.checked));
+  });
+});
+
 describe('a small copy against its neighbour at the copy\'s resolution', () => {
   let root: string;
   let on: Started;
