@@ -241,6 +241,13 @@ export function createMatcher(deps: MatcherDeps) {
       : {}),
   });
 
+  /** The policy of a pair the caller ranks first (REFINE_TOP): the fine and resampled passes open whatever the first-pass matches. */
+  const ungated = (policy: VerifyPolicy): VerifyPolicy => ({
+    ...policy,
+    ...(policy.fineMinMatches !== undefined ? { fineMinMatches: 0 } : {}),
+    ...(policy.resampleMinMatches !== undefined ? { resampleMinMatches: 0 } : {}),
+  });
+
   /**
    * Score of a verdict: SIFT from inliers, dense from the thumbnail correlation or the
    * overlap agreement (each mapped so its calibrated cut-off lands on THRESHOLD); the best wins.
@@ -299,7 +306,7 @@ export function createMatcher(deps: MatcherDeps) {
     // A caller that has gone stops the neighbours not yet started (signal checked per item).
     // The first neighbours (the likeliest, in the caller's order) open the second descriptions
     // whatever their first-pass matches; the rest keep the match gates.
-    const topPolicy: VerifyPolicy = { ...policy, ...(policy.fineMinMatches !== undefined ? { fineMinMatches: 0 } : {}), ...(policy.resampleMinMatches !== undefined ? { resampleMinMatches: 0 } : {}) };
+    const topPolicy = ungated(policy);
     const outcomes = await pLimit(Math.max(2, config.NB_WORKERS * 2)).map(body.neighbors, async (rel, i): Promise<Outcome> => {
       signal?.throwIfAborted();
       try {
@@ -326,7 +333,8 @@ export function createMatcher(deps: MatcherDeps) {
   }
 
   async function compare(body: CompareRequest): Promise<CompareResult> {
-    const policy = policyFor(config.THRESHOLD);
+    // The one pair asked about is the first (and only) neighbour.
+    const policy = config.REFINE_TOP > 0 ? ungated(policyFor(config.THRESHOLD)) : policyFor(config.THRESHOLD);
     const fromBody = async (bytes: Buffer): Promise<TargetSource> => {
       const key = freshKey('target');
       return {

@@ -619,6 +619,15 @@ describe('the first neighbours open the second descriptions whatever their match
     const gated = await call(gatesOnly.base, 'POST', '/match', { candidate: 'zoom.jpg', neighbors: ['dotted.png', 'dotted-other.png'] });
     assert.deepEqual(gated.body.response.duplicated, [], JSON.stringify(gated.body.response.checked));
   });
+
+  it('when /compare gets the zoom and its original, then the pair counts as first: duplicated, and not with REFINE_TOP=0', async () => {
+    const body = { candidate: 'zoom.jpg', target: 'dotted.png' };
+    const r = await call(top.base, 'POST', '/compare', body);
+    assert.equal(r.status, 200);
+    assert.equal(r.body.response.duplicated, true, JSON.stringify(r.body.response));
+    const gated = await call(gatesOnly.base, 'POST', '/compare', body);
+    assert.equal(gated.body.response.duplicated, false, JSON.stringify(gated.body.response));
+  });
 });
 
 describe('a small copy against its neighbour at the copy\'s resolution', () => {
