@@ -60,8 +60,7 @@ const baseOf = new Map(base.map((o) => [o.query, o]));
 console.log(`dev set ${dev}, ${base.length} queries, ${process.env.BENCH_DISTRACTORS ?? 0} distractors; load ${startLoad} -> ${load()}`);
 // Each run builds its ANN index anew, and with distractors a few candidate lists differ from
 // run to run: a copy whose original changed rank is counted apart ("moved"), not as a gain or
-// loss of the value. RANSAC's own variation on a pair at the threshold is not separated: the
-// same-rank columns still carry it (OpenCV's random state depends on what ran before).
+// loss of the value. Any other difference between runs stays in the same-rank columns.
 console.log('| REFINE_TOP | half | recall | gained / lost vs first value, same candidate rank | copies whose original moved rank: gained / lost | precision | wrong declared | null FP | match ms p50 / p99 / mean |');
 console.log('| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
