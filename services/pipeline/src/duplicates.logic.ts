@@ -57,6 +57,19 @@ async function matchPrepared(matching: MatchingClient, prepared: Prepared, candi
 /** The orientations a query is searched in: only its own, then (cascade) turned when that verifies nothing. */
 export type OrientationSearch = 'cascade' | 'all';
 
+/**
+ * The candidates of a stage to send to the matcher, in rank order: those not checked yet,
+ * and first, the stage's likeliest candidate again if an earlier request checked it further
+ * down its list. The matcher gives the first neighbours of a request a second look at finer
+ * resolution (its REFINE_TOP); when the turned search makes an image checked lower on the
+ * upright list the likeliest, that look goes to it.
+ */
+export function toVerify<C extends { relative_path: string }>(candidates: C[], checked: ReadonlyMap<string, number>, sentFirst: ReadonlySet<string>): C[] {
+  const top = candidates[0];
+  const again = top && checked.has(top.relative_path) && !sentFirst.has(top.relative_path) ? [top] : [];
+  return [...again, ...candidates.filter((c) => !checked.has(c.relative_path))];
+}
+
 type Stage = Orientations;
 interface Searched {
   candidates: Candidate[];
@@ -138,6 +151,8 @@ export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesReques
   let reason: DuplicatesResult['reason'];
   let candidates: Candidate[] = [];
   const scores = new Map<string, number>();
+  /** Candidates a match request has listed first. */
+  const sentFirst = new Set<string>();
   let searched = 0;
   let fromIndex = false;
   for (const stage of stages) {
@@ -145,8 +160,9 @@ export async function findDuplicates(deps: DuplicatesDeps, req: DuplicatesReques
     searched = ORIENTATION_ROWS[stage];
     fromIndex ||= found.fromIndex;
     candidates = found.candidates;
-    const fresh = candidates.filter((c) => !scores.has(c.relative_path));
+    const fresh = toVerify(candidates, scores, sentFirst);
     if (fresh.length > 0) {
+      sentFirst.add(fresh[0]!.relative_path);
       const t = performance.now();
       // Ids added through POST /images are verified against where their bytes are kept.
       const targets = matcherTargets(fresh.map((c) => c.relative_path), found.neighbors);

@@ -11,6 +11,7 @@ import { call } from '@doppel/service-kit/testing';
 import { buildService as buildSearchService } from '@doppel/contextual-search';
 import { buildService } from '../src/app.js';
 import { vanished } from '../src/indexing.logic.js';
+import { toVerify } from '../src/duplicates.logic.js';
 
 /*
  * The pipeline against the real contextual-search app and two small stand-ins for the
@@ -519,5 +520,24 @@ describe('which indexed files a prune removes', () => {
 
   it('when a single file is pruned, then only that file goes', () => {
     assert.deepEqual(vanished(indexed, 'e.png', true, present), ['e.png']);
+  });
+});
+
+describe('which candidates a search stage sends to the matcher', () => {
+  const c = (p: string) => ({ relative_path: p });
+  const paths = (xs: Array<{ relative_path: string }>) => xs.map((x) => x.relative_path);
+
+  it('when nothing is checked yet, then every candidate goes, in rank order', () => {
+    assert.deepEqual(paths(toVerify([c('a'), c('b'), c('c')], new Map(), new Set())), ['a', 'b', 'c']);
+  });
+
+  it('when the turned search ranks first an image the upright request listed lower, then it goes again, first, before the unchecked ones', () => {
+    const checked = new Map([['x', 0.1], ['b', 0.2]]);
+    assert.deepEqual(paths(toVerify([c('b'), c('n'), c('x'), c('m')], checked, new Set(['x']))), ['b', 'n', 'm']);
+  });
+
+  it('when the likeliest candidate was already first in a request, then only the unchecked ones go', () => {
+    const checked = new Map([['a', 0.1], ['b', 0.2]]);
+    assert.deepEqual(paths(toVerify([c('a'), c('b'), c('n')], checked, new Set(['a']))), ['n']);
   });
 });
