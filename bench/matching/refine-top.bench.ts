@@ -56,6 +56,7 @@ const found = (o: QueryOutcome) => o.expected !== null && o.declared.includes(o.
 const rankOf = (o: QueryOutcome) => (o.expected === null ? -1 : (o.candidates ?? []).indexOf(o.expected));
 const base = runs.get(values[0]!)!;
 const baseOf = new Map(base.map((o) => [o.query, o]));
+const sameRank = (o: QueryOutcome) => rankOf(o) === rankOf(baseOf.get(o.query)!);
 
 console.log(`dev set ${dev}, ${base.length} queries, ${process.env.BENCH_DISTRACTORS ?? 0} distractors; load ${startLoad} -> ${load()}`);
 // Each run builds its ANN index anew, and with distractors a few candidate lists differ from
@@ -69,11 +70,10 @@ for (const v of values) {
   for (const half of ['calibration', 'held-back', 'both'] as const) {
     const os = runs.get(v)!.filter((o) => half === 'both' || halfOf(o.query) === (half satisfies Half));
     const s = summarise(os);
-    const same = (o: QueryOutcome) => rankOf(o) === rankOf(baseOf.get(o.query)!);
     const gainedAll = os.filter((o) => found(o) && !found(baseOf.get(o.query)!));
     const lostAll = os.filter((o) => !found(o) && found(baseOf.get(o.query)!));
-    const gained = gainedAll.filter(same).length;
-    const lost = lostAll.filter(same).length;
+    const gained = gainedAll.filter(sameRank).length;
+    const lost = lostAll.filter(sameRank).length;
     const moved = `+${gainedAll.length - gained} / -${lostAll.length - lost}`;
     const wrong = os.reduce((n, o) => n + o.declared.filter((d) => d !== o.expected).length, 0);
     const ms = os.flatMap((o) => (o.timings_ms ? [o.timings_ms.match] : []));
@@ -82,8 +82,8 @@ for (const v of values) {
     console.log(`| ${v} | ${half} | ${pct(s.recall)} | +${gained} / -${lost} | ${moved} | ${pct(s.precision)} | ${wrong} | ${pct(s.null_false_positive_rate)} | ${quantile(ms, 0.5).toFixed(1)} / ${quantile(ms, 0.99).toFixed(1)} / ${mean.toFixed(1)} |`);
   }
 }
-// The smallest value whose calibration gain (wrong declarations count against it) no larger value beats.
+// The smallest value reaching the best calibration gain (wrong declarations count against it).
 const best = Math.max(...gains.values());
-const pick = values.find((v) => gains.get(v) === best && values.filter((w) => w > v).every((w) => gains.get(w)! <= best));
+const pick = [...values].sort((a, b) => a - b).find((v) => gains.get(v) === best);
 console.log(`rule: the smallest value after which the calibration half gains no further true copy (same candidate rank) and no wrong declaration is added: ${pick}`);
 console.log(`runs kept in ${dir}`);
