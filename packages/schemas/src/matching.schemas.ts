@@ -237,6 +237,22 @@ export const MatchingConfig = Type.Object(
       default: 0.05,
       description: 'A dense-check match counts only if its placement is confirmed on the 96-px thumbnails (the overlap check\'s structure and agreement rules) and pinned: slid 6 or 10 px along its edges, the agreement drops by at least this much (0: the correlation alone decides, unconfirmed).',
     }),
+    DENSE_CROP_SEARCH: Type.Boolean({
+      default: true,
+      description: 'When the dense check\'s placements are not confirmed, also place the copy inside the neighbour with its own aspect (strips) and down to 0.38 of its long side (corner crops, zooms), in the 8 orientations, and confirm that placement on the 96-px thumbnails with DENSE_CROP_MIN_AGREEMENT and DENSE_CROP_MIN_PINNING (needs DENSE_MIN_PINNING > 0).',
+    }),
+    DENSE_CROP_MIN_AGREEMENT: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      default: 0.8,
+      description: 'Gradient agreement the crop search\'s placement needs over the aligned overlap (bench/matching/crop-search.bench.ts).',
+    }),
+    DENSE_CROP_MIN_PINNING: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      default: 0.25,
+      description: 'Pinning the crop search\'s placement needs: slid 6 or 10 px along its edges, the agreement drops by at least this much (bench/matching/crop-search.bench.ts).',
+    }),
     OVERLAP_BELOW_KEYPOINTS: Type.Integer({
       minimum: 0,
       maximum: 20000,

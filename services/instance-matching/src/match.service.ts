@@ -232,7 +232,7 @@ export function createMatcher(deps: MatcherDeps) {
     denseMinKeypoints: config.DENSE_MIN_KEYPOINTS,
     denseMinEdgeStd: config.DENSE_MIN_EDGE_STD,
     ...(config.DENSE_MIN_PINNING > 0
-      ? { denseConfirm: { minCorrelation: config.DENSE_MIN_CORRELATION, minAgreement: config.OVERLAP_MIN_AGREEMENT, minStructure: config.OVERLAP_MIN_STRUCTURE, minPinning: config.DENSE_MIN_PINNING } }
+      ? { denseConfirm: { minCorrelation: config.DENSE_MIN_CORRELATION, minAgreement: config.OVERLAP_MIN_AGREEMENT, minStructure: config.OVERLAP_MIN_STRUCTURE, minPinning: config.DENSE_MIN_PINNING }, ...(config.DENSE_CROP_SEARCH ? { denseCropSearch: { minAgreement: config.DENSE_CROP_MIN_AGREEMENT, minPinning: config.DENSE_CROP_MIN_PINNING } } : {}) }
       : {}),
     ...(fineExtraction ? { fineMinMatches: config.FINE_MIN_MATCHES } : {}),
     ...(config.RESAMPLE_SMALL ? { resampleMinMatches: config.RESAMPLE_MIN_MATCHES } : {}),

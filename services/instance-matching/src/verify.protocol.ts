@@ -43,6 +43,13 @@ export interface VerifyPolicy extends VerifyOptions {
    */
   denseConfirm?: { minCorrelation: number; minAgreement: number; minStructure: number; minPinning: number };
   /**
+   * When the dense check's own placements are not confirmed: place the copy inside the
+   * target with its aspect kept, at smaller sizes too (crop.search.ts), and confirm that
+   * placement on the overlap thumbnails with these floors: a search over many more
+   * placements gives an unrelated pair more chances, so its floors are its own (needs `denseConfirm`).
+   */
+  denseCropSearch?: { minAgreement: number; minPinning: number };
+  /**
    * Coarse-to-fine: an undecided pair with at least this many one-to-one matches is
    * verified again against the target's fine features (absent: never).
    */

@@ -1,5 +1,6 @@
 /** Verification child process: runs the OpenCV work so the service's event loop never blocks on it. */
 import { ByteLru } from './feature.cache.js';
+import { cropSearch } from './crop.search.js';
 import { denseCheck, overlapMapOf } from './dense.check.js';
 import { alignedAgreement, OVERLAP_MIN_PIXELS, pinnedAgreement, thumbTransform } from './overlap.check.js';
 import { siftAvailable } from './opencv.binding.js';
@@ -78,11 +79,18 @@ function verify(task: Extract<WorkerTask, { kind: 'verify' }>): PairVerdict {
     const confirm = policy.denseConfirm;
     // The best of thousands of placements of two pictures made of a few straight edges is a
     // coincidence of one line: it counts only where the finer overlap agrees and pins it.
-    const confirmed = !confirm || d.correlation < confirm.minCorrelation || d.placements.some((m) => {
-      const a = pinnedAgreement(candidate.overlap, target.overlap, overlapMapOf(m, candidate.overlap, target.overlap));
-      return a.pixels >= OVERLAP_MIN_PIXELS && a.structure >= confirm.minStructure && a.agreement >= confirm.minAgreement && a.pinning >= confirm.minPinning;
-    });
+    const holds = (map: number[], floors: { minAgreement: number; minPinning: number }) => {
+      const a = pinnedAgreement(candidate.overlap, target.overlap, map);
+      return a.pixels >= OVERLAP_MIN_PIXELS && a.structure >= confirm!.minStructure && a.agreement >= floors.minAgreement && a.pinning >= floors.minPinning;
+    };
+    const confirmed = !confirm || d.correlation < confirm.minCorrelation || d.placements.some((m) => holds(overlapMapOf(m, candidate.overlap, target.overlap), confirm));
     if (confirmed) dense.correlation = d.correlation;
+    // A strip, a corner or a zoom: the squashed, large-scale placements above cannot hold it.
+    const crop = policy.denseCropSearch;
+    if (confirm && crop && !(confirmed && d.correlation >= confirm.minCorrelation)) {
+      const c = cropSearch(candidate.overlap, target.overlap);
+      if (c.correlation >= confirm.minCorrelation && holds(c.map, crop)) dense.correlation = Math.max(c.correlation, dense.correlation ?? 0);
+    }
   }
   if (overlapDue) {
     const h = sift.hypothesis!;

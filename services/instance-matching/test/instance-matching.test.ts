@@ -17,9 +17,11 @@ import { call, listen, type Listening } from '@doppel/service-kit/testing';
 import { buildService, WorkerPool } from '../src/index.js';
 import { decodeImage } from '../src/image.decode.js';
 import { alignedAgreement, OVERLAP_SIDE, pinnedAgreement } from '../src/overlap.check.js';
+import { cropSearch } from '../src/crop.search.js';
+import { project } from '../src/transform.geometry.js';
 import { sharedBytes, type PairVerdict, type PreparedCandidate, type TargetFeatures, type WorkerResult } from '../src/verify.protocol.js';
 import { TaskTimeoutError } from '../src/worker.pool.js';
-import { bandFlag, dottedScene, facadeScene, HARD_COPIES, lowTextureScene, nearFlat, smoothGradient, texturedScene, TRANSFORMS, wavyBands } from './scenes.fixture.js';
+import { bandFlag, dottedScene, duneScene, facadeScene, HARD_COPIES, lowTextureScene, nearFlat, smoothGradient, texturedScene, TRANSFORMS, wavyBands } from './scenes.fixture.js';
 
 type Started = Listening;
 
@@ -734,6 +736,57 @@ describe('the overlap check of low-texture pairs', () => {
       const r = alignedAgreement(a, b, identity(a, b));
       assert.ok(r.structure < 2, JSON.stringify(r));
     }
+  });
+});
+
+describe('the crop search of the dense check', () => {
+  let root: string;
+  let s: Started;
+  let off: Started;
+  const others = ['soft.jpg', 'gradient.jpg', 'facade.jpg', 'flag.jpg'];
+
+  before(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'doppel-crop-'));
+    // Drawn, no noise: the same pixels every run. Its copies keep under 40 keypoints, too few
+    // for SIFT, and the squashed 32-px thumbnail of a strip lines up with nothing.
+    const dune = await duneScene();
+    await writeFile(path.join(root, 'dune.jpg'), dune);
+    await writeFile(path.join(root, 'dune-strip.jpg'), await sharp(dune).extract({ left: 0, top: 250, width: 1024, height: 224 }).jpeg({ quality: 85 }).toBuffer());
+    await writeFile(path.join(root, 'soft.jpg'), await lowTextureScene(7));
+    await writeFile(path.join(root, 'gradient.jpg'), await smoothGradient(43));
+    await writeFile(path.join(root, 'facade.jpg'), await facadeScene());
+    await writeFile(path.join(root, 'flag.jpg'), await bandFlag('#2a8cff', '#ffff00'));
+    s = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1' });
+    off = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1', DENSE_CROP_SEARCH: 'false' });
+  });
+  after(async () => {
+    await s.close();
+    await off.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('when a low-texture full-width strip is matched, then the crop search verifies its original and nothing else, and without it nothing verifies', async () => {
+    for (const copy of ['dune-strip.jpg']) {
+      const r = await call(s.base, 'POST', '/match', { candidate: copy, neighbors: ['dune.jpg', ...others] });
+      assert.equal(r.status, 200);
+      const { duplicated, checked } = r.body.response;
+      assert.deepEqual(duplicated.map((d: { relative_path: string }) => d.relative_path), ['dune.jpg'], `${copy}: ${JSON.stringify(checked)}`);
+      assert.equal(duplicated[0].method, 'dense');
+      const without = await call(off.base, 'POST', '/match', { candidate: copy, neighbors: ['dune.jpg', ...others] });
+      assert.deepEqual(without.body.response.duplicated, [], `${copy}: ${JSON.stringify(without.body.response.checked)}`);
+    }
+  });
+
+  it('when the search places a strip, then the map puts it on the rows it was cut from', async () => {
+    const thumb = async (b: Buffer) => (await decodeImage(b, { maxPixels: 1e8, maxBytes: 1e8, width: 384, height: 384, thumbSize: 32, overlapSide: OVERLAP_SIDE })).overlap;
+    const dune = await duneScene();
+    const target = await thumb(dune);
+    const strip = await thumb(await sharp(dune).extract({ left: 0, top: 250, width: 1024, height: 224 }).toBuffer());
+    const c = cropSearch(strip, target);
+    assert.equal(c.fraction, 1);
+    // The strip's centre row lands on the original's row 362 of 640, in its 96 x 60 thumbnail.
+    const [x, y] = project(c.map, (strip.width - 1) / 2, (strip.height - 1) / 2)!;
+    assert.ok(Math.abs(x - (target.width - 1) / 2) < 2 && Math.abs(y - (362 / 640) * target.height) < 2, JSON.stringify({ x, y, c }));
   });
 });
 

@@ -145,6 +145,15 @@ export const bandFlag = (top: string, bottom: string): Promise<Buffer> =>
 export const facadeScene = (): Promise<Buffer> =>
   drawn(640, 400, '<rect width="640" height="400" fill="#0a2a55"/><polygon points="0,150 380,120 380,400 0,400" fill="#0b5570"/><polygon points="380,120 640,190 640,400 380,400" fill="#d8f0e4"/>');
 
+/**
+ * A flat-shaded dune under a sky (a slanted ridge, a tilted ellipse of sunlit sand crossing
+ * it, a curved shadow), 1024 x 640: a few large shapes with curved borders, few keypoints.
+ */
+export const duneScene = (): Promise<Buffer> =>
+  drawn(1024, 640, '<rect width="1024" height="640" fill="#74c2b8"/><polygon points="0,520 1024,200 1024,640 0,640" fill="#045a6a"/>'
+    + '<ellipse cx="860" cy="330" rx="300" ry="110" transform="rotate(38 860 330)" fill="#f8bc50"/>'
+    + '<path d="M 120 640 Q 380 420 700 470 L 760 640 Z" fill="#0a3a48"/>');
+
 /** Parallel diagonal colour bands with wavy borders, like a flat-shaded wallpaper of ribbons. */
 export function wavyBands(): Promise<Buffer> {
   const colours = ['#e8a0a8', '#b84060', '#801838', '#60b8f0', '#8898a8', '#283040', '#d07080'];

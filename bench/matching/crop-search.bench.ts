@@ -1,0 +1,148 @@
+/**
+ * The aspect-kept crop search of the dense path (crop.search.ts): which true pairs its
+ * confirmed placement verifies, which wrong pairs it lets through, and the confirmation
+ * floors chosen on the calibration half (not a test; prints the curves).
+ *
+ *   node --conditions=source --import tsx bench/matching/crop-search.bench.ts [/work/shared/bench/dev] [/work/distractors]
+ *
+ * Env: SAMPLE (2000): distractors read, every n-th in pixel-hash order; those under
+ * DENSE_MIN_KEYPOINTS keypoints (the only ones the dense path meets) become targets.
+ * MISSED=eval.json (dev-eval.bench.ts --json): count as "needed" only the true pairs that
+ * run did not verify. CACHE=file keeps the measured pairs, FROM_PAIRS=a.json,b.json re-prints
+ * (several caches are merged). SHARD=i/n: only every n-th query from the i-th (run n at once,
+ * each with its own CACHE, then FROM_PAIRS all of them).
+ *
+ * Pairs: every dev query against every indexed original and sampled distractor where the
+ * service would run the dense path (the fewer keypoints of the two under
+ * DENSE_MIN_KEYPOINTS, both with structure >= DENSE_MIN_EDGE_STD) and the dense check's
+ * own placements are not confirmed. Exhaustive, not the top 10 of a search: every
+ * low-texture distractor meets every query, so a floor with no wrong pair here is a
+ * conservative one. A wrong pair that passes would be declared: SIFT gives it no 10 inliers.
+ */
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { MatchingConfig } from '@doppel/schemas';
+import { loadConfig } from '@doppel/service-kit';
+import {
+  cropSearch, decodeImage, denseCheck, extractAdaptive, extractionOf, OVERLAP_MIN_PIXELS, OVERLAP_SIDE, overlapMapOf, pinnedAgreement, structureOf, type GreyImage,
+} from '@doppel/instance-matching';
+import { transformOf } from '@doppel/cli';
+import { devSplit, V2_TRANSFORMS, type Half } from './dev-split.bench.js';
+
+const dev = process.argv[2] ?? '/work/shared/bench/dev';
+const distractorDir = process.argv[3] ?? '/work/distractors';
+const config = loadConfig(MatchingConfig, { ...process.env, LOG_LEVEL: 'silent' });
+const limits = { maxPixels: config.MAX_PIXELS, maxBytes: config.MAX_IMAGE_BYTES, width: config.WIDTH, height: config.HEIGHT, thumbSize: 32, enlargeBelow: config.ENLARGE_BELOW, overlapSide: OVERLAP_SIDE };
+const extraction = extractionOf(config);
+
+interface PairRow {
+  query: string; target: string; half: Half; transform: string; positive: boolean; distractor: boolean; needed: boolean;
+  correlation: number; fraction: number; agreement: number; structure: number; pixels: number; pinning: number;
+}
+interface Described { thumb: GreyImage; overlap: GreyImage; keypoints: number; edgeStd: number }
+
+const truth = (JSON.parse(await readFile(path.join(dev, 'truth.json'), 'utf8')) as { truth: Record<string, string | null> }).truth;
+const index = (await readdir(path.join(dev, 'index'))).sort();
+const halfOf = devSplit(index, truth);
+
+let pairs: PairRow[];
+if (process.env.FROM_PAIRS) pairs = (await Promise.all(process.env.FROM_PAIRS.split(',').map(async (f) => JSON.parse(await readFile(f, 'utf8')) as PairRow[]))).flat();
+else {
+  const describe = async (file: string): Promise<Described> => {
+    const img = await decodeImage(await readFile(file), limits);
+    return { thumb: img.thumb, overlap: img.overlap, keypoints: extractAdaptive(img.grey, extraction).count, edgeStd: structureOf(img.thumb).edgeStd };
+  };
+  const missed = new Set<string>();
+  if (process.env.MISSED) {
+    const run = JSON.parse(await readFile(process.env.MISSED, 'utf8')) as { outcomes: Array<{ query: string; expected: string | null; declared: string[] }> };
+    for (const o of run.outcomes) if (o.expected && !o.declared.includes(o.expected)) missed.add(path.basename(o.query));
+  }
+  const t0 = performance.now();
+  const targets = new Map<string, Described>();
+  for (const f of index) targets.set(`index/${f}`, await describe(path.join(dev, 'index', f)));
+  const byHash = (f: string) => f.split('__')[1] ?? f;
+  const all = (await readdir(distractorDir)).sort((a, b) => (byHash(a) < byHash(b) ? -1 : byHash(a) > byHash(b) ? 1 : 0));
+  const step = Math.max(1, Math.floor(all.length / Number(process.env.SAMPLE ?? 2000)));
+  let read = 0;
+  for (let i = 0; i < all.length; i += step) {
+    read++;
+    try {
+      const d = await describe(path.join(distractorDir, all[i]!));
+      if (d.keypoints < config.DENSE_MIN_KEYPOINTS) targets.set(`distractors/${all[i]}`, d);
+    } catch { /* undecodable: not a target */ }
+  }
+  process.stderr.write(`${targets.size - index.length} low-texture distractors of ${read} read, ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+  pairs = [];
+  const [shard, shards] = (process.env.SHARD ?? '0/1').split('/').map(Number) as [number, number];
+  const queries = Object.keys(truth).sort().filter((_, i) => i % shards === shard);
+  for (const [qi, query] of queries.entries()) {
+    const q = await describe(path.join(dev, 'queries', query));
+    if (q.edgeStd < config.DENSE_MIN_EDGE_STD) continue;
+    for (const [rel, t] of targets) {
+      if (Math.min(q.keypoints, t.keypoints) >= config.DENSE_MIN_KEYPOINTS || t.edgeStd < config.DENSE_MIN_EDGE_STD) continue;
+      // The dense check's own placements, confirmed as the service does: then the search never runs.
+      const d = denseCheck(q.thumb, t.thumb);
+      const holds = (m: number[]) => {
+        const a = pinnedAgreement(q.overlap, t.overlap, m);
+        return a.pixels >= OVERLAP_MIN_PIXELS && a.structure >= config.OVERLAP_MIN_STRUCTURE && a.agreement >= config.OVERLAP_MIN_AGREEMENT && a.pinning >= config.DENSE_MIN_PINNING;
+      };
+      if (d.correlation >= config.DENSE_MIN_CORRELATION && d.placements.some((m) => holds(overlapMapOf(m, q.overlap, t.overlap)))) continue;
+      const c = cropSearch(q.overlap, t.overlap);
+      if (c.correlation < config.DENSE_MIN_CORRELATION) continue;
+      const a = pinnedAgreement(q.overlap, t.overlap, c.map);
+      const positive = `index/${truth[query]}` === rel;
+      pairs.push({
+        query, target: rel, half: halfOf(query), transform: transformOf(query), positive, distractor: rel.startsWith('distractors/'),
+        needed: positive && (!process.env.MISSED || missed.has(query)),
+        correlation: c.correlation, fraction: c.fraction, agreement: a.agreement, structure: a.structure, pixels: a.pixels, pinning: a.pinning,
+      });
+    }
+    if (qi % 200 === 0) process.stderr.write(`${qi}/${queries.length} queries, ${pairs.length} pairs over the cut-off, ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+  }
+  if (process.env.CACHE) await writeFile(process.env.CACHE, JSON.stringify(pairs));
+}
+
+interface Rule { agreement: number; pinning: number }
+const passes = (p: PairRow, k: Rule) =>
+  p.pixels >= OVERLAP_MIN_PIXELS && p.structure >= config.OVERLAP_MIN_STRUCTURE && p.agreement >= k.agreement && p.pinning >= k.pinning;
+const f3 = (v: number) => v.toFixed(3);
+const show = (p: PairRow) => `${p.query.slice(0, 46).padEnd(46)} ${p.target.replace(/^distractors\//, 'D:').slice(0, 56).padEnd(56)} corr ${f3(p.correlation)} f ${p.fraction} agr ${f3(p.agreement)} str ${p.structure.toFixed(2)} px ${String(p.pixels).padStart(4)} pin ${f3(p.pinning)}`;
+const calib = pairs.filter((p) => p.half === 'calibration');
+const needed = calib.filter((p) => p.needed);
+const wrong = calib.filter((p) => !p.positive);
+console.log(`${pairs.length} pairs where the search's placement reaches DENSE_MIN_CORRELATION=${config.DENSE_MIN_CORRELATION}; calibration half: ${needed.length} true pairs needing it, ${wrong.length} wrong (${wrong.filter((p) => p.distractor).length} distractors)`);
+
+const agrs = [0.7, 0.75, 0.8, 0.85, 0.9, 0.95];
+const pins = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4];
+console.log(`\n1. [calibration] true pairs verified / wrong pairs passing (of ${needed.length} / ${wrong.length}), by pinning floor (rows) and agreement floor (columns); structure >= ${config.OVERLAP_MIN_STRUCTURE}, pixels >= ${OVERLAP_MIN_PIXELS}`);
+console.log(`   pin   ${agrs.map((a) => `a>=${a}`.padStart(10)).join('')}`);
+for (const i of pins) console.log(`   ${i.toFixed(2).padStart(5)}  ${agrs.map((a) => `${needed.filter((p) => passes(p, { agreement: a, pinning: i })).length}/${wrong.filter((p) => passes(p, { agreement: a, pinning: i })).length}`.padStart(10)).join('')}`);
+// The rule: among the grid points no wrong calibration pair passes, the one verifying most
+// true pairs; ties go to the stricter point (higher agreement, then higher pinning).
+let pick: Rule | undefined;
+let best = -1;
+for (const a of [...agrs].reverse()) {
+  for (const i of [...pins].reverse()) {
+    const k = { agreement: a, pinning: i };
+    if (wrong.some((p) => passes(p, k))) continue;
+    const n = needed.filter((p) => passes(p, k)).length;
+    if (n > best) [best, pick] = [n, k];
+  }
+}
+console.log(`   rule: the grid point with no wrong pair verifying the most true ones: ${pick ? `agreement >= ${pick.agreement}, pinning >= ${pick.pinning} (${best} true)` : 'none'}`);
+console.log(`   config: DENSE_CROP_MIN_AGREEMENT=${config.DENSE_CROP_MIN_AGREEMENT} DENSE_CROP_MIN_PINNING=${config.DENSE_CROP_MIN_PINNING}${pick && (pick.agreement !== config.DENSE_CROP_MIN_AGREEMENT || pick.pinning !== config.DENSE_CROP_MIN_PINNING) ? '  NOTE: differs from the pick' : ''}`);
+console.log('\n   [calibration] wrong pairs over the cut-off, most agreeing first');
+for (const p of [...wrong].sort((x, y) => y.agreement - x.agreement).slice(0, 15)) console.log(`   ${show(p)}`);
+
+const rule: Rule = { agreement: config.DENSE_CROP_MIN_AGREEMENT, pinning: config.DENSE_CROP_MIN_PINNING };
+console.log(`\n2. with the config's floors (agreement >= ${rule.agreement}, pinning >= ${rule.pinning}): per half, true pairs verified of those needing it; wrong pairs passing`);
+for (const h of ['calibration', 'held-back'] as const) {
+  for (const part of ['v2', 'v3'] as const) {
+    const sub = pairs.filter((p) => p.half === h && V2_TRANSFORMS.has(p.transform) === (part === 'v2'));
+    const pos = sub.filter((p) => p.needed);
+    const neg = sub.filter((p) => !p.positive);
+    console.log(`   ${`${h} ${part}`.padEnd(16)} true ${pos.filter((p) => passes(p, rule)).length}/${pos.length}; wrong ${neg.filter((p) => passes(p, rule)).length}/${neg.length} (distractors ${neg.filter((p) => p.distractor && passes(p, rule)).length})`);
+  }
+}
+for (const p of pairs.filter((x) => x.needed && passes(x, rule))) console.log(`   verified [${p.half}] ${show(p)}`);
+for (const p of pairs.filter((x) => !x.positive && passes(x, rule))) console.log(`   WRONG [${p.half}] ${show(p)}`);
