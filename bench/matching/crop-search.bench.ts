@@ -24,7 +24,7 @@ import path from 'node:path';
 import { MatchingConfig } from '@doppel/schemas';
 import { loadConfig } from '@doppel/service-kit';
 import {
-  cropSearch, decodeImage, denseCheck, extractAdaptive, extractionOf, OVERLAP_MIN_PIXELS, OVERLAP_SIDE, overlapMapOf, pinnedAgreement, structureOf, type GreyImage,
+  cropSearch, decodeImage, denseCheck, extractAdaptive, extractionOf, OVERLAP_MIN_PIXELS, OVERLAP_SIDE, overlapMapOf, pinnedAgreement, placementHolds, structureOf, type GreyImage,
 } from '@doppel/instance-matching';
 import { transformOf } from '@doppel/cli';
 import { devSplit, V2_TRANSFORMS, type Half } from './dev-split.bench.js';
@@ -82,11 +82,8 @@ else {
       if (Math.min(q.keypoints, t.keypoints) >= config.DENSE_MIN_KEYPOINTS || t.edgeStd < config.DENSE_MIN_EDGE_STD) continue;
       // The dense check's own placements, confirmed as the service does: then the search never runs.
       const d = denseCheck(q.thumb, t.thumb);
-      const holds = (m: number[]) => {
-        const a = pinnedAgreement(q.overlap, t.overlap, m);
-        return a.pixels >= OVERLAP_MIN_PIXELS && a.structure >= config.OVERLAP_MIN_STRUCTURE && a.agreement >= config.OVERLAP_MIN_AGREEMENT && a.pinning >= config.DENSE_MIN_PINNING;
-      };
-      if (d.correlation >= config.DENSE_MIN_CORRELATION && d.placements.some((m) => holds(overlapMapOf(m, q.overlap, t.overlap)))) continue;
+      const floors = { minStructure: config.OVERLAP_MIN_STRUCTURE, minAgreement: config.OVERLAP_MIN_AGREEMENT, minPinning: config.DENSE_MIN_PINNING };
+      if (d.correlation >= config.DENSE_MIN_CORRELATION && d.placements.some((m) => placementHolds(q.overlap, t.overlap, overlapMapOf(m, q.overlap, t.overlap), floors))) continue;
       const c = cropSearch(q.overlap, t.overlap);
       if (c.correlation < config.DENSE_MIN_CORRELATION) continue;
       const a = pinnedAgreement(q.overlap, t.overlap, c.map);

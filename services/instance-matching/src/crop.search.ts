@@ -13,6 +13,7 @@
  * with the overlap check's agreement and pinning rules (overlap.check.ts), exactly as it
  * confirms the dense check's own placements.
  */
+import { gradientMagnitude, isFlat } from './dense.check.js';
 import { cv, toMat, type GreyImage } from './opencv.binding.js';
 import { mul3 } from './transform.geometry.js';
 
@@ -36,14 +37,6 @@ export interface CropPlacement {
   /** The copy's long side over the neighbour's at that placement (one of DENSE_CROP_FRACTIONS). */
   fraction: number;
 }
-
-function gradientMagnitude(m: cv.Mat): cv.Mat {
-  const gx = m.sobel(cv.CV_32F, 1, 0, 3);
-  const gy = m.sobel(cv.CV_32F, 0, 1, 3);
-  return gx.hMul(gx).add(gy.hMul(gy)).sqrt();
-}
-
-const flat = (m: cv.Mat) => m.meanStdDev().stddev.at(0, 0) < 1e-3;
 
 /** The copy's pixels -> its k-th orientation's (OpenCV's: flipped left-right for k >= 4, then turned clockwise k % 4 times). */
 function orientationMap(k: number, w: number, h: number): number[] {
@@ -91,7 +84,7 @@ function template(p: CopyPlanes, k: number, w: number, h: number): TargetPlanes 
   if (p.templates.has(key)) return p.templates.get(key)!;
   const grey = p.oriented[k]!.resize(h, w, 0, 0, cv.INTER_AREA);
   const edges = gradientMagnitude(grey);
-  const t = flat(grey) || flat(edges) ? null : { grey, edges };
+  const t = isFlat(grey) || isFlat(edges) ? null : { grey, edges };
   p.templates.set(key, t);
   return t;
 }
@@ -105,7 +98,7 @@ export function cropSearch(copy: GreyImage, target: GreyImage): CropPlacement {
   const none: CropPlacement = { correlation: 0, map: [], fraction: 0 };
   if (copy.width < MIN_TEMPLATE || target.width < MIN_TEMPLATE * SHRINK) return none;
   const t = targetPlanes(target);
-  if (flat(t.grey) || flat(t.edges)) return none;
+  if (isFlat(t.grey) || isFlat(t.edges)) return none;
   const c = copyPlanes(copy);
   const [tw, th] = [t.grey.cols, t.grey.rows];
   let best = none;

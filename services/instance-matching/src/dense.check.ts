@@ -14,7 +14,10 @@ export const DENSE_SCALES = [1, 0.85, 0.72, 0.62];
 /** A thumbnail prepared for matchTemplate, with its flatness computed once. */
 interface Prepared { mat: cv.Mat; flat: boolean; side: number }
 
-const prepare = (mat: cv.Mat): Prepared => ({ mat, flat: mat.meanStdDev().stddev.at(0, 0) < 1e-3, side: mat.cols });
+/** No defined correlation: matchTemplate's normalisation divides by this spread. */
+export const isFlat = (mat: cv.Mat): boolean => mat.meanStdDev().stddev.at(0, 0) < 1e-3;
+
+const prepare = (mat: cv.Mat): Prepared => ({ mat, flat: isFlat(mat), side: mat.cols });
 
 /** The image and its INTER_AREA shrinks to each crop scale. */
 function scaled(m: cv.Mat): Prepared[] {
@@ -42,7 +45,7 @@ interface Plane {
 }
 interface Planes { grey: Plane; edges: Plane }
 
-function gradientMagnitude(m: cv.Mat): cv.Mat {
+export function gradientMagnitude(m: cv.Mat): cv.Mat {
   const gx = m.sobel(cv.CV_32F, 1, 0, 3);
   const gy = m.sobel(cv.CV_32F, 0, 1, 3);
   return gx.hMul(gx).add(gy.hMul(gy)).sqrt();

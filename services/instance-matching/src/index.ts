@@ -6,7 +6,7 @@ export { decodeImage } from './image.decode.js';
 export { cv, type GreyImage } from './opencv.binding.js';
 export { denseCheck, denseCorrelation, overlapMapOf } from './dense.check.js';
 export { cropSearch, DENSE_CROP_FRACTIONS } from './crop.search.js';
-export { alignedAgreement, pinnedAgreement, thumbTransform, OVERLAP_MIN_PIXELS, OVERLAP_SIDE, PIN_SLIDES } from './overlap.check.js';
+export { alignedAgreement, pinnedAgreement, placementHolds, thumbTransform, OVERLAP_MIN_PIXELS, OVERLAP_SIDE, PIN_SLIDES } from './overlap.check.js';
 export { linearScale, mul3 } from './transform.geometry.js';
 export { structureOf } from './structure.measure.js';
 export { extractAdaptive, extractFeatures, type Features } from './sift.extract.js';

@@ -263,3 +263,12 @@ export function pinnedAgreement(cand: GreyImage, target: GreyImage, toTarget: re
   }
   return { ...a, pinning: a.agreement - slid };
 }
+
+/** Floors a placement must clear on the overlap thumbnails to be confirmed. */
+export interface PlacementFloors { minStructure: number; minAgreement: number; minPinning: number }
+
+/** Whether a placement is confirmed: enough overlap, structure on both sides, agreement, and pinned. */
+export function placementHolds(cand: GreyImage, target: GreyImage, toTarget: readonly number[], floors: PlacementFloors): boolean {
+  const a = pinnedAgreement(cand, target, toTarget);
+  return a.pixels >= OVERLAP_MIN_PIXELS && a.structure >= floors.minStructure && a.agreement >= floors.minAgreement && a.pinning >= floors.minPinning;
+}

@@ -2,7 +2,7 @@
 import { ByteLru } from './feature.cache.js';
 import { cropSearch } from './crop.search.js';
 import { denseCheck, overlapMapOf } from './dense.check.js';
-import { alignedAgreement, OVERLAP_MIN_PIXELS, pinnedAgreement, thumbTransform } from './overlap.check.js';
+import { alignedAgreement, OVERLAP_MIN_PIXELS, placementHolds, thumbTransform } from './overlap.check.js';
 import { siftAvailable } from './opencv.binding.js';
 import { extractAdaptive, type Features } from './sift.extract.js';
 import { extractCandidateFeatures } from './sift.mirror.js';
@@ -79,17 +79,17 @@ function verify(task: Extract<WorkerTask, { kind: 'verify' }>): PairVerdict {
     const confirm = policy.denseConfirm;
     // The best of thousands of placements of two pictures made of a few straight edges is a
     // coincidence of one line: it counts only where the finer overlap agrees and pins it.
-    const holds = (map: number[], floors: { minAgreement: number; minPinning: number }) => {
-      const a = pinnedAgreement(candidate.overlap, target.overlap, map);
-      return a.pixels >= OVERLAP_MIN_PIXELS && a.structure >= confirm!.minStructure && a.agreement >= floors.minAgreement && a.pinning >= floors.minPinning;
-    };
-    const confirmed = !confirm || d.correlation < confirm.minCorrelation || d.placements.some((m) => holds(overlapMapOf(m, candidate.overlap, target.overlap), confirm));
-    if (confirmed) dense.correlation = d.correlation;
+    const held = confirm !== undefined && d.correlation >= confirm.minCorrelation
+      && d.placements.some((m) => placementHolds(candidate.overlap, target.overlap, overlapMapOf(m, candidate.overlap, target.overlap), confirm));
+    // Under the cut-off the correlation is kept as is: it scores under the threshold anyway.
+    if (!confirm || d.correlation < confirm.minCorrelation || held) dense.correlation = d.correlation;
     // A strip, a corner or a zoom: the squashed, large-scale placements above cannot hold it.
     const crop = policy.denseCropSearch;
-    if (confirm && crop && !(confirmed && d.correlation >= confirm.minCorrelation)) {
+    if (confirm && crop && !held) {
       const c = cropSearch(candidate.overlap, target.overlap);
-      if (c.correlation >= confirm.minCorrelation && holds(c.map, crop)) dense.correlation = Math.max(c.correlation, dense.correlation ?? 0);
+      if (c.correlation >= confirm.minCorrelation && placementHolds(candidate.overlap, target.overlap, c.map, { ...confirm, ...crop })) {
+        dense.correlation = Math.max(c.correlation, dense.correlation ?? 0);
+      }
     }
   }
   if (overlapDue) {
