@@ -67,8 +67,8 @@ const thumbs: GreyImage[] = decoded.map((d) => d.thumb);
 let j = 0;
 console.log(`3. dense check, one pair of 32x32 thumbnails: p50 ${(await time(100, () => denseCorrelation(thumbs[j++ % thumbs.length]!, thumbs[(j + 7) % thumbs.length]!))).toFixed(2)} ms`);
 
-const candidate = { features: extractCandidateFeatures(full[2]!.d.grey, extractionOf(config)), thumb: full[2]!.d.thumb, overlap: full[2]!.d.overlap, structure: structureOf(full[2]!.d.thumb), ownLong: Math.max(full[2]!.d.width, full[2]!.d.height) };
-const targets = full.slice(3, 8).map((x) => ({ features: x.f, thumb: x.d.thumb, overlap: x.d.overlap, structure: structureOf(x.d.thumb), refinable: false, ownLong: Math.max(x.d.width, x.d.height) }));
+const candidate = { features: extractCandidateFeatures(full[2]!.d.grey, extractionOf(config)), thumb: full[2]!.d.thumb, overlap: full[2]!.d.overlap, colour: full[2]!.d.colour, structure: structureOf(full[2]!.d.thumb), ownLong: Math.max(full[2]!.d.width, full[2]!.d.height) };
+const targets = full.slice(3, 8).map((x) => ({ features: x.f, thumb: x.d.thumb, overlap: x.d.overlap, colour: x.d.colour, structure: structureOf(x.d.thumb), refinable: false, ownLong: Math.max(x.d.width, x.d.height) }));
 const policy = { ...verifyOptionsOf(config), acceptInliers: 10, denseMinKeypoints: 0, denseMinEdgeStd: 0 };
 for (const entries of [0, 2 ** 26]) {
   const pool = new WorkerPool({ size: 1, queueLimit: 10, sharedBytes: entries });

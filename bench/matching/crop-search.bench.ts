@@ -27,7 +27,7 @@ import {
   cropSearch, decodeImage, denseCheck, extractAdaptive, extractionOf, OVERLAP_MIN_PIXELS, OVERLAP_SIDE, overlapMapOf, pinnedAgreement, placementHolds, structureOf, type GreyImage,
 } from '@doppel/instance-matching';
 import { transformOf } from '@doppel/cli';
-import { devSplit, V2_TRANSFORMS, type Half } from './dev-split.bench.js';
+import { devSplit, missedQueries, sampledDistractors, V2_TRANSFORMS, type Half } from './dev-split.bench.js';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
 const distractorDir = process.argv[3] ?? '/work/distractors';
@@ -52,23 +52,16 @@ else {
     const img = await decodeImage(await readFile(file), limits);
     return { thumb: img.thumb, overlap: img.overlap, keypoints: extractAdaptive(img.grey, extraction).count, edgeStd: structureOf(img.thumb).edgeStd };
   };
-  const missed = new Set<string>();
-  if (process.env.MISSED) {
-    const run = JSON.parse(await readFile(process.env.MISSED, 'utf8')) as { outcomes: Array<{ query: string; expected: string | null; declared: string[] }> };
-    for (const o of run.outcomes) if (o.expected && !o.declared.includes(o.expected)) missed.add(path.basename(o.query));
-  }
+  const missed = process.env.MISSED ? await missedQueries(process.env.MISSED) : new Set<string>();
   const t0 = performance.now();
   const targets = new Map<string, Described>();
   for (const f of index) targets.set(`index/${f}`, await describe(path.join(dev, 'index', f)));
-  const byHash = (f: string) => f.split('__')[1] ?? f;
-  const all = (await readdir(distractorDir)).sort((a, b) => (byHash(a) < byHash(b) ? -1 : byHash(a) > byHash(b) ? 1 : 0));
-  const step = Math.max(1, Math.floor(all.length / Number(process.env.SAMPLE ?? 2000)));
-  let read = 0;
-  for (let i = 0; i < all.length; i += step) {
-    read++;
+  const sample = await sampledDistractors(distractorDir, Number(process.env.SAMPLE ?? 2000));
+  const read = sample.length;
+  for (const f of sample) {
     try {
-      const d = await describe(path.join(distractorDir, all[i]!));
-      if (d.keypoints < config.DENSE_MIN_KEYPOINTS) targets.set(`distractors/${all[i]}`, d);
+      const d = await describe(path.join(distractorDir, f));
+      if (d.keypoints < config.DENSE_MIN_KEYPOINTS) targets.set(`distractors/${f}`, d);
     } catch { /* undecodable: not a target */ }
   }
   process.stderr.write(`${targets.size - index.length} low-texture distractors of ${read} read, ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);

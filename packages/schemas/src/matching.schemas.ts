@@ -253,6 +253,33 @@ export const MatchingConfig = Type.Object(
       default: 0.25,
       description: 'Pinning the crop search\'s placement needs: slid 6 or 10 px along its edges, the agreement drops by at least this much (bench/matching/crop-search.bench.ts).',
     }),
+    TONE_CHECK: Type.Boolean({
+      default: true,
+      description: 'A pair SIFT leaves undecided whose pictures have one aspect (within TONE_MAX_ASPECT_GAP) is also compared as a whole, upright copy on the colour planes of the 96-px thumbnails, so greyscale, sepia and posterized or channel-wrapped copies verify (bench/matching/tone-check.bench.ts).',
+    }),
+    TONE_MAX_ASPECT_GAP: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      default: 0.03,
+      description: 'Largest |log| ratio of the two aspects the tone check takes for one picture (a 96-px thumbnail rounds its short side to whole pixels: 1 px in 54 is 1.9%).',
+    }),
+    TONE_MIN_STRUCTURE: Type.Number({
+      minimum: 0,
+      default: 3,
+      description: 'Structure both sides need for the tone check (RMS of the coherent colour-plane double-angle gradient field around its mean, levels/px of the 96-px thumbnail; bench/matching/tone-check.bench.ts).',
+    }),
+    TONE_MIN_AGREEMENT: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      default: 0.5,
+      description: 'Colour-plane gradient agreement that the tone check needs, over the whole pictures and over their middle 60%, and maps to THRESHOLD (bench/matching/tone-check.bench.ts).',
+    }),
+    TONE_MIN_PINNING: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      default: 0.15,
+      description: 'Pinning the tone check needs: slid 6 or 10 px along its edges, the agreement drops by at least this much (bench/matching/tone-check.bench.ts).',
+    }),
     OVERLAP_BELOW_KEYPOINTS: Type.Integer({
       minimum: 0,
       maximum: 20000,

@@ -33,6 +33,8 @@ export interface DecodedImage {
   thumb: GreyImage;
   /** Aspect-kept thumbnail (long side `overlapSide`) for the overlap check; empty when not asked for. */
   overlap: GreyImage;
+  /** The same thumbnail's red, green and blue planes (the tone check, overlap.check.ts); none when not asked for. */
+  colour: GreyImage[];
   /** The picture's own size (before EXIF rotation), whatever the working size. */
   width: number;
   height: number;
@@ -46,6 +48,17 @@ async function rawGrey(pipeline: sharp.Sharp): Promise<GreyImage> {
   const out = new Uint8Array(info.width * info.height);
   for (let i = 0; i < out.length; i++) out[i] = data[i * info.channels]!;
   return { width: info.width, height: info.height, data: out };
+}
+
+/** The picture's red, green and blue planes (a grey picture gives three equal planes). */
+async function rawPlanes(pipeline: sharp.Sharp): Promise<GreyImage[]> {
+  const { data, info } = await pipeline.toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  const n = info.width * info.height;
+  return [0, 1, 2].map((c) => {
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) out[i] = data[i * info.channels + Math.min(c, info.channels - 1)]!;
+    return { width: info.width, height: info.height, data: out };
+  });
 }
 
 /** The picture shrunk to fit `long` x `long`, as a new pipeline (a second resize needs the first one's pixels). */
@@ -65,13 +78,15 @@ export async function decodeImage(input: Buffer, limits: DecodeLimits): Promise<
     const long = resample ?? own;
     const enlarge = long < (limits.enlargeBelow ?? 0);
     const side = limits.overlapSide ?? 0;
-    const [grey, thumb, overlap] = await Promise.all([
+    const small = () => image.clone().resize({ width: side, height: side, fit: 'inside' });
+    const [grey, thumb, overlap, colour] = await Promise.all([
       rawGrey(enlarge
         ? image.clone().resize({ width: 2 * long, height: 2 * long, fit: 'inside' })
         : image.clone().resize({ width: limits.width, height: limits.height, fit: 'inside', withoutEnlargement: true })),
       rawGrey(image.clone().resize({ width: limits.thumbSize, height: limits.thumbSize, fit: 'fill' })),
-      side > 0 ? rawGrey(image.clone().resize({ width: side, height: side, fit: 'inside' })) : Promise.resolve(EMPTY),
+      side > 0 ? rawGrey(small()) : Promise.resolve(EMPTY),
+      side > 0 ? rawPlanes(small()) : Promise.resolve([]),
     ]);
-    return { grey, thumb, overlap, width, height };
+    return { grey, thumb, overlap, colour, width, height };
   });
 }

@@ -6,7 +6,7 @@ export { decodeImage } from './image.decode.js';
 export { cv, type GreyImage } from './opencv.binding.js';
 export { denseCheck, denseCorrelation, overlapMapOf } from './dense.check.js';
 export { cropSearch, DENSE_CROP_FRACTIONS } from './crop.search.js';
-export { alignedAgreement, pinnedAgreement, placementHolds, thumbTransform, OVERLAP_MIN_PIXELS, OVERLAP_SIDE, PIN_SLIDES } from './overlap.check.js';
+export { alignedAgreement, clears, pinnedAgreement, placementHolds, thumbTransform, OVERLAP_MIN_PIXELS, OVERLAP_SIDE, PIN_SLIDES } from './overlap.check.js';
 export { linearScale, mul3 } from './transform.geometry.js';
 export { structureOf } from './structure.measure.js';
 export { extractAdaptive, extractFeatures, type Features } from './sift.extract.js';
@@ -14,3 +14,4 @@ export { extractCandidateFeatures, mirrorFeatures, type CandidateFeatures } from
 export { MIN_SPREAD_CELLS, verifyPass, verifySift } from './sift.verify.js';
 export { candidateMatches, oneToOneMatches, type DescriptorKernel } from './descriptor.match.js';
 export type { Hypothesis, SiftVerification } from './sift.verify.js';
+export { aspectGap, toneAgreement } from './tone.check.js';

@@ -105,8 +105,8 @@ export function createMatcher(deps: MatcherDeps) {
     height: config.HEIGHT,
     thumbSize: DENSE_THUMB,
     enlargeBelow: config.ENLARGE_BELOW,
-    // The overlap thumbnail serves the overlap check and the confirmation of the dense check.
-    overlapSide: config.OVERLAP_BELOW_KEYPOINTS > 0 || config.DENSE_MIN_PINNING > 0 ? OVERLAP_SIDE : 0,
+    // The overlap thumbnail serves the overlap check, the confirmation of the dense check and the tone check.
+    overlapSide: config.OVERLAP_BELOW_KEYPOINTS > 0 || config.DENSE_MIN_PINNING > 0 || config.TONE_CHECK ? OVERLAP_SIDE : 0,
   };
   const fineLimits: DecodeLimits = { ...limits, width: config.FINE_SIDE, height: config.FINE_SIDE, overlapSide: 0 };
   const extraction = extractionOf(config);
@@ -125,7 +125,7 @@ export function createMatcher(deps: MatcherDeps) {
     const t1 = performance.now();
     const r = await pool.run({ kind: 'extract-candidate', image: img.grey, extraction }, { signal });
     if (r.kind !== 'extract-candidate') throw new Error('unexpected worker result');
-    const cand = { key: freshKey('candidate'), value: { features: r.features, thumb: img.thumb, overlap: img.overlap, structure: structureOf(img.thumb), ownLong: ownLongOf(img) } };
+    const cand = { key: freshKey('candidate'), value: { features: r.features, thumb: img.thumb, overlap: img.overlap, colour: img.colour, structure: structureOf(img.thumb), ownLong: ownLongOf(img) } };
     return { cand, refinable: refinableAt(img), decodeMs: t1 - t0, extractMs: performance.now() - t1 };
   }
 
@@ -142,12 +142,12 @@ export function createMatcher(deps: MatcherDeps) {
     const held = cache.get(key) as Shared<TargetFeatures> | undefined;
     if (held?.value && 'refinable' in held.value) {
       const t = held.value;
-      const value: PreparedCandidate = { features: { plain: t.features, mirrored: mirrorFeatures(t.features) }, thumb: t.thumb, overlap: t.overlap, structure: t.structure, ownLong: t.ownLong };
+      const value: PreparedCandidate = { features: { plain: t.features, mirrored: mirrorFeatures(t.features) }, thumb: t.thumb, overlap: t.overlap, colour: t.colour, structure: t.structure, ownLong: t.ownLong };
       return { cand: { key: freshKey('candidate'), value }, refinable: t.refinable, decodeMs: 0, extractMs: 0 };
     }
     const x = await extractCandidate(await readLimited(f.file, f.size), signal);
     const c = x.cand.value!;
-    const target: Shared<TargetFeatures> = { key, value: { features: c.features.plain, thumb: c.thumb, overlap: c.overlap, structure: c.structure, refinable: x.refinable, ownLong: c.ownLong } };
+    const target: Shared<TargetFeatures> = { key, value: { features: c.features.plain, thumb: c.thumb, overlap: c.overlap, colour: c.colour, structure: c.structure, refinable: x.refinable, ownLong: c.ownLong } };
     cache.set(key, target, sharedBytes(target.value));
     return x;
   }
@@ -184,7 +184,7 @@ export function createMatcher(deps: MatcherDeps) {
     const img = await decodeImage(bytes, limits);
     const r = await pool.run({ kind: 'extract-target', image: img.grey, extraction });
     if (r.kind !== 'extract-target') throw new Error('unexpected worker result');
-    return { key, value: { features: r.features, thumb: img.thumb, overlap: img.overlap, structure: structureOf(img.thumb), refinable: refinableAt(img), ownLong: ownLongOf(img) } };
+    return { key, value: { features: r.features, thumb: img.thumb, overlap: img.overlap, colour: img.colour, structure: structureOf(img.thumb), refinable: refinableAt(img), ownLong: ownLongOf(img) } };
   }
 
   /** The target's SIFT features only, decoded under other limits (its fine or its resampled description). */
@@ -234,6 +234,9 @@ export function createMatcher(deps: MatcherDeps) {
     ...(config.DENSE_MIN_PINNING > 0
       ? { denseConfirm: { minCorrelation: config.DENSE_MIN_CORRELATION, minAgreement: config.OVERLAP_MIN_AGREEMENT, minStructure: config.OVERLAP_MIN_STRUCTURE, minPinning: config.DENSE_MIN_PINNING }, ...(config.DENSE_CROP_SEARCH ? { denseCropSearch: { minAgreement: config.DENSE_CROP_MIN_AGREEMENT, minPinning: config.DENSE_CROP_MIN_PINNING } } : {}) }
       : {}),
+    ...(config.TONE_CHECK
+      ? { tone: { maxAspectGap: config.TONE_MAX_ASPECT_GAP, minStructure: config.TONE_MIN_STRUCTURE, minAgreement: config.TONE_MIN_AGREEMENT, minPinning: config.TONE_MIN_PINNING } }
+      : {}),
     ...(fineExtraction ? { fineMinMatches: config.FINE_MIN_MATCHES } : {}),
     ...(config.RESAMPLE_SMALL ? { resampleMinMatches: config.RESAMPLE_MIN_MATCHES } : {}),
     ...(config.OVERLAP_BELOW_KEYPOINTS > 0
@@ -258,6 +261,7 @@ export function createMatcher(deps: MatcherDeps) {
       const dense = Math.max(
         v.correlation !== undefined ? denseScore(v.correlation, config.DENSE_MIN_CORRELATION, config.THRESHOLD) : 0,
         v.agreement !== undefined ? denseScore(v.agreement, config.OVERLAP_MIN_AGREEMENT, config.THRESHOLD) : 0,
+        v.toneAgreement !== undefined ? denseScore(v.toneAgreement, config.TONE_MIN_AGREEMENT, config.THRESHOLD) : 0,
       );
       if (dense > sift) return { score: dense, method: 'dense' };
     }

@@ -51,45 +51,60 @@ interface Field {
   height: number;
 }
 
-/** Double-angle gradient fields of a float grey Mat (Sobel on a lightly smoothed copy). */
-function fieldOf(grey: cv.Mat): Field {
-  const w = grey.cols;
-  const h = grey.rows;
-  const smooth = grey.gaussianBlur(new cv.Size(3, 3), 0.8);
+/**
+ * Double-angle gradient fields of float Mats of one picture: a grey Mat, or its colour
+ * planes. With planes, each plane's field is taken apart and the fields are averaged (the
+ * colour structure tensor): any tone curve applied to a plane, even one that is not
+ * monotone (a wrapped or posterized channel), keeps that plane's level lines and so the
+ * orientation of its gradients, which a grey mix of remapped planes does not.
+ */
+function fieldOf(planes: readonly cv.Mat[]): Field {
+  const w = planes[0]!.cols;
+  const h = planes[0]!.rows;
   const n = w * h;
-  const gx = copyOut(smooth.sobel(cv.CV_32F, 1, 0, 3).getData(), new Float32Array(n));
-  const gy = copyOut(smooth.sobel(cv.CV_32F, 0, 1, 3).getData(), new Float32Array(n));
   const mag = new Float32Array(n);
-  // Sobel 3x3 sums 8 weighted differences: /8 gives grey levels per pixel.
-  for (let i = 0; i < n; i++) mag[i] = Math.hypot(gx[i]!, gy[i]!) / 8;
-  const local = boxMean(mag, w, h, 3);
   const rc = new Float32Array(n);
   const rs = new Float32Array(n);
+  const gx = new Float32Array(n);
+  const gy = new Float32Array(n);
+  for (const plane of planes) {
+    const smooth = plane.gaussianBlur(new cv.Size(3, 3), 0.8);
+    copyOut(smooth.sobel(cv.CV_32F, 1, 0, 3).getData(), gx);
+    copyOut(smooth.sobel(cv.CV_32F, 0, 1, 3).getData(), gy);
+    for (let i = 0; i < n; i++) {
+      // Sobel 3x3 sums 8 weighted differences: /8 gives grey levels per pixel.
+      const x = gx[i]! / 8;
+      const y = gy[i]! / 8;
+      const m = Math.hypot(x, y);
+      if (m === 0) continue;
+      mag[i]! += m / planes.length;
+      // |g| (cos 2t, sin 2t) = ((x^2 - y^2) / |g|, 2xy / |g|).
+      rc[i]! += (x * x - y * y) / m / planes.length;
+      rs[i]! += (2 * x * y) / m / planes.length;
+    }
+  }
+  const local = boxMean(mag, w, h, 3);
   const nc = new Float32Array(n);
   const ns = new Float32Array(n);
   for (let i = 0; i < n; i++) {
-    const m = mag[i]!;
-    if (m === 0) continue;
-    const x = gx[i]! / 8;
-    const y = gy[i]! / 8;
-    // |g| (cos 2t, sin 2t) = ((x^2 - y^2) / |g|, 2xy / |g|).
-    const c = (x * x - y * y) / m;
-    const sn = (2 * x * y) / m;
-    rc[i] = c;
-    rs[i] = sn;
+    if (mag[i] === 0) continue;
     const k = 1 / (local[i]! + CONTRAST_FLOOR);
-    nc[i] = c * k;
-    ns[i] = sn * k;
+    nc[i] = rc[i]! * k;
+    ns[i] = rs[i]! * k;
   }
   return { nc, ns, cc: boxMean(rc, w, h, 2), cs: boxMean(rs, w, h, 2), rc, rs, width: w, height: h };
 }
 
+/** A picture for the check: its grey thumbnail, or its colour planes (all of one size). */
+export type Planes = GreyImage | readonly GreyImage[];
+const planesOf = (img: Planes): readonly GreyImage[] => (Array.isArray(img) ? img : [img as GreyImage]);
+
 /** The target's field, computed once per thumbnail (a worker keeps its targets, and so their fields). */
-const targetFields = new WeakMap<GreyImage, Field>();
-function targetField(img: GreyImage): Field {
+const targetFields = new WeakMap<object, Field>();
+function targetField(img: Planes): Field {
   let f = targetFields.get(img);
   if (!f) {
-    f = fieldOf(toMat(img).convertTo(cv.CV_32F));
+    f = fieldOf(planesOf(img).map((p) => toMat(p).convertTo(cv.CV_32F)));
     targetFields.set(img, f);
   }
   return f;
@@ -161,18 +176,22 @@ const NONE: AlignedAgreement = { agreement: 0, grey: 0, structure: 0, pixels: 0,
  * pixels) and compares the overlap: the correlation of the two gradient fields there, the
  * structure each side holds there, and its size.
  */
-export function alignedAgreement(cand: GreyImage, target: GreyImage, toTarget: readonly number[]): AlignedAgreement {
+export function alignedAgreement(candImage: Planes, targetImage: Planes, toTarget: readonly number[], keep?: Uint8Array): AlignedAgreement {
+  const [cand, target] = [planesOf(candImage)[0]!, planesOf(targetImage)[0]!];
   if (cand.width < 4 || target.width < 4) return NONE;
   const size = new cv.Size(target.width, target.height);
   const m = new cv.Mat([toTarget.slice(0, 3), toTarget.slice(3, 6), toTarget.slice(6, 9)], cv.CV_64F);
-  const warped = toMat(cand).convertTo(cv.CV_32F).warpPerspective(m, size, cv.INTER_LINEAR, cv.BORDER_REPLICATE);
+  const warp = (p: GreyImage) => toMat(p).convertTo(cv.CV_32F).warpPerspective(m, size, cv.INTER_LINEAR, cv.BORDER_REPLICATE);
+  const warpedPlanes = planesOf(candImage).map(warp);
+  const warped = warpedPlanes[0]!;
   const ones = new cv.Mat(cand.height, cand.width, cv.CV_8U, 255);
   // Pixels near the warped border mix picture and outside: shrink the mask past the Sobel and blur support.
   const valid = ones.warpPerspective(m, size, cv.INTER_NEAREST, cv.BORDER_CONSTANT).erode(new cv.Mat(5, 5, cv.CV_8U, 1));
   const n = target.width * target.height;
   const mask = copyOut(valid.getData(), new Uint8Array(n));
-  const a = fieldOf(warped);
-  const b = targetField(target);
+  if (keep) for (let i = 0; i < n; i++) if (keep[i] === 0) mask[i] = 0;
+  const a = fieldOf(warpedPlanes);
+  const b = targetField(targetImage);
   const wg = copyOut(warped.getData(), new Float32Array(n));
   let count = 0;
   const sums = new Float64Array(14);
@@ -253,13 +272,13 @@ const shifted = (dx: number, dy: number, m: readonly number[]) => mul3([1, 0, dx
  * shifts, was tried: it let a flag with a T-junction reach 0.087 against a facade, and the
  * floor the curve then picks loses ten true pairs; bench/matching/dense-confirm.bench.ts.)
  */
-export function pinnedAgreement(cand: GreyImage, target: GreyImage, toTarget: readonly number[]): PinnedAgreement {
-  const a = alignedAgreement(cand, target, toTarget);
+export function pinnedAgreement(cand: Planes, target: Planes, toTarget: readonly number[], keep?: Uint8Array): PinnedAgreement {
+  const a = alignedAgreement(cand, target, toTarget, keep);
   if (a.pixels === 0) return { ...a, pinning: 0 };
   const [dx, dy] = [Math.cos(a.edgeAngle), Math.sin(a.edgeAngle)];
   let slid = Number.NEGATIVE_INFINITY;
   for (const px of PIN_SLIDES) {
-    for (const d of [px, -px]) slid = Math.max(slid, alignedAgreement(cand, target, shifted(d * dx, d * dy, toTarget)).agreement);
+    for (const d of [px, -px]) slid = Math.max(slid, alignedAgreement(cand, target, shifted(d * dx, d * dy, toTarget), keep).agreement);
   }
   return { ...a, pinning: a.agreement - slid };
 }
@@ -267,8 +286,10 @@ export function pinnedAgreement(cand: GreyImage, target: GreyImage, toTarget: re
 /** Floors a placement must clear on the overlap thumbnails to be confirmed. */
 export interface PlacementFloors { minStructure: number; minAgreement: number; minPinning: number }
 
-/** Whether a placement is confirmed: enough overlap, structure on both sides, agreement, and pinned. */
-export function placementHolds(cand: GreyImage, target: GreyImage, toTarget: readonly number[], floors: PlacementFloors): boolean {
-  const a = pinnedAgreement(cand, target, toTarget);
-  return a.pixels >= OVERLAP_MIN_PIXELS && a.structure >= floors.minStructure && a.agreement >= floors.minAgreement && a.pinning >= floors.minPinning;
-}
+/** Whether an agreement clears the floors: enough overlap, structure on both sides, agreement, and pinned. */
+export const clears = (a: PinnedAgreement, floors: PlacementFloors): boolean =>
+  a.pixels >= OVERLAP_MIN_PIXELS && a.structure >= floors.minStructure && a.agreement >= floors.minAgreement && a.pinning >= floors.minPinning;
+
+/** Whether a placement is confirmed (`clears` at that placement). */
+export const placementHolds = (cand: Planes, target: Planes, toTarget: readonly number[], floors: PlacementFloors): boolean =>
+  clears(pinnedAgreement(cand, target, toTarget), floors);

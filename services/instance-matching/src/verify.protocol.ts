@@ -12,6 +12,8 @@ export interface TargetFeatures {
   thumb: GreyImage;
   /** Aspect-kept thumbnail of the overlap check (overlap.check.ts). */
   overlap: GreyImage;
+  /** Its red, green and blue planes (the tone check); none when not decoded with them. */
+  colour: GreyImage[];
   structure: Structure;
   /** The picture is larger than the working size, so a fine description (FINE_SIDE) adds keypoints. */
   refinable: boolean;
@@ -24,6 +26,8 @@ export interface PreparedCandidate {
   thumb: GreyImage;
   /** Aspect-kept thumbnail of the overlap check (overlap.check.ts). */
   overlap: GreyImage;
+  /** Its red, green and blue planes (the tone check); none when not decoded with them. */
+  colour: GreyImage[];
   structure: Structure;
   /** The picture's own long side in pixels: a copy smaller than a neighbour's working size holds none of its finer detail. */
   ownLong: number;
@@ -49,6 +53,12 @@ export interface VerifyPolicy extends VerifyOptions {
    * placements gives an unrelated pair more chances, so its floors are its own (needs `denseConfirm`).
    */
   denseCropSearch?: { minAgreement: number; minPinning: number };
+  /**
+   * The tone check (absent: never): a pair SIFT leaves undecided whose two pictures have one
+   * aspect (within `maxAspectGap`, as a log ratio) is compared as a whole, upright copy on the
+   * colour planes of the overlap thumbnails, and holds with these floors (overlap.check.ts).
+   */
+  tone?: { maxAspectGap: number; minStructure: number; minAgreement: number; minPinning: number };
   /**
    * Coarse-to-fine: an undecided pair with at least this many one-to-one matches is
    * verified again against the target's fine features (absent: never).
@@ -110,6 +120,8 @@ export interface PairVerdict {
   correlation?: number;
   /** Overlap check only: gradient agreement over the aligned overlap. */
   agreement?: number;
+  /** Tone check only: colour-plane gradient agreement of the whole, upright pictures (set only when it holds). */
+  toneAgreement?: number;
   mirrored: boolean;
   region?: Quad;
   queryRegion?: Quad;

@@ -2,8 +2,9 @@
 import { ByteLru } from './feature.cache.js';
 import { cropSearch } from './crop.search.js';
 import { denseCheck, overlapMapOf } from './dense.check.js';
-import { alignedAgreement, OVERLAP_MIN_PIXELS, placementHolds, thumbTransform } from './overlap.check.js';
+import { alignedAgreement, clears, OVERLAP_MIN_PIXELS, placementHolds, thumbTransform } from './overlap.check.js';
 import { siftAvailable } from './opencv.binding.js';
+import { toneAgreement } from './tone.check.js';
 import { extractAdaptive, type Features } from './sift.extract.js';
 import { extractCandidateFeatures } from './sift.mirror.js';
 import { verifySift } from './sift.verify.js';
@@ -66,6 +67,14 @@ function verify(task: Extract<WorkerTask, { kind: 'verify' }>): PairVerdict {
   const verdict: PairVerdict = { method: 'sift', inliers: sift.inliers, mirrored: sift.mirrored, region: sift.region, queryRegion: sift.queryRegion, ...(fine ? { fine } : {}), ...(resampled ? { resampled } : {}) };
   if (sift.inliers >= policy.acceptInliers) return verdict;
   const siftFailed: PairVerdict = { ...verdict, reason: sift.failure ?? 'below_threshold' };
+  // A whole, upright copy with its tones remapped: whatever the keypoint counts, since a
+  // posterized copy of a detailed picture loses its keypoints too. A near-flat side proves
+  // nothing here either.
+  const tone = policy.tone;
+  if (tone && candidate.structure.edgeStd >= policy.denseMinEdgeStd && target.structure.edgeStd >= policy.denseMinEdgeStd) {
+    const a = toneAgreement(candidate.colour, target.colour, tone.maxAspectGap);
+    if (a && clears(a, tone) && a.centre >= tone.minAgreement) return { ...verdict, method: 'dense', toneAgreement: a.agreement };
+  }
   const fewest = Math.min(candidate.features.plain.count, target.features.count);
   const overlapDue = policy.overlap !== undefined && fewest < policy.overlap.belowKeypoints && sift.hypothesis !== undefined;
   if (fewest >= policy.denseMinKeypoints && !overlapDue) return siftFailed;

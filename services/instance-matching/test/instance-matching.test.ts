@@ -21,7 +21,7 @@ import { cropSearch } from '../src/crop.search.js';
 import { project } from '../src/transform.geometry.js';
 import { sharedBytes, type PairVerdict, type PreparedCandidate, type TargetFeatures, type WorkerResult } from '../src/verify.protocol.js';
 import { TaskTimeoutError } from '../src/worker.pool.js';
-import { bandFlag, dottedScene, duneScene, facadeScene, HARD_COPIES, lowTextureScene, nearFlat, smoothGradient, texturedScene, TRANSFORMS, wavyBands } from './scenes.fixture.js';
+import { bandFlag, dottedScene, duneScene, facadeScene, HARD_COPIES, lowTextureScene, nearFlat, smoothGradient, texturedScene, TRANSFORMS, wavyBands, wrappedPosterize } from './scenes.fixture.js';
 
 type Started = Listening;
 
@@ -648,8 +648,9 @@ describe('a small copy against its neighbour at the copy\'s resolution', () => {
     await writeFile(path.join(root, 'dotted-other.png'), await dottedScene(162));
     await writeFile(path.join(root, 'thumb.jpg'), await sharp(dotted).resize({ width: 120 }).jpeg({ quality: 40 }).toBuffer());
     // The gate is opened (0 matches): this pair's first pass has too few matches for the default.
-    on = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1', RESAMPLE_MIN_MATCHES: '0' });
-    off = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1', RESAMPLE_SMALL: 'false' });
+    // The tone check is off in both: it also verifies this whole, upright thumbnail, and the pass under test is the resampled one.
+    on = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1', RESAMPLE_MIN_MATCHES: '0', TONE_CHECK: 'false' });
+    off = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1', RESAMPLE_SMALL: 'false', TONE_CHECK: 'false' });
   });
   after(async () => {
     await Promise.all([on.close(), off.close()]);
@@ -787,6 +788,62 @@ describe('the crop search of the dense check', () => {
     // The strip's centre row lands on the original's row 362 of 640, in its 96 x 60 thumbnail.
     const [x, y] = project(c.map, (strip.width - 1) / 2, (strip.height - 1) / 2)!;
     assert.ok(Math.abs(x - (target.width - 1) / 2) < 2 && Math.abs(y - (362 / 640) * target.height) < 2, JSON.stringify({ x, y, c }));
+  });
+});
+
+describe('the tone check', () => {
+  let root: string;
+  let s: Started;
+  let off: Started;
+  const originals = ['soft3.jpg', 'soft5.jpg', 'waves.jpg', 'soft7.jpg', 'gradient.jpg', 'facade.jpg'];
+
+  before(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'doppel-tone-'));
+    // Drawn, no noise but JPEG's: the same pixels every run. All 640 x 400, so every pair has one aspect.
+    const pictures: Record<string, Buffer> = {
+      'soft3.jpg': await lowTextureScene(3), 'soft5.jpg': await lowTextureScene(5), 'soft7.jpg': await lowTextureScene(7),
+      'waves.jpg': await wavyBands(), 'gradient.jpg': await smoothGradient(43), 'facade.jpg': await facadeScene(),
+    };
+    for (const [name, png] of Object.entries(pictures)) await writeFile(path.join(root, name), png);
+    for (const name of ['soft3.jpg', 'soft5.jpg', 'waves.jpg']) await writeFile(path.join(root, `vivid-${name}`), await wrappedPosterize(pictures[name]!));
+    s = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1' });
+    off = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1', TONE_CHECK: 'false' });
+  });
+  after(async () => {
+    await s.close();
+    await off.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('when a channel-wrapped, posterized copy of a low-texture picture is matched, then the tone check verifies its original and nothing else, and without it nothing verifies', async () => {
+    for (const name of ['soft3.jpg', 'soft5.jpg', 'waves.jpg']) {
+      const copy = `vivid-${name}`;
+      const r = await call(s.base, 'POST', '/match', { candidate: copy, neighbors: originals });
+      assert.equal(r.status, 200);
+      const { duplicated, checked } = r.body.response;
+      assert.deepEqual(duplicated.map((d: { relative_path: string }) => d.relative_path), [name], `${copy}: ${JSON.stringify(checked)}`);
+      assert.equal(duplicated[0].method, 'dense');
+      const without = await call(off.base, 'POST', '/match', { candidate: copy, neighbors: originals });
+      assert.deepEqual(without.body.response.duplicated, [], `${copy}: ${JSON.stringify(without.body.response.checked)}`);
+    }
+  });
+
+  it('when two unrelated low-texture pictures of one aspect are matched, bare, under one caption bar, or under one caption bar and white frame, then the tone check declares nothing', async () => {
+    const r = await call(s.base, 'POST', '/match', { candidate: 'soft7.jpg', neighbors: originals.filter((o) => o !== 'soft7.jpg') });
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body.response.duplicated, [], JSON.stringify(r.body.response.checked));
+    // The overlay's edges agree and its text pins them; the pictures under it do not agree.
+    const framed = async (png: Buffer) => TRANSFORMS.border!(await TRANSFORMS.caption!(png));
+    for (const overlay of [TRANSFORMS.caption!, framed]) {
+      for (const [a, b] of [[31, 32], [7, 11]]) {
+        const c = await call(s.base, 'POST', '/compare', {
+          candidate_base64: (await overlay(await lowTextureScene(a!))).toString('base64'),
+          target_base64: (await overlay(await lowTextureScene(b!))).toString('base64'),
+        });
+        assert.equal(c.status, 200);
+        assert.equal(c.body.response.duplicated, false, JSON.stringify(c.body.response));
+      }
+    }
   });
 });
 
@@ -932,12 +989,12 @@ describe('features kept by the worker processes', () => {
     const copy = await sharp(original).resize({ width: 400 }).flop().jpeg({ quality: 60 }).toBuffer();
     const c = await features(copy, 'extract-candidate');
     assert.equal(c.kind, 'extract-candidate');
-    candidate = { features: c.features, thumb: { width: 32, height: 32, data: new Uint8Array(1024) }, overlap: { width: 0, height: 0, data: new Uint8Array(0) }, structure: { greyStd: 0, edgeStd: 0 }, ownLong: 400 };
+    candidate = { features: c.features, thumb: { width: 32, height: 32, data: new Uint8Array(1024) }, overlap: { width: 0, height: 0, data: new Uint8Array(0) }, colour: [], structure: { greyStd: 0, edgeStd: 0 }, ownLong: 400 };
     targets = [];
     for (const png of [original, await texturedScene(22), await texturedScene(23)]) {
       const t = await features(png, 'extract-target');
       assert.equal(t.kind, 'extract-target');
-      targets.push({ features: t.features, thumb: { width: 32, height: 32, data: new Uint8Array(1024) }, overlap: { width: 0, height: 0, data: new Uint8Array(0) }, structure: { greyStd: 0, edgeStd: 0 }, refinable: false, ownLong: 512 });
+      targets.push({ features: t.features, thumb: { width: 32, height: 32, data: new Uint8Array(1024) }, overlap: { width: 0, height: 0, data: new Uint8Array(0) }, colour: [], structure: { greyStd: 0, edgeStd: 0 }, refinable: false, ownLong: 512 });
     }
     await extractor.close();
   });

@@ -187,3 +187,14 @@ export async function dottedScene(seed: number, width = 1024, height = 768): Pro
   for (let i = 0; i < 3000; i++) parts.push(`<circle cx="${r() * width}" cy="${r() * height}" r="${4 * (0.5 + r())}" fill="${col()}"/>`);
   return sharp(Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${parts.join('')}</svg>`)).removeAlpha().png().toBuffer();
 }
+
+/**
+ * A colour boost done in 8-bit arithmetic: each channel scaled past 255 wraps around (so its
+ * tone curve is not monotone: white turns dark), then posterized to 8 levels.
+ */
+export async function wrappedPosterize(img: Buffer): Promise<Buffer> {
+  const { data, info } = await sharp(img).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  // & 0xe0 keeps bits 5-7 of the sum: the wrap (mod 256) and the 8 levels at once.
+  for (let i = 0; i < data.length; i++) data[i] = (Math.round(data[i]! * 1.8) + 40) & 0xe0;
+  return sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels } }).jpeg({ quality: 90 }).toBuffer();
+}
