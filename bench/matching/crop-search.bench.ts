@@ -19,15 +19,14 @@
  * low-texture distractor meets every query, so a floor with no wrong pair here is a
  * conservative one. A wrong pair that passes would be declared: SIFT gives it no 10 inliers.
  */
-import { readdir, readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { MatchingConfig } from '@doppel/schemas';
 import { loadConfig } from '@doppel/service-kit';
 import {
   cropSearch, decodeImage, denseCheck, extractAdaptive, extractionOf, OVERLAP_MIN_PIXELS, OVERLAP_SIDE, overlapMapOf, pinnedAgreement, placementHolds, structureOf, type GreyImage,
 } from '@doppel/instance-matching';
 import { transformOf } from '@doppel/cli';
-import { devSplit, missedQueries, sampledDistractors, V2_TRANSFORMS, type Half } from './dev-split.bench.js';
+import { devSet, keptRows, missedQueries, sweepDevPairs, V2_TRANSFORMS, type Half } from './dev-split.bench.js';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
 const distractorDir = process.argv[3] ?? '/work/distractors';
@@ -41,55 +40,37 @@ interface PairRow {
 }
 interface Described { thumb: GreyImage; overlap: GreyImage; keypoints: number; edgeStd: number }
 
-const truth = (JSON.parse(await readFile(path.join(dev, 'truth.json'), 'utf8')) as { truth: Record<string, string | null> }).truth;
-const index = (await readdir(path.join(dev, 'index'))).sort();
-const halfOf = devSplit(index, truth);
+const { truth, halfOf } = await devSet(dev);
 
 let pairs: PairRow[];
-if (process.env.FROM_PAIRS) pairs = (await Promise.all(process.env.FROM_PAIRS.split(',').map(async (f) => JSON.parse(await readFile(f, 'utf8')) as PairRow[]))).flat();
+if (process.env.FROM_PAIRS) pairs = await keptRows<PairRow>(process.env.FROM_PAIRS);
 else {
-  const describe = async (file: string): Promise<Described> => {
-    const img = await decodeImage(await readFile(file), limits);
-    return { thumb: img.thumb, overlap: img.overlap, keypoints: extractAdaptive(img.grey, extraction).count, edgeStd: structureOf(img.thumb).edgeStd };
-  };
   const missed = process.env.MISSED ? await missedQueries(process.env.MISSED) : new Set<string>();
-  const t0 = performance.now();
-  const targets = new Map<string, Described>();
-  for (const f of index) targets.set(`index/${f}`, await describe(path.join(dev, 'index', f)));
-  const sample = await sampledDistractors(distractorDir, Number(process.env.SAMPLE ?? 2000));
-  const read = sample.length;
-  for (const f of sample) {
-    try {
-      const d = await describe(path.join(distractorDir, f));
-      if (d.keypoints < config.DENSE_MIN_KEYPOINTS) targets.set(`distractors/${f}`, d);
-    } catch { /* undecodable: not a target */ }
-  }
-  process.stderr.write(`${targets.size - index.length} low-texture distractors of ${read} read, ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
-  pairs = [];
-  const [shard, shards] = (process.env.SHARD ?? '0/1').split('/').map(Number) as [number, number];
-  const queries = Object.keys(truth).sort().filter((_, i) => i % shards === shard);
-  for (const [qi, query] of queries.entries()) {
-    const q = await describe(path.join(dev, 'queries', query));
-    if (q.edgeStd < config.DENSE_MIN_EDGE_STD) continue;
-    for (const [rel, t] of targets) {
-      if (Math.min(q.keypoints, t.keypoints) >= config.DENSE_MIN_KEYPOINTS || t.edgeStd < config.DENSE_MIN_EDGE_STD) continue;
+  const floors = { minStructure: config.OVERLAP_MIN_STRUCTURE, minAgreement: config.OVERLAP_MIN_AGREEMENT, minPinning: config.DENSE_MIN_PINNING };
+  pairs = await sweepDevPairs<Described, PairRow>({
+    dev, distractorDir, sample: Number(process.env.SAMPLE ?? 2000),
+    describe: async (file) => {
+      const img = await decodeImage(await readFile(file), limits);
+      return { thumb: img.thumb, overlap: img.overlap, keypoints: extractAdaptive(img.grey, extraction).count, edgeStd: structureOf(img.thumb).edgeStd };
+    },
+    keep: (d) => d.keypoints < config.DENSE_MIN_KEYPOINTS,
+    queryWanted: (q) => q.edgeStd >= config.DENSE_MIN_EDGE_STD,
+    row: ({ query, target, distractor, q, t }) => {
+      if (Math.min(q.keypoints, t.keypoints) >= config.DENSE_MIN_KEYPOINTS || t.edgeStd < config.DENSE_MIN_EDGE_STD) return undefined;
       // The dense check's own placements, confirmed as the service does: then the search never runs.
       const d = denseCheck(q.thumb, t.thumb);
-      const floors = { minStructure: config.OVERLAP_MIN_STRUCTURE, minAgreement: config.OVERLAP_MIN_AGREEMENT, minPinning: config.DENSE_MIN_PINNING };
-      if (d.correlation >= config.DENSE_MIN_CORRELATION && d.placements.some((m) => placementHolds(q.overlap, t.overlap, overlapMapOf(m, q.overlap, t.overlap), floors))) continue;
+      if (d.correlation >= config.DENSE_MIN_CORRELATION && d.placements.some((m) => placementHolds(q.overlap, t.overlap, overlapMapOf(m, q.overlap, t.overlap), floors))) return undefined;
       const c = cropSearch(q.overlap, t.overlap);
-      if (c.correlation < config.DENSE_MIN_CORRELATION) continue;
+      if (c.correlation < config.DENSE_MIN_CORRELATION) return undefined;
       const a = pinnedAgreement(q.overlap, t.overlap, c.map);
-      const positive = `index/${truth[query]}` === rel;
-      pairs.push({
-        query, target: rel, half: halfOf(query), transform: transformOf(query), positive, distractor: rel.startsWith('distractors/'),
+      const positive = `index/${truth[query]}` === target;
+      return {
+        query, target, half: halfOf(query), transform: transformOf(query), positive, distractor,
         needed: positive && (!process.env.MISSED || missed.has(query)),
         correlation: c.correlation, fraction: c.fraction, agreement: a.agreement, structure: a.structure, pixels: a.pixels, pinning: a.pinning,
-      });
-    }
-    if (qi % 200 === 0) process.stderr.write(`${qi}/${queries.length} queries, ${pairs.length} pairs over the cut-off, ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
-  }
-  if (process.env.CACHE) await writeFile(process.env.CACHE, JSON.stringify(pairs));
+      };
+    },
+  });
 }
 
 interface Rule { agreement: number; pinning: number }

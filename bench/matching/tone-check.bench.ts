@@ -16,13 +16,12 @@
  * would have decided the pair first is not asked: a floor with no wrong pair here is a
  * conservative one.
  */
-import { readdir, readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { MatchingConfig } from '@doppel/schemas';
 import { loadConfig } from '@doppel/service-kit';
 import { decodeImage, OVERLAP_MIN_PIXELS, OVERLAP_SIDE, structureOf, toneAgreement, type GreyImage } from '@doppel/instance-matching';
 import { transformOf } from '@doppel/cli';
-import { devSplit, missedQueries, sampledDistractors, V2_TRANSFORMS, type Half } from './dev-split.bench.js';
+import { devSet, keptRows, missedQueries, sweepDevPairs, V2_TRANSFORMS, type Half } from './dev-split.bench.js';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
 const distractorDir = process.argv[3] ?? '/work/distractors';
@@ -35,47 +34,31 @@ interface PairRow {
 }
 interface Described { colour: GreyImage[]; edgeStd: number }
 
-const truth = (JSON.parse(await readFile(path.join(dev, 'truth.json'), 'utf8')) as { truth: Record<string, string | null> }).truth;
-const index = (await readdir(path.join(dev, 'index'))).sort();
-const halfOf = devSplit(index, truth);
+const { truth, halfOf } = await devSet(dev);
 
 let pairs: PairRow[];
-if (process.env.FROM_PAIRS) pairs = (await Promise.all(process.env.FROM_PAIRS.split(',').map(async (f) => JSON.parse(await readFile(f, 'utf8')) as PairRow[]))).flat();
+if (process.env.FROM_PAIRS) pairs = await keptRows<PairRow>(process.env.FROM_PAIRS);
 else {
-  const describe = async (file: string): Promise<Described> => {
-    const img = await decodeImage(await readFile(file), limits);
-    return { colour: img.colour, edgeStd: structureOf(img.thumb).edgeStd };
-  };
   const missed = process.env.MISSED ? await missedQueries(process.env.MISSED) : new Set<string>();
-  const t0 = performance.now();
-  const targets = new Map<string, Described>();
-  for (const f of index) targets.set(`index/${f}`, await describe(path.join(dev, 'index', f)));
-  for (const f of await sampledDistractors(distractorDir, Number(process.env.SAMPLE ?? 500))) {
-    try {
-      targets.set(`distractors/${f}`, await describe(path.join(distractorDir, f)));
-    } catch { /* undecodable: not a target */ }
-  }
-  process.stderr.write(`${targets.size - index.length} distractors read, ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
-  pairs = [];
-  const [shard, shards] = (process.env.SHARD ?? '0/1').split('/').map(Number) as [number, number];
-  const queries = Object.keys(truth).sort().filter((_, i) => i % shards === shard);
-  for (const [qi, query] of queries.entries()) {
-    const q = await describe(path.join(dev, 'queries', query));
-    if (q.edgeStd < config.DENSE_MIN_EDGE_STD) continue;
-    for (const [rel, t] of targets) {
-      if (t.edgeStd < config.DENSE_MIN_EDGE_STD) continue;
+  pairs = await sweepDevPairs<Described, PairRow>({
+    dev, distractorDir, sample: Number(process.env.SAMPLE ?? 500),
+    describe: async (file) => {
+      const img = await decodeImage(await readFile(file), limits);
+      return { colour: img.colour, edgeStd: structureOf(img.thumb).edgeStd };
+    },
+    queryWanted: (q) => q.edgeStd >= config.DENSE_MIN_EDGE_STD,
+    row: ({ query, target, distractor, q, t }) => {
+      if (t.edgeStd < config.DENSE_MIN_EDGE_STD) return undefined;
       const a = toneAgreement(q.colour, t.colour, config.TONE_MAX_ASPECT_GAP);
-      if (!a) continue;
-      const positive = `index/${truth[query]}` === rel;
-      pairs.push({
-        query, target: rel, half: halfOf(query), transform: transformOf(query), positive, distractor: rel.startsWith('distractors/'),
+      if (!a) return undefined;
+      const positive = `index/${truth[query]}` === target;
+      return {
+        query, target, half: halfOf(query), transform: transformOf(query), positive, distractor,
         needed: positive && (!process.env.MISSED || missed.has(query)),
         agreement: a.agreement, centre: a.centre, structure: a.structure, pixels: a.pixels, pinning: a.pinning,
-      });
-    }
-    if (qi % 200 === 0) process.stderr.write(`${qi}/${queries.length} queries, ${pairs.length} pairs of one aspect, ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
-  }
-  if (process.env.CACHE) await writeFile(process.env.CACHE, JSON.stringify(pairs));
+      };
+    },
+  });
 }
 
 interface Rule { structure: number; agreement: number; pinning: number }
