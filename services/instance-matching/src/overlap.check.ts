@@ -272,8 +272,9 @@ const shifted = (dx: number, dy: number, m: readonly number[]) => mul3([1, 0, dx
  * shifts, was tried: it let a flag with a T-junction reach 0.087 against a facade, and the
  * floor the curve then picks loses ten true pairs; bench/matching/dense-confirm.bench.ts.)
  */
-export function pinnedAgreement(cand: Planes, target: Planes, toTarget: readonly number[], keep?: Uint8Array): PinnedAgreement {
-  const a = alignedAgreement(cand, target, toTarget, keep);
+export function pinnedAgreement(cand: Planes, target: Planes, toTarget: readonly number[], keep?: Uint8Array, inPlace?: AlignedAgreement): PinnedAgreement {
+  // `inPlace`: the agreement at this placement, when the caller has it already.
+  const a = inPlace ?? alignedAgreement(cand, target, toTarget, keep);
   if (a.pixels === 0) return { ...a, pinning: 0 };
   const [dx, dy] = [Math.cos(a.edgeAngle), Math.sin(a.edgeAngle)];
   let slid = Number.NEGATIVE_INFINITY;

@@ -29,17 +29,17 @@
  * sampled distractors of the same aspect).
  */
 import { copyOut, cv, type GreyImage } from './opencv.binding.js';
-import { alignedAgreement, pinnedAgreement, type PinnedAgreement } from './overlap.check.js';
+import { alignedAgreement, clears, pinnedAgreement, type PinnedAgreement, type PlacementFloors } from './overlap.check.js';
 
 /** |log| of the ratio of two aspects (width / height). */
 export const aspectGap = (a: GreyImage, b: GreyImage): number => Math.abs(Math.log((a.width / a.height) / (b.width / b.height)));
 
 /**
  * The agreement of the whole copy laid on the whole neighbour (colour planes of the overlap
- * thumbnails), or undefined when their aspects differ by more than `maxAspectGap` (then the
+ * thumbnails; pinned, and over the middle), or undefined when their aspects differ by more than `maxAspectGap` (then the
  * copy is not the whole picture, upright).
  */
-export function toneAgreement(cand: readonly GreyImage[], target: readonly GreyImage[], maxAspectGap: number): ToneAgreement | undefined {
+export function toneAgreement(cand: readonly GreyImage[], target: readonly GreyImage[], maxAspectGap: number, floors?: PlacementFloors): ToneAgreement | undefined {
   const [c, t] = [cand[0], target[0]];
   if (!c || !t || c.width === 0 || t.width === 0 || aspectGap(c, t) > maxAspectGap) return undefined;
   const differ = awayFromShared(differingPixels(cand, target), t.width, t.height);
@@ -50,7 +50,14 @@ export function toneAgreement(cand: readonly GreyImage[], target: readonly GreyI
     const [x, y] = [(i % t.width) / t.width, Math.floor(i / t.width) / t.height];
     return v && x >= CENTRE_FROM && x < 1 - CENTRE_FROM && y >= CENTRE_FROM && y < 1 - CENTRE_FROM ? 1 : 0;
   });
-  return { ...pinnedAgreement(cand, target, whole, keep), centre: alignedAgreement(cand, target, whole, centre).agreement };
+  // With `floors` (the service), the work stops at the first floor missed; without (the
+  // bench), every figure is measured.
+  const a = alignedAgreement(cand, target, whole, keep);
+  const missed = (x: Partial<PinnedAgreement>) => floors !== undefined && !clears({ ...a, pinning: Number.POSITIVE_INFINITY, ...x }, floors);
+  if (missed({})) return { ...a, pinning: 0, centre: 0 };
+  const inMiddle = alignedAgreement(cand, target, whole, centre).agreement;
+  if (missed({ agreement: Math.min(a.agreement, inMiddle) })) return { ...a, pinning: 0, centre: inMiddle };
+  return { ...pinnedAgreement(cand, target, whole, keep, a), centre: inMiddle };
 }
 
 export interface ToneAgreement extends PinnedAgreement {

@@ -72,7 +72,7 @@ function verify(task: Extract<WorkerTask, { kind: 'verify' }>): PairVerdict {
   // nothing here either.
   const tone = policy.tone;
   if (tone && candidate.structure.edgeStd >= policy.denseMinEdgeStd && target.structure.edgeStd >= policy.denseMinEdgeStd) {
-    const a = toneAgreement(candidate.colour, target.colour, tone.maxAspectGap);
+    const a = toneAgreement(candidate.colour, target.colour, tone.maxAspectGap, tone);
     if (a && clears(a, tone) && a.centre >= tone.minAgreement) return { ...verdict, method: 'dense', toneAgreement: a.agreement };
   }
   const fewest = Math.min(candidate.features.plain.count, target.features.count);
