@@ -171,6 +171,39 @@ export interface AlignedAgreement {
 
 const NONE: AlignedAgreement = { agreement: 0, grey: 0, structure: 0, pixels: 0, edgeAngle: 0 };
 
+interface Warped { field: Field; valid: Uint8Array; grey: Float32Array }
+
+/**
+ * The last candidate's last few warps: one placement and target size give one warp, and the
+ * tone check lays a copy on every neighbour of one size with the same scaling (a worker
+ * verifies one query's neighbours one after another). One candidate only, so the memory
+ * stays a few fields whatever the worker holds.
+ */
+let warps: { of: object; kept: Map<string, Warped> } | undefined;
+const WARPS_KEPT = 8;
+
+/** The candidate warped into a target of this size: its field, the valid mask, the first plane. */
+function warpedCandidate(candImage: Planes, toTarget: readonly number[], width: number, height: number): Warped {
+  const key = `${width}x${height}:${toTarget.join(',')}`;
+  if (warps?.of !== candImage) warps = { of: candImage, kept: new Map() };
+  const { kept } = warps;
+  const hit = kept.get(key);
+  if (hit) return hit;
+  const cand = planesOf(candImage)[0]!;
+  const size = new cv.Size(width, height);
+  const m = new cv.Mat([toTarget.slice(0, 3), toTarget.slice(3, 6), toTarget.slice(6, 9)], cv.CV_64F);
+  const warp = (p: GreyImage) => toMat(p).convertTo(cv.CV_32F).warpPerspective(m, size, cv.INTER_LINEAR, cv.BORDER_REPLICATE);
+  const planes = planesOf(candImage).map(warp);
+  const ones = new cv.Mat(cand.height, cand.width, cv.CV_8U, 255);
+  // Pixels near the warped border mix picture and outside: shrink the mask past the Sobel and blur support.
+  const valid = ones.warpPerspective(m, size, cv.INTER_NEAREST, cv.BORDER_CONSTANT).erode(new cv.Mat(5, 5, cv.CV_8U, 1));
+  const n = width * height;
+  const w = { field: fieldOf(planes), valid: copyOut(valid.getData(), new Uint8Array(n)), grey: copyOut(planes[0]!.getData(), new Float32Array(n)) };
+  if (kept.size >= WARPS_KEPT) kept.delete(kept.keys().next().value!);
+  kept.set(key, w);
+  return w;
+}
+
 /**
  * Warps the candidate's thumbnail into the target's with `toTarget` (3x3, thumbnail
  * pixels) and compares the overlap: the correlation of the two gradient fields there, the
@@ -179,20 +212,13 @@ const NONE: AlignedAgreement = { agreement: 0, grey: 0, structure: 0, pixels: 0,
 export function alignedAgreement(candImage: Planes, targetImage: Planes, toTarget: readonly number[], keep?: Uint8Array): AlignedAgreement {
   const [cand, target] = [planesOf(candImage)[0]!, planesOf(targetImage)[0]!];
   if (cand.width < 4 || target.width < 4) return NONE;
-  const size = new cv.Size(target.width, target.height);
-  const m = new cv.Mat([toTarget.slice(0, 3), toTarget.slice(3, 6), toTarget.slice(6, 9)], cv.CV_64F);
-  const warp = (p: GreyImage) => toMat(p).convertTo(cv.CV_32F).warpPerspective(m, size, cv.INTER_LINEAR, cv.BORDER_REPLICATE);
-  const warpedPlanes = planesOf(candImage).map(warp);
-  const warped = warpedPlanes[0]!;
-  const ones = new cv.Mat(cand.height, cand.width, cv.CV_8U, 255);
-  // Pixels near the warped border mix picture and outside: shrink the mask past the Sobel and blur support.
-  const valid = ones.warpPerspective(m, size, cv.INTER_NEAREST, cv.BORDER_CONSTANT).erode(new cv.Mat(5, 5, cv.CV_8U, 1));
   const n = target.width * target.height;
-  const mask = copyOut(valid.getData(), new Uint8Array(n));
+  const w = warpedCandidate(candImage, toTarget, target.width, target.height);
+  const mask = w.valid.slice();
   if (keep) for (let i = 0; i < n; i++) if (keep[i] === 0) mask[i] = 0;
-  const a = fieldOf(warpedPlanes);
+  const a = w.field;
   const b = targetField(targetImage);
-  const wg = copyOut(warped.getData(), new Float32Array(n));
+  const wg = w.grey;
   let count = 0;
   const sums = new Float64Array(14);
   for (let i = 0; i < n; i++) {
