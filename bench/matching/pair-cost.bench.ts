@@ -12,8 +12,17 @@
  *
  * Env: EVERY=k keeps every k-th query (default 15); matcher env (OVERLAP_BELOW_KEYPOINTS=0,
  * ...) goes to the service config. The load average is printed: the machine is shared.
+ *
+ * CANDIDATES=EVAL.json (a `dev-eval.bench.ts --json` run): each query is matched against the
+ * neighbours the pipeline verified for it in that run, in its order, instead of all 44 index
+ * images in name order: the pairs the pipeline really pays for (its first neighbour is most
+ * often the original, the rest the unrelated pictures closest to the query). A run with
+ * distractors names them `distractor-<file>`: they are hard-linked from DISTRACTORS
+ * (default /work/distractors) into a folder beside the index under the repo's `.doppel/`,
+ * removed at the end.
  */
 import { loadavg } from 'node:os';
+import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MatchingConfig } from '@doppel/schemas';
@@ -24,10 +33,37 @@ import { postJson } from './post-json.http.js';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
 const every = Number(process.env.EVERY ?? 15);
-const config = loadConfig(MatchingConfig, { ...process.env, LOG_LEVEL: 'silent', NB_WORKERS: '1', SOURCE_DIR: path.join(dev, 'queries'), TARGET_DIR: path.join(dev, 'index') });
 const truth = (JSON.parse(await readFile(path.join(dev, 'truth.json'), 'utf8')) as { truth: Record<string, string | null> }).truth;
 const index = (await readdir(path.join(dev, 'index'))).filter((f) => !f.startsWith('.')).sort();
 const queries = Object.keys(truth).sort().filter((_, i) => i % every === 0);
+
+/** Each query's neighbours: the pipeline's verified ones of a recorded run, or every index image. */
+const lists = new Map<string, string[]>();
+let targetDir = path.join(dev, 'index');
+let linked: string | undefined;
+if (process.env.CANDIDATES) {
+  const run = JSON.parse(await readFile(process.env.CANDIDATES, 'utf8')) as { outcomes: Array<{ query: string; verified?: Array<{ path: string }> }> };
+  for (const o of run.outcomes) if (o.verified?.length) lists.set(o.query, o.verified.map((v) => v.path));
+  const extra = [...new Set([...lists.values()].flat())].filter((p) => p.startsWith('distractor-'));
+  if (extra.length > 0) {
+    const from = process.env.DISTRACTORS ?? '/work/distractors';
+    // Under the repo, as dev-eval.bench.ts does: hard links need the distractors' file system (copied across file systems).
+    mkdirSync(path.resolve('.doppel'), { recursive: true });
+    linked = mkdtempSync(path.resolve('.doppel', 'pair-cost-'));
+    const place = (from: string, to: string) => {
+      try { linkSync(from, to); } catch { copyFileSync(from, to); }
+    };
+    for (const f of readdirSync(path.join(dev, 'index'))) place(path.join(dev, 'index', f), path.join(linked, f));
+    for (const p of extra) {
+      const file = path.join(from, p.slice('distractor-'.length));
+      if (!existsSync(file)) throw new Error(`${p}: ${file} is missing (DISTRACTORS names the folder the run indexed)`);
+      place(file, path.join(linked, p));
+    }
+    targetDir = linked;
+  }
+}
+const neighboursOf = (q: string) => (process.env.CANDIDATES ? lists.get(q) ?? [] : index);
+const config = loadConfig(MatchingConfig, { ...process.env, LOG_LEVEL: 'silent', NB_WORKERS: '1', SOURCE_DIR: path.join(dev, 'queries'), TARGET_DIR: targetDir });
 const load = () => loadavg().map((v) => v.toFixed(2)).join(' ');
 
 const { base, close } = await listen(buildService(config));
@@ -38,24 +74,28 @@ let duplicates = 0;
 const perMatch: number[] = [];
 for (const round of [0, 1]) {
   for (const q of queries) {
+    const neighbors = neighboursOf(q);
+    if (neighbors.length === 0) continue;
     const p = await postJson(base, '/prepare', { candidate: q });
     if (p.status !== 200) throw new Error(`${q}: ${p.status} ${p.error}`);
     const handle = (p.response as { candidate_handle: string }).candidate_handle;
     const t0 = performance.now();
-    const r = await postJson(base, '/match', { candidate_handle: handle, neighbors: index });
+    const r = await postJson(base, '/match', { candidate_handle: handle, neighbors });
     const ms = performance.now() - t0;
     if (r.status !== 200) throw new Error(`${q}: ${r.status} ${r.error}`);
     if (round === 1) {
       timed += ms;
-      pairs += index.length;
+      pairs += neighbors.length;
       perMatch.push(ms);
       duplicates += (r.response as { duplicated: unknown[] }).duplicated.length;
     }
   }
 }
 await close();
+if (linked) rmSync(linked, { recursive: true, force: true });
 perMatch.sort((a, b) => a - b);
 console.log(`config: OVERLAP_BELOW_KEYPOINTS=${config.OVERLAP_BELOW_KEYPOINTS} DENSE_MIN_KEYPOINTS=${config.DENSE_MIN_KEYPOINTS} FINE_SIDE=${config.FINE_SIDE} RANSAC_MODEL=${config.RANSAC_MODEL} NB_WORKERS=1`);
-console.log(`${queries.length} queries x ${index.length} index images = ${pairs} pairs (${duplicates} declared), second round, features cached, query extraction excluded`);
-console.log(`average per pair: ${(timed / pairs).toFixed(2)} ms; per /match of ${index.length} neighbours: p50 ${perMatch[perMatch.length >> 1]!.toFixed(1)} ms`);
+const what = process.env.CANDIDATES ? `their verified neighbours in ${path.basename(process.env.CANDIDATES)}` : `${index.length} index images`;
+console.log(`${perMatch.length} queries x ${what} = ${pairs} pairs (${duplicates} declared), second round, features cached, query extraction excluded`);
+console.log(`average per pair: ${(timed / pairs).toFixed(2)} ms; per /match of ${(pairs / perMatch.length).toFixed(1)} neighbours on average: p50 ${perMatch[perMatch.length >> 1]!.toFixed(1)} ms`);
 console.log(`load average before ${loadBefore}, after ${load()}`);

@@ -7,7 +7,7 @@ import type { CompareRequest, MatchedItem, MatchingConfig, MatchRequest, MatchRe
 import { decodeImage, type DecodedImage, type DecodeLimits } from './image.decode.js';
 import { mirrorFeatures } from './sift.mirror.js';
 import { ByteLru, fileKey } from './feature.cache.js';
-import { decodeBase64, resolveImagePath as resolveUnder } from '@doppel/image-source';
+import { decodeBase64, resolveImagePath as resolveUnder, type ResolvedImage } from '@doppel/image-source';
 import { sharedBytes, type PairVerdict, type PreparedCandidate, type Shared, type TargetFeatures, type VerifyPolicy, type WorkerTask } from './verify.protocol.js';
 import type { WorkerPool } from './worker.pool.js';
 import { structureOf } from './structure.measure.js';
@@ -86,6 +86,18 @@ export interface MatcherDeps {
 const round4 = (v: number) => Math.round(v * 1e4) / 1e4;
 const ownLongOf = (img: DecodedImage) => Math.max(img.width, img.height);
 
+
+/**
+ * Indices 0..n-1 in `k` runs of consecutive ones, as even as can be (the likeliest
+ * neighbours, first in the caller's order, in the first run).
+ */
+export function runsOf(n: number, k: number): number[][] {
+  const runs = Math.min(n, Math.max(1, k));
+  return Array.from({ length: runs }, (_, r) => {
+    const [from, to] = [Math.floor((r * n) / runs), Math.floor(((r + 1) * n) / runs)];
+    return Array.from({ length: to - from }, (_, j) => from + j);
+  });
+}
 
 /** Overload and shutdown concern the whole request, never a single neighbour. */
 const isRequestLevel = (e: unknown) =>
@@ -207,8 +219,8 @@ export function createMatcher(deps: MatcherDeps) {
     return t;
   }
 
-  async function targetFromPath(relative: string): Promise<TargetSource> {
-    const f = await resolveUnder(config.TARGET_DIR, relative);
+  async function targetFromPath(relative: string, resolved?: Promise<ResolvedImage>): Promise<TargetSource> {
+    const f = await (resolved ?? resolveUnder(config.TARGET_DIR, relative));
     const key = fileKey(f.file, f.size, f.mtimeMs);
     const target = await cachedOr(key, async () => targetFromBytes(await readLimited(f.file, f.size), key));
     const fineKey = `${key}\u0000fine`;
@@ -268,18 +280,23 @@ export function createMatcher(deps: MatcherDeps) {
     return { score: sift, method: 'sift' };
   }
 
-  async function verifyPair(cand: Shared<PreparedCandidate>, source: TargetSource, policy: VerifyPolicy, signal?: AbortSignal): Promise<PairVerdict> {
+  /** `first`: the pair's answer so far (from a verify-many task), when it asked for a second description. */
+  async function verifyPair(cand: Shared<PreparedCandidate>, source: TargetSource, policy: VerifyPolicy, signal?: AbortSignal, first?: PairVerdict): Promise<PairVerdict> {
     let task: Extract<WorkerTask, { kind: 'verify' }> = { kind: 'verify', candidate: cand, target: source.target, policy };
+    let v = first;
     // An undecided pair may ask for the target's fine description, then for the target at the
     // candidate's resolution: each is sent once, with what was sent before.
     for (;;) {
-      const r = await pool.run(task, { signal });
-      if (r.kind !== 'verify') throw new Error('unexpected worker result');
-      const v = r.verdict;
+      if (v === undefined) {
+        const r = await pool.run(task, { signal });
+        if (r.kind !== 'verify') throw new Error('unexpected worker result');
+        v = r.verdict;
+      }
       if (v.needsFine && !task.fine) task = { ...task, fine: await source.fine() };
       else if (v.needsResampled && !task.resampled) task = { ...task, resampled: await source.resampled(cand.value!.ownLong) };
       else if (v.needsFine || v.needsResampled) throw new Error('worker asked again for a description it was sent');
       else return v;
+      v = undefined;
     }
   }
 
@@ -307,19 +324,58 @@ export function createMatcher(deps: MatcherDeps) {
       ? preparedCandidate(body.candidate_handle)
       : (await candidateOf(body, signal)).cand;
     type Outcome = { item: MatchedItem } | { error: MatchResult['errors'][number] };
-    // A caller that has gone stops the neighbours not yet started (signal checked per item).
+    // A caller that has gone stops the neighbours not yet started (signal checked per run).
     // The first neighbours (the likeliest, in the caller's order) open the second descriptions
     // whatever their first-pass matches; the rest keep the match gates.
-    const topPolicy = ungated(policy);
-    const outcomes = await pLimit(Math.max(2, config.NB_WORKERS * 2)).map(body.neighbors, async (rel, i): Promise<Outcome> => {
+    const policies = [policy, ungated(policy)];
+    const policyOf = (i: number) => (i < config.REFINE_TOP ? 1 : 0);
+    // Every neighbour's path is resolved at once (a few file-system calls each). A failure is
+    // settled here and thrown where the neighbour is verified, as its own error.
+    const paths = body.neighbors.map((rel) => {
+      const p = resolveUnder(config.TARGET_DIR, rel);
+      p.catch(() => undefined);
+      return p;
+    });
+    const outcomes: Outcome[] = [];
+    const failed = (rel: string, e: unknown): Outcome => {
+      if (isRequestLevel(e)) throw e;
+      if (!(e instanceof AppError)) log?.error({ err: e, neighbor: rel }, 'neighbour verification failed');
+      return { error: { relative_path: rel, ...toItemError(e) } };
+    };
+    // The neighbours go to the workers in runs of consecutive ones, one verify-many task each:
+    // two runs per worker, so that each has one to work on while the answer to the other
+    // travels back (pLimit keeps them in flight).
+    await pLimit(Math.max(2, config.NB_WORKERS * 2)).map(runsOf(body.neighbors.length, config.NB_WORKERS * 2), async (run) => {
       signal?.throwIfAborted();
+      const ready: Array<{ i: number; source: TargetSource }> = [];
+      // One after the other: an uncached neighbour is extracted by a worker, and a run holds
+      // one pool task at a time, as a single pair did.
+      for (const i of run) {
+        try {
+          ready.push({ i, source: await targetFromPath(body.neighbors[i]!, paths[i]) });
+        } catch (e) {
+          outcomes[i] = failed(body.neighbors[i]!, e);
+        }
+      }
+      if (ready.length === 0) return;
+      let verdicts: Array<PairVerdict | { error: string }>;
       try {
-        const target = await targetFromPath(rel);
-        return { item: itemOf(rel, await verifyPair(cand, target, i < config.REFINE_TOP ? topPolicy : policy, signal), threshold) };
+        const r = await pool.run({ kind: 'verify-many', candidate: cand, pairs: ready.map(({ i, source }) => ({ target: source.target, policy: policyOf(i) })), policies }, { signal });
+        if (r.kind !== 'verify-many') throw new Error('unexpected worker result');
+        verdicts = r.verdicts;
       } catch (e) {
-        if (isRequestLevel(e)) throw e;
-        if (!(e instanceof AppError)) log?.error({ err: e, neighbor: rel }, 'neighbour verification failed');
-        return { error: { relative_path: rel, ...toItemError(e) } };
+        for (const { i } of ready) outcomes[i] = failed(body.neighbors[i]!, e);
+        return;
+      }
+      for (const [j, { i, source }] of ready.entries()) {
+        const rel = body.neighbors[i]!;
+        const v = verdicts[j]!;
+        try {
+          if ('error' in v) throw new Error(v.error);
+          outcomes[i] = { item: itemOf(rel, await verifyPair(cand, source, policies[policyOf(i)]!, signal, v), threshold) };
+        } catch (e) {
+          outcomes[i] = failed(rel, e);
+        }
       }
     });
     const checked: MatchedItem[] = [];

@@ -111,7 +111,14 @@ export type WorkerTask =
    * `fine`: the target's fine features, sent when a first answer asked for them (`needsFine`);
    * `resampled`: the target described at the candidate's resolution (`needsResampled`).
    */
-  | { kind: 'verify'; candidate: Shared<PreparedCandidate>; target: Shared<TargetFeatures>; policy: VerifyPolicy; fine?: Shared<Features>; resampled?: Shared<Features> };
+  | { kind: 'verify'; candidate: Shared<PreparedCandidate>; target: Shared<TargetFeatures>; policy: VerifyPolicy; fine?: Shared<Features>; resampled?: Shared<Features> }
+  /**
+   * One candidate against several targets in one message, each under `policies[pair.policy]`:
+   * between the pairs of one message there is no round trip to the main process, which cost
+   * about 0.6 ms per pair (bench/matching/pair-cost.bench.ts CANDIDATES=). A pair that asks
+   * for a second description (`needsFine`, `needsResampled`) is asked again alone, as `verify`.
+   */
+  | { kind: 'verify-many'; candidate: Shared<PreparedCandidate>; pairs: Array<{ target: Shared<TargetFeatures>; policy: number }>; policies: VerifyPolicy[] };
 
 export interface PairVerdict {
   method: 'sift' | 'dense';
@@ -141,7 +148,9 @@ export type WorkerResult =
   | { kind: 'probe'; sift: boolean }
   | { kind: 'extract-candidate'; features: CandidateFeatures }
   | { kind: 'extract-target'; features: Features }
-  | { kind: 'verify'; verdict: PairVerdict };
+  | { kind: 'verify'; verdict: PairVerdict }
+  /** In the order of the pairs; a pair whose verification threw has its message instead (the others stand). */
+  | { kind: 'verify-many'; verdicts: Array<PairVerdict | { error: string }> };
 
 export type WorkerReply =
   | { id: number; ok: true; result: WorkerResult }

@@ -8,7 +8,7 @@ import { toneAgreement } from './tone.check.js';
 import { extractAdaptive, type Features } from './sift.extract.js';
 import { extractCandidateFeatures } from './sift.mirror.js';
 import { verifySift } from './sift.verify.js';
-import { sharedBytes, type PairVerdict, type Shared, type WorkerReply, type WorkerResult, type WorkerTask } from './verify.protocol.js';
+import { sharedBytes, type PairVerdict, type PreparedCandidate, type Shared, type TargetFeatures, type VerifyPolicy, type WorkerReply, type WorkerResult, type WorkerTask } from './verify.protocol.js';
 
 /** A referenced value this process does not hold (evicted, or never sent): the pool resends it. */
 class MissingShared extends Error {}
@@ -27,13 +27,7 @@ function resolve<T>(ref: Shared<T>): T {
   return v as T;
 }
 
-function verify(task: Extract<WorkerTask, { kind: 'verify' }>): PairVerdict {
-  const candidate = resolve(task.candidate);
-  const target = resolve(task.target);
-  // Resolved up front, in the task's order, like every Shared value (the pool's mirror does the same).
-  const fineTarget = task.fine ? resolve(task.fine) : undefined;
-  const resampledTarget = task.resampled ? resolve(task.resampled) : undefined;
-  const { policy } = task;
+function verify(candidate: PreparedCandidate, target: TargetFeatures, policy: VerifyPolicy, fineTarget?: Features, resampledTarget?: Features): PairVerdict {
   const first = verifySift(candidate.features, target.features, policy, policy.acceptInliers);
   let sift = first;
   let fine = false;
@@ -119,8 +113,29 @@ function run(task: WorkerTask): WorkerResult {
       return { kind: 'extract-candidate', features: extractCandidateFeatures(task.image, task.extraction) };
     case 'extract-target':
       return { kind: 'extract-target', features: extractAdaptive(task.image, task.extraction) };
-    case 'verify':
-      return { kind: 'verify', verdict: verify(task) };
+    case 'verify': {
+      // Resolved up front, in the task's order, like every Shared value (the pool's mirror does the same).
+      const candidate = resolve(task.candidate);
+      const target = resolve(task.target);
+      const fine = task.fine ? resolve(task.fine) : undefined;
+      const resampled = task.resampled ? resolve(task.resampled) : undefined;
+      return { kind: 'verify', verdict: verify(candidate, target, task.policy, fine, resampled) };
+    }
+    case 'verify-many': {
+      const candidate = resolve(task.candidate);
+      const targets = task.pairs.map((p) => resolve(p.target));
+      // One pair's failure (a native exception) is that pair's error, as it is when each pair is its own task.
+      return {
+        kind: 'verify-many',
+        verdicts: task.pairs.map((p, i) => {
+          try {
+            return verify(candidate, targets[i]!, task.policies[p.policy]!);
+          } catch (e) {
+            return { error: (e as Error).message };
+          }
+        }),
+      };
+    }
   }
 }
 

@@ -206,21 +206,32 @@ export class WorkerPool {
     }
   }
 
-  /** The task as this worker needs it: Shared values it already holds go by key only. */
+  /**
+   * The task as this worker needs it: Shared values it already holds go by key only. The
+   * fields are walked in their order, and so are the objects of an array field (the pairs
+   * of `verify-many`): the order in which the worker resolves them.
+   */
   private forSlot(job: Job, slot: Slot): WorkerTask {
-    let out: Record<string, unknown> | undefined;
-    for (const [field, v] of Object.entries(job.task)) {
-      if (!isShared(v) || v.value === undefined) continue;
-      if (!job.resend && slot.held.get(v.key)) {
-        out ??= { ...job.task };
-        out[field] = { key: v.key };
-        this.sharing.byKey++;
-      } else {
-        slot.held.set(v.key, true, sharedBytes(v.value));
-        this.sharing.sent++;
+    const byKey = (o: object): object => {
+      let out: Record<string, unknown> | undefined;
+      for (const [field, v] of Object.entries(o)) {
+        if (Array.isArray(v) && v.some((x) => typeof x === 'object' && x !== null && Object.values(x).some(isShared))) {
+          const items = v.map((x: object) => byKey(x));
+          if (items.some((x, i) => x !== v[i])) (out ??= { ...o })[field] = items;
+          continue;
+        }
+        if (!isShared(v) || v.value === undefined) continue;
+        if (!job.resend && slot.held.get(v.key)) {
+          (out ??= { ...o })[field] = { key: v.key };
+          this.sharing.byKey++;
+        } else {
+          slot.held.set(v.key, true, sharedBytes(v.value));
+          this.sharing.sent++;
+        }
       }
-    }
-    return (out ?? job.task) as WorkerTask;
+      return out ?? o;
+    };
+    return byKey(job.task) as WorkerTask;
   }
 
   run(task: WorkerTask, opts: RunOptions = {}): Promise<WorkerResult> {

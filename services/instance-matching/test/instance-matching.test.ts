@@ -15,6 +15,7 @@ import { MatchingConfig } from '@doppel/schemas';
 import { loadConfig } from '@doppel/service-kit';
 import { call, listen, type Listening } from '@doppel/service-kit/testing';
 import { buildService, WorkerPool } from '../src/index.js';
+import { runsOf } from '../src/match.service.js';
 import { decodeImage } from '../src/image.decode.js';
 import { alignedAgreement, OVERLAP_SIDE, pinnedAgreement } from '../src/overlap.check.js';
 import { cropSearch } from '../src/crop.search.js';
@@ -1025,6 +1026,50 @@ describe('features kept by the worker processes', () => {
       assert.equal(kept.sharing.resent, 0);
     } finally {
       await Promise.all([always.close(), kept.close()]);
+    }
+  });
+
+  it('when the pairs go as one verify-many task, then its verdicts are those of one task per pair, and a repeated target goes by key', async () => {
+    const single = new WorkerPool({ size: 1, queueLimit: 10, sharedBytes: 2 ** 24 });
+    const many = new WorkerPool({ size: 1, queueLimit: 10, sharedBytes: 2 ** 24 });
+    try {
+      // The fourth pair is the original again under a stricter ratio test: each pair names its own policy.
+      const order = [0, 1, 2, 0, 1, 2];
+      const strict = { ...policy, ratio: 0.5 };
+      const one: PairVerdict[] = [];
+      for (const [j, i] of order.entries()) {
+        const v = await single.run({ kind: 'verify', candidate: { key: 'c', value: candidate }, target: { key: `t${i}`, value: targets[i]! }, policy: j === 3 ? strict : policy });
+        assert.equal(v.kind, 'verify');
+        if (v.kind === 'verify') one.push(v.verdict);
+      }
+      assert.notDeepEqual(one[3], one[0], 'the stricter ratio changes the verdict');
+      const r = await many.run({
+        kind: 'verify-many',
+        candidate: { key: 'c', value: candidate },
+        pairs: order.map((i, j) => ({ target: { key: `t${i}`, value: targets[i]! }, policy: j === 3 ? 1 : 0 })),
+        policies: [policy, strict],
+      });
+      assert.equal(r.kind, 'verify-many');
+      if (r.kind !== 'verify-many') return;
+      assert.deepEqual(r.verdicts, one);
+      // The candidate and three targets sent in full; the three repeats by key only.
+      assert.deepEqual(many.sharing, { sent: 4, byKey: 3, resent: 0 });
+      // A second task holding only keys the worker has: nothing is sent again.
+      const again = await many.run({ kind: 'verify-many', candidate: { key: 'c', value: candidate }, pairs: [{ target: { key: 't2', value: targets[2]! }, policy: 0 }], policies: [policy] });
+      assert.deepEqual(again.kind === 'verify-many' ? again.verdicts : again, [one[2]]);
+      assert.deepEqual(many.sharing, { sent: 4, byKey: 5, resent: 0 });
+    } finally {
+      await Promise.all([single.close(), many.close()]);
+    }
+  });
+
+  it('when n neighbours are cut into k runs, then the runs are consecutive, cover each once and differ in size by at most one', () => {
+    for (const [n, k] of [[0, 4], [1, 4], [3, 4], [10, 4], [10, 2], [44, 4], [7, 1], [5, 64]] as const) {
+      const runs = runsOf(n, k);
+      assert.deepEqual(runs.flat(), Array.from({ length: n }, (_, i) => i), `${n} in ${k}`);
+      assert.equal(runs.length, Math.min(n, k), `${n} in ${k}`);
+      const sizes = runs.map((r) => r.length);
+      if (n > 0) assert.ok(Math.max(...sizes) - Math.min(...sizes) <= 1 && Math.min(...sizes) >= 1, `${n} in ${k}: ${sizes}`);
     }
   });
 
