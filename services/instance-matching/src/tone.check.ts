@@ -46,10 +46,16 @@ export function toneAgreement(cand: readonly GreyImage[], target: readonly GreyI
   const share = differ.reduce((n, v) => n + v, 0) / differ.length;
   const keep = share >= 1 - SHARED_AT_MOST ? differ : new Uint8Array(differ.length).fill(1);
   const whole = [t.width / c.width, 0, 0, 0, t.height / c.height, 0, 0, 0, 1];
-  const centre = keep.map((v, i) => {
-    const [x, y] = [(i % t.width) / t.width, Math.floor(i / t.width) / t.height];
-    return v && x >= CENTRE_FROM && x < 1 - CENTRE_FROM && y >= CENTRE_FROM && y < 1 - CENTRE_FROM ? 1 : 0;
-  });
+  const centre = new Uint8Array(keep.length);
+  for (let row = 0; row < t.height; row++) {
+    const y = row / t.height;
+    if (y < CENTRE_FROM || y >= 1 - CENTRE_FROM) continue;
+    for (let col = 0; col < t.width; col++) {
+      const x = col / t.width;
+      const i = row * t.width + col;
+      if (keep[i] && x >= CENTRE_FROM && x < 1 - CENTRE_FROM) centre[i] = 1;
+    }
+  }
   // With `floors` (the service), the work stops at the first floor missed; without (the
   // bench), every figure is measured.
   const a = alignedAgreement(cand, target, whole, keep);
