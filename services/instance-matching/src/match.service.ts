@@ -292,8 +292,8 @@ export function createMatcher(deps: MatcherDeps) {
         if (r.kind !== 'verify') throw new Error('unexpected worker result');
         v = r.verdict;
       }
-      if (v.needsFine && !task.fine) task = { ...task, fine: await source.fine() };
-      else if (v.needsResampled && !task.resampled) task = { ...task, resampled: await source.resampled(cand.value!.ownLong) };
+      if (v.needsFine && !task.fine) task = { ...task, fine: await source.fine(), ...(v.passes ? { passes: v.passes } : {}) };
+      else if (v.needsResampled && !task.resampled) task = { ...task, resampled: await source.resampled(cand.value!.ownLong), ...(v.passes ? { passes: v.passes } : {}) };
       else if (v.needsFine || v.needsResampled) throw new Error('worker asked again for a description it was sent');
       else return v;
       v = undefined;

@@ -2,7 +2,7 @@
 import type { GreyImage } from './opencv.binding.js';
 import type { ExtractOptions, Features } from './sift.extract.js';
 import type { CandidateFeatures } from './sift.mirror.js';
-import type { VerifyOptions } from './sift.verify.js';
+import type { SiftVerification, VerifyOptions } from './sift.verify.js';
 import type { Structure } from './structure.measure.js';
 import type { Quad } from './transform.geometry.js';
 import type { MatchReason } from '@doppel/schemas';
@@ -109,9 +109,10 @@ export type WorkerTask =
   | { kind: 'extract-target'; image: GreyImage; extraction: ExtractOptions }
   /**
    * `fine`: the target's fine features, sent when a first answer asked for them (`needsFine`);
-   * `resampled`: the target described at the candidate's resolution (`needsResampled`).
+   * `resampled`: the target described at the candidate's resolution (`needsResampled`);
+   * `passes`: that first answer's SIFT passes, sent back so they are not computed again.
    */
-  | { kind: 'verify'; candidate: Shared<PreparedCandidate>; target: Shared<TargetFeatures>; policy: VerifyPolicy; fine?: Shared<Features>; resampled?: Shared<Features> }
+  | { kind: 'verify'; candidate: Shared<PreparedCandidate>; target: Shared<TargetFeatures>; policy: VerifyPolicy; fine?: Shared<Features>; resampled?: Shared<Features>; passes?: SiftPasses }
   /**
    * One candidate against several targets in one message, each under `policies[pair.policy]`:
    * between the pairs of one message there is no round trip to the main process, which cost
@@ -142,7 +143,12 @@ export interface PairVerdict {
   needsResampled?: boolean;
   /** Verified against the target described at the candidate's resolution. */
   resampled?: boolean;
+  /** With `needsFine` or `needsResampled`: the SIFT passes made so far, for the task that asks again. */
+  passes?: SiftPasses;
 }
+
+/** The SIFT passes of a pair against its target's working-size and fine descriptions. */
+export interface SiftPasses { target: SiftVerification; fine?: SiftVerification }
 
 export type WorkerResult =
   | { kind: 'probe'; sift: boolean }

@@ -7,8 +7,8 @@ import { siftAvailable } from './opencv.binding.js';
 import { toneAgreement } from './tone.check.js';
 import { extractAdaptive, type Features } from './sift.extract.js';
 import { extractCandidateFeatures } from './sift.mirror.js';
-import { verifySift } from './sift.verify.js';
-import { sharedBytes, type PairVerdict, type PreparedCandidate, type Shared, type TargetFeatures, type VerifyPolicy, type WorkerReply, type WorkerResult, type WorkerTask } from './verify.protocol.js';
+import { verifySift, type SiftVerification } from './sift.verify.js';
+import { sharedBytes, type PairVerdict, type PreparedCandidate, type Shared, type SiftPasses, type TargetFeatures, type VerifyPolicy, type WorkerReply, type WorkerResult, type WorkerTask } from './verify.protocol.js';
 
 /** A referenced value this process does not hold (evicted, or never sent): the pool resends it. */
 class MissingShared extends Error {}
@@ -27,16 +27,24 @@ function resolve<T>(ref: Shared<T>): T {
   return v as T;
 }
 
-function verify(candidate: PreparedCandidate, target: TargetFeatures, policy: VerifyPolicy, fineTarget?: Features, resampledTarget?: Features): PairVerdict {
-  const first = verifySift(candidate.features, target.features, policy, policy.acceptInliers);
+/**
+ * `passes`: the SIFT passes an earlier answer for this pair made before it asked for a
+ * second description. verifySift is a pure function of the pair and the policy, and the
+ * task asking again carries the same ones, so they are taken as they are instead of being
+ * computed again (the verdict is the same).
+ */
+function verify(candidate: PreparedCandidate, target: TargetFeatures, policy: VerifyPolicy, fineTarget?: Features, resampledTarget?: Features, passes?: SiftPasses): PairVerdict {
+  const first = passes?.target ?? verifySift(candidate.features, target.features, policy, policy.acceptInliers);
+  let finePass: SiftVerification | undefined;
   let sift = first;
   let fine = false;
   let resampled = false;
   /** The target features the kept SIFT result (and its hypothesis) refers to. */
   let against = target.features;
   /** A second description of the target: the better result, or at least its hypothesis, is kept. */
-  const tryAgainst = (features: Features): boolean => {
-    const again = verifySift(candidate.features, features, policy, policy.acceptInliers);
+  const tryAgainst = (features: Features, done?: SiftVerification): boolean => {
+    const again = done ?? verifySift(candidate.features, features, policy, policy.acceptInliers);
+    if (features === fineTarget) finePass = again;
     if (again.inliers > sift.inliers) {
       [sift, against] = [again, features];
       return true;
@@ -47,15 +55,15 @@ function verify(candidate: PreparedCandidate, target: TargetFeatures, policy: Ve
   // Coarse-to-fine: a small overlap (corner crop, zoom) has few of the target's working-size
   // keypoints; the target's fine description has about as many there as the candidate.
   if (sift.inliers < policy.acceptInliers && policy.fineMinMatches !== undefined && target.refinable && first.matches >= policy.fineMinMatches) {
-    if (!fineTarget) return { method: 'sift', inliers: sift.inliers, mirrored: sift.mirrored, needsFine: true };
-    fine = tryAgainst(fineTarget);
+    if (!fineTarget) return { method: 'sift', inliers: sift.inliers, mirrored: sift.mirrored, needsFine: true, passes: { target: first } };
+    fine = tryAgainst(fineTarget, passes?.fine);
   }
   // A copy smaller than the target's working size (a thumbnail) holds none of the target's
   // finer detail, and the target's strongest keypoints are mostly at scales the copy lost:
   // described at the copy's own resolution, the target keeps the keypoints the copy has.
   if (sift.inliers < policy.acceptInliers && policy.resampleMinMatches !== undefined && first.matches >= policy.resampleMinMatches
     && candidate.ownLong < Math.max(target.features.width, target.features.height)) {
-    if (!resampledTarget) return { method: 'sift', inliers: sift.inliers, mirrored: sift.mirrored, needsResampled: true };
+    if (!resampledTarget) return { method: 'sift', inliers: sift.inliers, mirrored: sift.mirrored, needsResampled: true, passes: { target: first, ...(finePass ? { fine: finePass } : {}) } };
     if (tryAgainst(resampledTarget)) [fine, resampled] = [false, true];
   }
   const verdict: PairVerdict = { method: 'sift', inliers: sift.inliers, mirrored: sift.mirrored, region: sift.region, queryRegion: sift.queryRegion, ...(fine ? { fine } : {}), ...(resampled ? { resampled } : {}) };
@@ -119,7 +127,7 @@ function run(task: WorkerTask): WorkerResult {
       const target = resolve(task.target);
       const fine = task.fine ? resolve(task.fine) : undefined;
       const resampled = task.resampled ? resolve(task.resampled) : undefined;
-      return { kind: 'verify', verdict: verify(candidate, target, task.policy, fine, resampled) };
+      return { kind: 'verify', verdict: verify(candidate, target, task.policy, fine, resampled, task.passes) };
     }
     case 'verify-many': {
       const candidate = resolve(task.candidate);

@@ -1063,6 +1063,27 @@ describe('features kept by the worker processes', () => {
     }
   });
 
+  it('when a pair asks for its fine description, then the task asking again with its first passes answers as one given the description up front', async () => {
+    const pool = new WorkerPool({ size: 1, queueLimit: 10, sharedBytes: 2 ** 24 });
+    try {
+      // Nothing accepts at 1000 inliers, so the fine gate (open at 0 matches) asks for the fine description.
+      const asking = { ...policy, acceptInliers: 1000, fineMinMatches: 0 };
+      const target = { key: 't0', value: { ...targets[0]!, refinable: true } };
+      const fine = { key: 't0-fine', value: targets[1]!.features };
+      const base = { kind: 'verify' as const, candidate: { key: 'c', value: candidate }, target, policy: asking };
+      const first = await pool.run(base);
+      assert.ok(first.kind === 'verify' && first.verdict.needsFine && first.verdict.passes?.target, JSON.stringify(first));
+      if (first.kind !== 'verify') return;
+      assert.equal(first.verdict.passes!.target.matches > 0, true);
+      const again = await pool.run({ ...base, fine, passes: first.verdict.passes });
+      const upFront = await pool.run({ ...base, fine });
+      assert.deepEqual(again, upFront);
+      assert.ok(again.kind === 'verify' && !again.verdict.needsFine && again.verdict.passes === undefined, JSON.stringify(again));
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('when n neighbours are cut into k runs, then the runs are consecutive, cover each once and differ in size by at most one', () => {
     for (const [n, k] of [[0, 4], [1, 4], [3, 4], [10, 4], [10, 2], [44, 4], [7, 1], [5, 64]] as const) {
       const runs = runsOf(n, k);
