@@ -26,7 +26,7 @@ import path from 'node:path';
 import { MatchingConfig } from '@doppel/schemas';
 import { loadConfig } from '@doppel/service-kit';
 import {
-  alignedAgreement, decodeImage, OVERLAP_MIN_PIXELS, extractAdaptive, extractCandidateFeatures, extractionOf, OVERLAP_SIDE, structureOf, thumbTransform, verifySift,
+  alignedAgreement, pinnedAgreement, decodeImage, OVERLAP_MIN_PIXELS, extractAdaptive, extractCandidateFeatures, extractionOf, OVERLAP_SIDE, structureOf, thumbTransform, verifySift,
   type CandidateFeatures, type Features, type GreyImage, verifyOptionsOf,
 } from '@doppel/instance-matching';
 import { originalOfQuery, transformOf } from '@doppel/cli';
@@ -50,6 +50,8 @@ interface Row {
   query: string; target: string; half: Half; transform: string; positive: boolean; distractor: boolean;
   candKp: number; targetKp: number; candEdge: number; targetEdge: number; matches: number; inliers: number; failure?: string;
   hyp?: number; agreement?: number; grey?: number; structure?: number; pixels?: number;
+  /** The agreement's drop when the placement is slid along its edges (pinnedAgreement), for rows near the cut-off. */
+  pinning?: number;
 }
 
 interface Side { f: Features; thumb: GreyImage; edge: number }
@@ -66,6 +68,8 @@ function pairRow(q: string, cand: { c: CandidateFeatures; thumb: GreyImage; edge
     const m = thumbTransform(v.hypothesis.matrix, v.hypothesis.mirrored, frames({ f: cand.c.plain, thumb: cand.thumb }), frames(target));
     const a = alignedAgreement(cand.thumb, target.thumb, m);
     Object.assign(row, { hyp: v.hypothesis.inliers, agreement: a.agreement, grey: a.grey, structure: a.structure, pixels: a.pixels });
+    // Only where it can matter (the curve of section 4 starts at agreement 0.6): four more placements each.
+    if (a.agreement >= 0.6 && a.pixels >= OVERLAP_MIN_PIXELS) row.pinning = pinnedAgreement(cand.thumb, target.thumb, m, undefined, a).pinning;
   }
   return row;
 }
@@ -101,7 +105,8 @@ else {
 
 // The service's decisions (calibrate.ts RAW rows): a pair it declares needs no overlap check.
 interface Checked { relative_path: string; score: number; method: string; inliers: number; reason?: string }
-const service = JSON.parse(await readFile(process.env.SERVICE ?? '/tmp/v2/cal-after.json', 'utf8')) as { rows: Array<{ query: string; checked: Checked[] }> };
+// Without the file (SERVICE=none), no pair counts as declared by the service: section 4 needs none.
+const service = process.env.SERVICE === 'none' ? { rows: [] } : JSON.parse(await readFile(process.env.SERVICE ?? '/tmp/v2/cal-after.json', 'utf8')) as { rows: Array<{ query: string; checked: Checked[] }> };
 const declared = new Set<string>();
 const serviceCheck = new Map<string, Checked>();
 for (const r of service.rows) for (const c of r.checked) {
@@ -190,4 +195,20 @@ for (const tr of [...new Set(rows.map((r) => r.transform))].sort((a, b) => Numbe
   console.log(`   ${V2_TRANSFORMS.has(tr) ? 'v2' : 'v3'} ${tr.padEnd(16)} ${cells.join('  ')}`);
 }
 for (const r of rows.filter((x) => !x.positive && passes(x, rule))) console.log(`   FP [${r.half}] ${r.query} -> ${r.target} agreement ${r.agreement!.toFixed(3)} structure ${r.structure!.toFixed(2)} pixels ${r.pixels} hyp ${r.hyp}`);
+
+// 4. A pinning floor for the overlap check: the dense check's confirmation needs its placement
+// pinned (slid 6 or 10 px along its edges, the agreement drops); a hypothesis from 3 matches
+// between two pictures of long straight edges is as much a coincidence of one line.
+console.log(`\n4. pinning floor on the configured rule (every pair that passes it, whatever else the service decides; pinning measured where agreement >= 0.6): floor  true pairs passing cal / held  wrong pairs passing cal / held (distractors)`);
+const passing = rows.filter((r) => passes(r, rule));
+for (const f of [Number.NEGATIVE_INFINITY, 0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1]) {
+  const ok = passing.filter((r) => (r.pinning ?? Number.NEGATIVE_INFINITY) >= f);
+  const n = (pos: boolean, h: Half) => ok.filter((r) => r.positive === pos && r.half === h);
+  const w = (h: Half) => `${n(false, h).length} (${n(false, h).filter((r) => r.distractor).length})`;
+  console.log(`   ${(Number.isFinite(f) ? f.toFixed(2) : 'none').padStart(5)}  ${`${n(true, 'calibration').length} / ${n(true, 'held-back').length}`.padStart(27)}  ${`${w('calibration')} / ${w('held-back')}`.padStart(40)}`);
+}
+const sorted = (xs: Row[]) => xs.map((r) => (r.pinning ?? Number.NaN).toFixed(3)).sort((a, b) => Number(a) - Number(b)).join(' ');
+console.log(`   pinning of the true pairs passing, calibration: ${sorted(passing.filter((r) => r.positive && r.half === 'calibration'))}`);
+console.log(`   pinning of the wrong pairs passing, calibration: ${sorted(passing.filter((r) => !r.positive && r.half === 'calibration'))}`);
+for (const r of passing.filter((x) => !x.positive)) console.log(`   wrong [${r.half}] ${r.query} -> ${r.target} agreement ${r.agreement!.toFixed(3)} pinning ${(r.pinning ?? Number.NaN).toFixed(3)} structure ${r.structure!.toFixed(2)}`);
 void serviceCheck;

@@ -297,6 +297,12 @@ export const MatchingConfig = Type.Object(
       default: 0.7,
       description: 'Gradient agreement over the aligned overlap (correlation of contrast-normalised double-angle gradients) that the overlap check maps to THRESHOLD.',
     }),
+    OVERLAP_MIN_PINNING: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      default: 0.03,
+      description: 'An overlap-check agreement reaching OVERLAP_MIN_AGREEMENT counts only if its placement is pinned: slid 6 or 10 px along its edges, the agreement drops by at least this much (bench/matching/overlap.bench.ts, section 4; 0: not asked).',
+    }),
   },
   { $id: schemaId('config/instance-matching'), additionalProperties: true },
 );

@@ -252,7 +252,14 @@ export function createMatcher(deps: MatcherDeps) {
     ...(fineExtraction ? { fineMinMatches: config.FINE_MIN_MATCHES } : {}),
     ...(config.RESAMPLE_SMALL ? { resampleMinMatches: config.RESAMPLE_MIN_MATCHES } : {}),
     ...(config.OVERLAP_BELOW_KEYPOINTS > 0
-      ? { overlap: { belowKeypoints: config.OVERLAP_BELOW_KEYPOINTS, minStructure: config.OVERLAP_MIN_STRUCTURE }, fewMatchHypothesisBelow: config.OVERLAP_BELOW_KEYPOINTS }
+      ? {
+          overlap: {
+            belowKeypoints: config.OVERLAP_BELOW_KEYPOINTS,
+            minStructure: config.OVERLAP_MIN_STRUCTURE,
+            ...(config.OVERLAP_MIN_PINNING > 0 ? { pinned: { minAgreement: config.OVERLAP_MIN_AGREEMENT, minPinning: config.OVERLAP_MIN_PINNING } } : {}),
+          },
+          fewMatchHypothesisBelow: config.OVERLAP_BELOW_KEYPOINTS,
+        }
       : {}),
   });
 

@@ -74,7 +74,7 @@ export interface VerifyPolicy extends VerifyOptions {
    * The overlap check (absent: never): a pair SIFT leaves undecided, with a side under
    * `belowKeypoints` keypoints and a plausible fit, is compared photometrically there.
    */
-  overlap?: { belowKeypoints: number; minStructure: number };
+  overlap?: { belowKeypoints: number; minStructure: number; /** An agreement reaching this must be pinned by `minPinning` to count (absent: never asked). */ pinned?: { minAgreement: number; minPinning: number } };
 }
 
 /**

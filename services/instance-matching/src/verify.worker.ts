@@ -2,7 +2,7 @@
 import { ByteLru } from './feature.cache.js';
 import { cropSearch } from './crop.search.js';
 import { denseCheck, overlapMapOf } from './dense.check.js';
-import { alignedAgreement, clears, OVERLAP_MIN_PIXELS, placementHolds, thumbTransform } from './overlap.check.js';
+import { alignedAgreement, clears, OVERLAP_MIN_PIXELS, pinnedAgreement, placementHolds, thumbTransform } from './overlap.check.js';
 import { siftAvailable } from './opencv.binding.js';
 import { toneAgreement } from './tone.check.js';
 import { extractAdaptive, type Features } from './sift.extract.js';
@@ -106,9 +106,17 @@ function verify(candidate: PreparedCandidate, target: TargetFeatures, policy: Ve
   if (overlapDue) {
     const h = sift.hypothesis!;
     const frames = (work: { width: number; height: number }, thumb: { width: number; height: number }) => ({ work, thumb });
-    const a = alignedAgreement(candidate.overlap, target.overlap, thumbTransform(h.matrix, h.mirrored, frames(candidate.features.plain, candidate.overlap), frames(against, target.overlap)));
-    // Too little structure or too small an overlap: the agreement there proves nothing.
-    if (a.structure >= policy.overlap!.minStructure && a.pixels >= OVERLAP_MIN_PIXELS) dense.agreement = a.agreement;
+    const map = thumbTransform(h.matrix, h.mirrored, frames(candidate.features.plain, candidate.overlap), frames(against, target.overlap));
+    const a = alignedAgreement(candidate.overlap, target.overlap, map);
+    // Too little structure or too small an overlap: the agreement there proves nothing. An
+    // agreement that would count must also be pinned, as the dense check's placements are: a
+    // fit from 3 matches between two pictures of long straight edges (terrain tiles, a rotated
+    // copy's filled corners) agrees as well slid along them. Under the cut-off it is kept as
+    // is: it scores under the threshold anyway.
+    const pinned = policy.overlap!.pinned;
+    const holds = !pinned || a.agreement < pinned.minAgreement
+      || pinnedAgreement(candidate.overlap, target.overlap, map, undefined, a).pinning >= pinned.minPinning;
+    if (a.structure >= policy.overlap!.minStructure && a.pixels >= OVERLAP_MIN_PIXELS && holds) dense.agreement = a.agreement;
   }
   return dense;
 }
