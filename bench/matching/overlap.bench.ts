@@ -17,9 +17,12 @@
  *    fails: keypoints of both sides, matches, hypothesis, overlap figures;
  * 2. the curves on the calibration half (dev unrelated pairs and distractor pairs as the
  *    negatives) for the keypoint gate, the structure floor and the agreement cut-off;
- * 3. recall per half and per transform, v2 / v3 apart, of the service with the rule added.
+ * 3. recall per half and per transform, v2 / v3 apart, of the service with the rule added;
+ * 4. the curve OVERLAP_MIN_PINNING was chosen on: true and wrong pairs the rule passes, by
+ *    pinning floor, per half.
  * Env: EVERY=k keeps every k-th distractor (default 80), CACHE=file keeps the rows,
- * FROM=file re-prints from them, SERVICE=calibrate rows (default /tmp/v2/cal-after.json).
+ * FROM=file re-prints from them, SERVICE=calibrate rows (default /tmp/v2/cal-after.json;
+ * SERVICE=none: no pair counts as declared, which section 4 does not need).
  */
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
