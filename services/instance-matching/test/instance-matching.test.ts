@@ -170,7 +170,11 @@ describe('the matching kernels', () => {
     for (const a of thumbs) {
       for (const b of thumbs) {
         const got = denseCheck(a, b).correlation;
-        assert.ok(Math.abs(got - oneCallPerPlacement(a, b)) < 1e-4, `${got} vs ${oneCallPerPlacement(a, b)}`);
+        // Both are float32 DFT correlations of different sizes (one 256-px strip against one
+        // 32-px picture per call), and OpenCV's vector loops sum in an order that can depend on
+        // a buffer's alignment: a CI run saw 0.16628 against 0.16608, a difference of 2e-4. A
+        // missed orientation or scale moves the best correlation by far more than 1e-3.
+        assert.ok(Math.abs(got - oneCallPerPlacement(a, b)) < 1e-3, `${got} vs ${oneCallPerPlacement(a, b)}`);
         if (got > 0.8) high++;
       }
     }
