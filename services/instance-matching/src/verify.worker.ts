@@ -42,9 +42,7 @@ function verify(candidate: PreparedCandidate, target: TargetFeatures, policy: Ve
   /** The target features the kept SIFT result (and its hypothesis) refers to. */
   let against = target.features;
   /** A second description of the target: the better result, or at least its hypothesis, is kept. */
-  const tryAgainst = (features: Features, done?: SiftVerification): boolean => {
-    const again = done ?? verifySift(candidate.features, features, policy, policy.acceptInliers);
-    if (features === fineTarget) finePass = again;
+  const tryAgainst = (features: Features, again = verifySift(candidate.features, features, policy, policy.acceptInliers)): boolean => {
     if (again.inliers > sift.inliers) {
       [sift, against] = [again, features];
       return true;
@@ -56,7 +54,8 @@ function verify(candidate: PreparedCandidate, target: TargetFeatures, policy: Ve
   // keypoints; the target's fine description has about as many there as the candidate.
   if (sift.inliers < policy.acceptInliers && policy.fineMinMatches !== undefined && target.refinable && first.matches >= policy.fineMinMatches) {
     if (!fineTarget) return { method: 'sift', inliers: sift.inliers, mirrored: sift.mirrored, needsFine: true, passes: { target: first } };
-    fine = tryAgainst(fineTarget, passes?.fine);
+    finePass = passes?.fine ?? verifySift(candidate.features, fineTarget, policy, policy.acceptInliers);
+    fine = tryAgainst(fineTarget, finePass);
   }
   // A copy smaller than the target's working size (a thumbnail) holds none of the target's
   // finer detail, and the target's strongest keypoints are mostly at scales the copy lost:
@@ -114,9 +113,9 @@ function verify(candidate: PreparedCandidate, target: TargetFeatures, policy: Ve
     // copy's filled corners) agrees as well slid along them. Under the cut-off it is kept as
     // is: it scores under the threshold anyway.
     const pinned = policy.overlap!.pinned;
-    const holds = !pinned || a.agreement < pinned.minAgreement
+    const holds = () => !pinned || a.agreement < pinned.minAgreement
       || pinnedAgreement(candidate.overlap, target.overlap, map, undefined, a).pinning >= pinned.minPinning;
-    if (a.structure >= policy.overlap!.minStructure && a.pixels >= OVERLAP_MIN_PIXELS && holds) dense.agreement = a.agreement;
+    if (a.structure >= policy.overlap!.minStructure && a.pixels >= OVERLAP_MIN_PIXELS && holds()) dense.agreement = a.agreement;
   }
   return dense;
 }
