@@ -22,7 +22,7 @@
  * removed at the end.
  */
 import { loadavg } from 'node:os';
-import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { MatchingConfig } from '@doppel/schemas';
@@ -30,6 +30,7 @@ import { loadConfig } from '@doppel/service-kit';
 import { listen } from '@doppel/service-kit/testing';
 import { buildService } from '@doppel/instance-matching';
 import { postJson } from './post-json.http.js';
+import { DISTRACTOR_PREFIX, placeFile } from '../distractors/placed.files.js';
 
 const dev = process.argv[2] ?? '/work/shared/bench/dev';
 const every = Number(process.env.EVERY ?? 15);
@@ -44,20 +45,17 @@ let linked: string | undefined;
 if (process.env.CANDIDATES) {
   const run = JSON.parse(await readFile(process.env.CANDIDATES, 'utf8')) as { outcomes: Array<{ query: string; verified?: Array<{ path: string }> }> };
   for (const o of run.outcomes) if (o.verified?.length) lists.set(o.query, o.verified.map((v) => v.path));
-  const extra = [...new Set([...lists.values()].flat())].filter((p) => p.startsWith('distractor-'));
+  const extra = [...new Set([...lists.values()].flat())].filter((p) => p.startsWith(DISTRACTOR_PREFIX));
   if (extra.length > 0) {
     const from = process.env.DISTRACTORS ?? '/work/distractors';
-    // Under the repo, as dev-eval.bench.ts does: hard links need the distractors' file system (copied across file systems).
+    // Under the repo, as dev-eval.bench.ts does: hard links need the distractors' file system.
     mkdirSync(path.resolve('.doppel'), { recursive: true });
     linked = mkdtempSync(path.resolve('.doppel', 'pair-cost-'));
-    const place = (from: string, to: string) => {
-      try { linkSync(from, to); } catch { copyFileSync(from, to); }
-    };
-    for (const f of readdirSync(path.join(dev, 'index'))) place(path.join(dev, 'index', f), path.join(linked, f));
+    for (const f of readdirSync(path.join(dev, 'index'))) placeFile(path.join(dev, 'index', f), path.join(linked, f));
     for (const p of extra) {
-      const file = path.join(from, p.slice('distractor-'.length));
+      const file = path.join(from, p.slice(DISTRACTOR_PREFIX.length));
       if (!existsSync(file)) throw new Error(`${p}: ${file} is missing (DISTRACTORS names the folder the run indexed)`);
-      place(file, path.join(linked, p));
+      placeFile(file, path.join(linked, p));
     }
     targetDir = linked;
   }

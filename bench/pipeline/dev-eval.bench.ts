@@ -19,7 +19,8 @@
  * all, so use it without --shard.
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { DISTRACTOR_PREFIX, placeFile } from '../distractors/placed.files.js';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,19 +56,15 @@ const F = nDistractors > 0 ? `eval${nDistractors}` : 'eval';
 
 /** index/ and queries/ under one folder: the dev set's files plus the distractors, hard-linked (copied across file systems). */
 function withDistractors(work: string): { index: string; queries: string } {
-  const place = (from: string, to: string) => {
-    try { linkSync(from, to); } catch { copyFileSync(from, to); }
-  };
   const index = join(work, 'set', 'index');
   const queries = join(work, 'set', 'queries');
   mkdirSync(index, { recursive: true });
   mkdirSync(queries, { recursive: true });
-  for (const f of readdirSync(join(dev, 'index'))) place(join(dev, 'index', f), join(index, f));
-  for (const f of readdirSync(join(dev, 'queries'))) place(join(dev, 'queries', f), join(queries, f));
+  for (const f of readdirSync(join(dev, 'index'))) placeFile(join(dev, 'index', f), join(index, f));
+  for (const f of readdirSync(join(dev, 'queries'))) placeFile(join(dev, 'queries', f), join(queries, f));
   const extra = readdirSync(distractorDir).filter((f) => /\.(jpe?g|png|webp)$/i.test(f)).sort().slice(0, nDistractors);
   if (extra.length < nDistractors) throw new Error(`${distractorDir} holds ${extra.length} images, fewer than BENCH_DISTRACTORS=${nDistractors}`);
-  // Prefixed, so no distractor can take the name of an original.
-  for (const f of extra) place(join(distractorDir, f), join(index, `distractor-${f}`));
+  for (const f of extra) placeFile(join(distractorDir, f), join(index, `${DISTRACTOR_PREFIX}${f}`));
   return { index, queries };
 }
 

@@ -16,7 +16,8 @@
  * current tree's encoder also reads MODEL_PRECISION from the environment).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, linkSync, mkdirSync, copyFileSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { placeFile } from '../distractors/placed.files.js';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,17 +45,13 @@ const median = (xs: number[]) => quantile(xs, 0.5);
 const work = join(repo, '.doppel', 'latency-bench');
 rmSync(work, { recursive: true, force: true });
 const root = join(work, 'images');
-const place = (from: string, to: string) => {
-  mkdirSync(resolve(to, '..'), { recursive: true });
-  try { linkSync(from, to); } catch { copyFileSync(from, to); }
-};
-for (const f of readdirSync(join(dev, 'index'))) place(join(dev, 'index', f), join(root, 'scanset', 'index', f));
+for (const f of readdirSync(join(dev, 'index'))) placeFile(join(dev, 'index', f), join(root, 'scanset', 'index', f));
 const queryFiles = readdirSync(join(dev, 'queries')).sort().filter((_, i) => i % scanEvery === 0);
-for (const f of queryFiles) place(join(dev, 'queries', f), join(root, 'scanset', 'queries', f));
+for (const f of queryFiles) placeFile(join(dev, 'queries', f), join(root, 'scanset', 'queries', f));
 const distractors = nDistractors > 0
   ? readdirSync(distractorDir).filter((f) => /\.(jpe?g|png|webp)$/i.test(f)).sort().slice(0, nDistractors)
   : [];
-for (const f of distractors) place(join(distractorDir, f), join(root, 'distractors', f));
+for (const f of distractors) placeFile(join(distractorDir, f), join(root, 'distractors', f));
 const scanset = readdirSync(join(root, 'scanset'), { recursive: true }).filter((f) => /\.(jpe?g|png|webp)$/i.test(String(f))).length;
 const latencyQueries = queryFiles.filter((_, i) => i % Math.max(1, Math.floor(queryFiles.length / nQueries)) === 0).slice(0, nQueries);
 
