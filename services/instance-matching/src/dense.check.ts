@@ -40,8 +40,11 @@ export const ORIENTATION_MAPS = [...ROTATIONS, ...ROTATIONS.map((r) => mul3(r, F
 /** Grey levels and gradient magnitude of a thumbnail, each at every crop scale (plain orientation). */
 interface Plane {
   scaled: Prepared[];
-  /** The 8 orientations side by side (DENSE_THUMB x 8 DENSE_THUMB), candidates only. */
-  oriented?: cv.Mat;
+  /**
+   * The 8 orientations side by side (DENSE_THUMB x 8 DENSE_THUMB): forward for a candidate,
+   * inverse for a target (see bestAligned), built once per thumbnail.
+   */
+  oriented: cv.Mat;
 }
 interface Planes { grey: Plane; edges: Plane }
 
@@ -88,7 +91,7 @@ function planes(img: GreyImage, candidate: boolean): Planes {
   const hit = candidate ? held.candidate : held.plain;
   if (hit) return hit;
   const grey = toMat(img).convertTo(cv.CV_32F);
-  const plane = (m: cv.Mat): Plane => (candidate ? { scaled: scaled(m), oriented: sideBySide(pixelsOf(m), false) } : { scaled: scaled(m) });
+  const plane = (m: cv.Mat): Plane => ({ scaled: scaled(m), oriented: sideBySide(pixelsOf(m), !candidate) });
   const p = { grey: plane(grey), edges: plane(gradientMagnitude(grey)) };
   planesOf.set(img, candidate ? { ...held, candidate: p } : { ...held, plain: p });
   return p;
@@ -139,16 +142,16 @@ function mappedCorner(m: readonly number[], x: number, y: number, side: number):
  * inverse orientation against the plain candidate; the target's inverse orientations side
  * by side take the plain shrinks, and each peak is carried back to the target's frame.
  */
-function bestAligned(cand: Plane, target: Plane, inverseTarget: cv.Mat): Placement {
+function bestAligned(cand: Plane, target: Plane): Placement {
   const candFlat = cand.scaled[0]!.flat;
   const targetFlat = target.scaled[0]!.flat;
-  const same = peaks(cand.oriented!, target.scaled[0]!, candFlat);
+  const same = peaks(cand.oriented, target.scaled[0]!, candFlat);
   const targetIn: Peak[][] = [];
   const candIn: Peak[][] = [];
   for (let i = 1; i < DENSE_SCALES.length; i++) {
-    targetIn[i] = peaks(cand.oriented!, target.scaled[i]!, candFlat);
+    targetIn[i] = peaks(cand.oriented, target.scaled[i]!, candFlat);
     const side = cand.scaled[i]!.side;
-    candIn[i] = peaks(inverseTarget, cand.scaled[i]!, targetFlat).map((p, o) => (p === NONE ? p : { value: p.value, ...mappedCorner(ORIENTATION_MAPS[o]!, p.x, p.y, side) }));
+    candIn[i] = peaks(target.oriented, cand.scaled[i]!, targetFlat).map((p, o) => (p === NONE ? p : { value: p.value, ...mappedCorner(ORIENTATION_MAPS[o]!, p.x, p.y, side) }));
   }
   let best: Placement = { value: 0, orientation: 0, candScale: 0, targetScale: 0, x: 0, y: 0 };
   const keep = (p: Peak, orientation: number, candScale: number, targetScale: number) => {
@@ -201,8 +204,8 @@ export interface DenseResult {
 export function denseCheck(candThumb: GreyImage, targetThumb: GreyImage): DenseResult {
   const cand = planes(candThumb, true);
   const target = planes(targetThumb, false);
-  const grey = bestAligned(cand.grey, target.grey, sideBySide(pixelsOf(target.grey.scaled[0]!.mat), true));
-  const edges = bestAligned(cand.edges, target.edges, sideBySide(pixelsOf(target.edges.scaled[0]!.mat), true));
+  const grey = bestAligned(cand.grey, target.grey);
+  const edges = bestAligned(cand.edges, target.edges);
   return {
     correlation: (grey.value + edges.value) / 2,
     placements: [placementMap(grey, cand.grey, target.grey), placementMap(edges, cand.edges, target.edges)],

@@ -318,6 +318,12 @@ export interface PlacementFloors { minStructure: number; minAgreement: number; m
 export const clears = (a: PinnedAgreement, floors: PlacementFloors): boolean =>
   a.pixels >= OVERLAP_MIN_PIXELS && a.structure >= floors.minStructure && a.agreement >= floors.minAgreement && a.pinning >= floors.minPinning;
 
-/** Whether a placement is confirmed (`clears` at that placement). */
-export const placementHolds = (cand: Planes, target: Planes, toTarget: readonly number[], floors: PlacementFloors): boolean =>
-  clears(pinnedAgreement(cand, target, toTarget), floors);
+/**
+ * Whether a placement is confirmed (`clears` at that placement). The slides are only
+ * measured for a placement that clears the other floors in place: the answer is the same.
+ */
+export function placementHolds(cand: Planes, target: Planes, toTarget: readonly number[], floors: PlacementFloors): boolean {
+  const a = alignedAgreement(cand, target, toTarget);
+  if (!clears({ ...a, pinning: Number.POSITIVE_INFINITY }, floors)) return false;
+  return clears(pinnedAgreement(cand, target, toTarget, undefined, a), floors);
+}
