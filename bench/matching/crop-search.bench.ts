@@ -12,6 +12,12 @@
  * (several caches are merged). SHARD=i/n: only every n-th query from the i-th (run n at once,
  * each with its own CACHE, then FROM_PAIRS all of them).
  *
+ * SEARCH=rotation: the rotation search and the turn in the frame instead (crop.search.ts
+ * rotationSearch, inFrameTurn: the service runs them for its REFINE_TOP neighbours), on the pairs where the crop search's own
+ * placement is not confirmed with the config's floors; a pair passes when one of its kept
+ * placements does. Its floors are the crop search's (the same evidence, more placements):
+ * the curve shows whether they hold for it.
+ *
  * Pairs: every dev query against every indexed original and sampled distractor where the
  * service would run the dense path (the fewer keypoints of the two under
  * DENSE_MIN_KEYPOINTS, both with structure >= DENSE_MIN_EDGE_STD) and the dense check's
@@ -23,7 +29,7 @@ import { readFile } from 'node:fs/promises';
 import { MatchingConfig } from '@doppel/schemas';
 import { loadConfig } from '@doppel/service-kit';
 import {
-  cropSearch, decodeImage, denseCheck, extractAdaptive, extractionOf, OVERLAP_MIN_PIXELS, OVERLAP_SIDE, overlapMapOf, pinnedAgreement, placementHolds, structureOf, type GreyImage,
+  cropSearch, inFrameTurn, rotationSearch, decodeImage, denseCheck, extractAdaptive, extractionOf, OVERLAP_MIN_PIXELS, OVERLAP_SIDE, overlapMapOf, pinnedAgreement, placementHolds, structureOf, type GreyImage,
 } from '@doppel/instance-matching';
 import { transformOf } from '@doppel/cli';
 import { devSet, keptRows, missedQueries, sweepDevPairs, V2_TRANSFORMS, type Half } from './dev-split.bench.js';
@@ -34,10 +40,15 @@ const config = loadConfig(MatchingConfig, { ...process.env, LOG_LEVEL: 'silent' 
 const limits = { maxPixels: config.MAX_PIXELS, maxBytes: config.MAX_IMAGE_BYTES, width: config.WIDTH, height: config.HEIGHT, thumbSize: 32, enlargeBelow: config.ENLARGE_BELOW, overlapSide: OVERLAP_SIDE };
 const extraction = extractionOf(config);
 
+/** One placement the search found, as the confirmation sees it. */
+interface Placed { correlation: number; fraction: number; agreement: number; structure: number; pixels: number; pinning: number }
 interface PairRow {
   query: string; target: string; half: Half; transform: string; positive: boolean; distractor: boolean; needed: boolean;
-  correlation: number; fraction: number; agreement: number; structure: number; pixels: number; pinning: number;
+  /** The crop search's one placement, or the rotation search's kept ones reaching DENSE_MIN_CORRELATION. */
+  placements: Placed[];
 }
+const rotation = process.env.SEARCH === 'rotation';
+if (process.env.SEARCH !== undefined && !rotation) throw new Error(`SEARCH: expected rotation (or unset: the crop search), got ${process.env.SEARCH}`);
 interface Described { thumb: GreyImage; overlap: GreyImage; keypoints: number; edgeStd: number }
 
 const { truth, halfOf } = await devSet(dev);
@@ -61,27 +72,35 @@ else {
       const d = denseCheck(q.thumb, t.thumb);
       if (d.correlation >= config.DENSE_MIN_CORRELATION && d.placements.some((m) => placementHolds(q.overlap, t.overlap, overlapMapOf(m, q.overlap, t.overlap), floors))) return undefined;
       const c = cropSearch(q.overlap, t.overlap);
-      if (c.correlation < config.DENSE_MIN_CORRELATION) return undefined;
-      const a = pinnedAgreement(q.overlap, t.overlap, c.map);
+      const cropFloors = { ...floors, minAgreement: config.DENSE_CROP_MIN_AGREEMENT, minPinning: config.DENSE_CROP_MIN_PINNING };
+      // The rotation search runs only where the crop search's placement is not confirmed.
+      if (rotation && c.correlation >= config.DENSE_MIN_CORRELATION && placementHolds(q.overlap, t.overlap, c.map, cropFloors)) return undefined;
+      const placements = (rotation ? [...rotationSearch(q.overlap, t.overlap), ...inFrameTurn(q.overlap, t.overlap)] : [c]).filter((x) => x.correlation >= config.DENSE_MIN_CORRELATION).map((x) => {
+        const a = pinnedAgreement(q.overlap, t.overlap, x.map);
+        return { correlation: x.correlation, fraction: x.fraction, agreement: a.agreement, structure: a.structure, pixels: a.pixels, pinning: a.pinning };
+      });
+      if (placements.length === 0) return undefined;
       const positive = `index/${truth[query]}` === target;
-      return {
-        query, target, half: halfOf(query), transform: transformOf(query), positive, distractor,
-        needed: positive && (!process.env.MISSED || missed.has(query)),
-        correlation: c.correlation, fraction: c.fraction, agreement: a.agreement, structure: a.structure, pixels: a.pixels, pinning: a.pinning,
-      };
+      return { query, target, half: halfOf(query), transform: transformOf(query), positive, distractor, needed: positive && (!process.env.MISSED || missed.has(query)), placements };
     },
   });
 }
 
 interface Rule { agreement: number; pinning: number }
-const passes = (p: PairRow, k: Rule) =>
-  p.pixels >= OVERLAP_MIN_PIXELS && p.structure >= config.OVERLAP_MIN_STRUCTURE && p.agreement >= k.agreement && p.pinning >= k.pinning;
+const holds = (x: Placed, k: Rule) =>
+  x.pixels >= OVERLAP_MIN_PIXELS && x.structure >= config.OVERLAP_MIN_STRUCTURE && x.agreement >= k.agreement && x.pinning >= k.pinning;
+const passes = (p: PairRow, k: Rule) => p.placements.some((x) => holds(x, k));
+/** The placement a row is shown by: its most agreeing one. */
+const shown = (p: PairRow) => p.placements.reduce((a, b) => (b.agreement > a.agreement ? b : a));
 const f3 = (v: number) => v.toFixed(3);
-const show = (p: PairRow) => `${p.query.slice(0, 46).padEnd(46)} ${p.target.replace(/^distractors\//, 'D:').slice(0, 56).padEnd(56)} corr ${f3(p.correlation)} f ${p.fraction} agr ${f3(p.agreement)} str ${p.structure.toFixed(2)} px ${String(p.pixels).padStart(4)} pin ${f3(p.pinning)}`;
+const show = (p: PairRow) => {
+  const x = shown(p);
+  return `${p.query.slice(0, 46).padEnd(46)} ${p.target.replace(/^distractors\//, 'D:').slice(0, 56).padEnd(56)} corr ${f3(x.correlation)} f ${x.fraction.toFixed(2)} agr ${f3(x.agreement)} str ${x.structure.toFixed(2)} px ${String(x.pixels).padStart(4)} pin ${f3(x.pinning)}`;
+};
 const calib = pairs.filter((p) => p.half === 'calibration');
 const needed = calib.filter((p) => p.needed);
 const wrong = calib.filter((p) => !p.positive);
-console.log(`${pairs.length} pairs where the search's placement reaches DENSE_MIN_CORRELATION=${config.DENSE_MIN_CORRELATION}; calibration half: ${needed.length} true pairs needing it, ${wrong.length} wrong (${wrong.filter((p) => p.distractor).length} distractors)`);
+console.log(`${rotation ? 'rotation search' : 'crop search'}: ${pairs.length} pairs where the search's placement reaches DENSE_MIN_CORRELATION=${config.DENSE_MIN_CORRELATION}; calibration half: ${needed.length} true pairs needing it, ${wrong.length} wrong (${wrong.filter((p) => p.distractor).length} distractors)`);
 
 const agrs = [0.7, 0.75, 0.8, 0.85, 0.9, 0.95];
 const pins = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4];
@@ -103,7 +122,7 @@ for (const a of [...agrs].reverse()) {
 console.log(`   rule: the grid point with no wrong pair verifying the most true ones: ${pick ? `agreement >= ${pick.agreement}, pinning >= ${pick.pinning} (${best} true)` : 'none'}`);
 console.log(`   config: DENSE_CROP_MIN_AGREEMENT=${config.DENSE_CROP_MIN_AGREEMENT} DENSE_CROP_MIN_PINNING=${config.DENSE_CROP_MIN_PINNING}${pick && (pick.agreement !== config.DENSE_CROP_MIN_AGREEMENT || pick.pinning !== config.DENSE_CROP_MIN_PINNING) ? '  NOTE: differs from the pick' : ''}`);
 console.log('\n   [calibration] wrong pairs over the cut-off, most agreeing first');
-for (const p of [...wrong].sort((x, y) => y.agreement - x.agreement).slice(0, 15)) console.log(`   ${show(p)}`);
+for (const p of [...wrong].sort((x, y) => shown(y).agreement - shown(x).agreement).slice(0, 15)) console.log(`   ${show(p)}`);
 
 const rule: Rule = { agreement: config.DENSE_CROP_MIN_AGREEMENT, pinning: config.DENSE_CROP_MIN_PINNING };
 console.log(`\n2. with the config's floors (agreement >= ${rule.agreement}, pinning >= ${rule.pinning}): per half, true pairs verified of those needing it; wrong pairs passing`);

@@ -241,6 +241,10 @@ export const MatchingConfig = Type.Object(
       default: true,
       description: 'When the dense check\'s placements are not confirmed, also place the copy inside the neighbour with its own aspect (strips) and down to 0.38 of its long side (corner crops, zooms), in the 8 orientations, and confirm that placement on the 96-px thumbnails with DENSE_CROP_MIN_AGREEMENT and DENSE_CROP_MIN_PINNING (needs DENSE_MIN_PINNING > 0).',
     }),
+    DENSE_ROTATION_SEARCH: Type.Boolean({
+      default: true,
+      description: 'For the first REFINE_TOP neighbours, when the crop search\'s placement is not confirmed either: place the upright copy inside the neighbour turned by 5 to 20 degrees either way (a copy turned and cropped to fill), then try the copy as the neighbour turned inside its own frame (filled corners, or shrunk inside a filled frame); confirmed with the crop search\'s floors (needs DENSE_CROP_SEARCH; bench/matching/crop-search.bench.ts SEARCH=rotation).',
+    }),
     DENSE_CROP_MIN_AGREEMENT: Type.Number({
       minimum: 0,
       maximum: 1,

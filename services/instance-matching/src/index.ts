@@ -5,7 +5,7 @@ export { siftScore, denseScore, extractionOf, fineExtractionOf, inliersFor, SCOR
 export { decodeImage } from './image.decode.js';
 export { cv, type GreyImage } from './opencv.binding.js';
 export { denseCheck, denseCorrelation, overlapMapOf } from './dense.check.js';
-export { cropSearch, DENSE_CROP_FRACTIONS } from './crop.search.js';
+export { cropSearch, inFrameTurn, rotationSearch, DENSE_CROP_FRACTIONS, ROTATION_ANGLES } from './crop.search.js';
 export { alignedAgreement, clears, pinnedAgreement, placementHolds, thumbTransform, OVERLAP_MIN_PIXELS, OVERLAP_SIDE, PIN_SLIDES } from './overlap.check.js';
 export { linearScale, mul3 } from './transform.geometry.js';
 export { structureOf } from './structure.measure.js';

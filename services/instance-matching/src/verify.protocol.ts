@@ -54,6 +54,12 @@ export interface VerifyPolicy extends VerifyOptions {
    */
   denseCropSearch?: { minAgreement: number; minPinning: number };
   /**
+   * When the crop search's placement is not confirmed either: place the upright copy inside
+   * the target turned by small angles (crop.search.ts rotationSearch), confirmed with the
+   * crop search's floors (needs `denseCropSearch`).
+   */
+  denseRotationSearch?: boolean;
+  /**
    * The tone check (absent: never): a pair SIFT leaves undecided whose two pictures have one
    * aspect (within `maxAspectGap`, as a log ratio) is compared as a whole, upright copy on the
    * colour planes of the overlap thumbnails, and holds with these floors (overlap.check.ts).

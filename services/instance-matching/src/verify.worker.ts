@@ -1,6 +1,6 @@
 /** Verification child process: runs the OpenCV work so the service's event loop never blocks on it. */
 import { ByteLru } from './feature.cache.js';
-import { cropSearch } from './crop.search.js';
+import { cropSearch, inFrameTurn, rotationSearch } from './crop.search.js';
 import { denseCheck, overlapMapOf } from './dense.check.js';
 import { alignedAgreement, clears, OVERLAP_MIN_PIXELS, pinnedAgreement, placementHolds, thumbTransform } from './overlap.check.js';
 import { siftAvailable } from './opencv.binding.js';
@@ -96,10 +96,14 @@ function verify(candidate: PreparedCandidate, target: TargetFeatures, policy: Ve
     // A strip, a corner or a zoom: the squashed, large-scale placements above cannot hold it.
     const crop = policy.denseCropSearch;
     if (confirm && crop && !held) {
+      const floors = { ...confirm, ...crop };
+      const holds = (c: { correlation: number; map: number[] }) => c.correlation >= confirm.minCorrelation && placementHolds(candidate.overlap, target.overlap, c.map, floors);
       const c = cropSearch(candidate.overlap, target.overlap);
-      if (c.correlation >= confirm.minCorrelation && placementHolds(candidate.overlap, target.overlap, c.map, { ...confirm, ...crop })) {
-        dense.correlation = Math.max(c.correlation, dense.correlation ?? 0);
-      }
+      // A copy turned by a small angle, cropped to fill or in its frame: the likeliest
+      // neighbours only (REFINE_TOP), as it costs as much again.
+      const turned = () => rotationSearch(candidate.overlap, target.overlap).find(holds) ?? inFrameTurn(candidate.overlap, target.overlap).find(holds);
+      const r = holds(c) ? c : policy.denseRotationSearch ? turned() : undefined;
+      if (r) dense.correlation = Math.max(r.correlation, dense.correlation ?? 0);
     }
   }
   if (overlapDue) {

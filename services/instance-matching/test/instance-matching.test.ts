@@ -22,7 +22,7 @@ import { cropSearch } from '../src/crop.search.js';
 import { project } from '../src/transform.geometry.js';
 import { sharedBytes, type PairVerdict, type PreparedCandidate, type TargetFeatures, type WorkerResult } from '../src/verify.protocol.js';
 import { TaskTimeoutError } from '../src/worker.pool.js';
-import { bandFlag, dottedScene, duneScene, facadeScene, HARD_COPIES, lowTextureScene, nearFlat, smoothGradient, texturedScene, TRANSFORMS, wavyBands, wrappedPosterize } from './scenes.fixture.js';
+import { bandFlag, dottedScene, duneScene, facadeScene, HARD_COPIES, lowTextureScene, nearFlat, smoothGradient, texturedScene, TRANSFORMS, turnedAndFilled, turnedInFrame, wavyBands, wrappedPosterize } from './scenes.fixture.js';
 
 type Started = Listening;
 
@@ -749,6 +749,8 @@ describe('the crop search of the dense check', () => {
   let root: string;
   let s: Started;
   let off: Started;
+  let turning: Started;
+  let unturned: Started;
   const others = ['soft.jpg', 'gradient.jpg', 'facade.jpg', 'flag.jpg'];
 
   before(async () => {
@@ -758,18 +760,42 @@ describe('the crop search of the dense check', () => {
     const dune = await duneScene();
     await writeFile(path.join(root, 'dune.jpg'), dune);
     await writeFile(path.join(root, 'dune-strip.jpg'), await sharp(dune).extract({ left: 0, top: 250, width: 1024, height: 224 }).jpeg({ quality: 85 }).toBuffer());
+    await writeFile(path.join(root, 'dune-turned.jpg'), await turnedAndFilled(dune, 15));
+    await writeFile(path.join(root, 'dune-turned-in-frame.jpg'), await turnedInFrame(dune, 20));
     await writeFile(path.join(root, 'soft.jpg'), await lowTextureScene(7));
     await writeFile(path.join(root, 'gradient.jpg'), await smoothGradient(43));
     await writeFile(path.join(root, 'facade.jpg'), await facadeScene());
     await writeFile(path.join(root, 'flag.jpg'), await bandFlag('#2a8cff', '#ffff00'));
     s = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1' });
     off = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1', DENSE_CROP_SEARCH: 'false' });
+    // The rotation search alone: the overlap check (SIFT's few-match fit) also turns some of these copies back.
+    turning = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1', OVERLAP_BELOW_KEYPOINTS: '0' });
+    unturned = await start({ SOURCE_DIR: root, TARGET_DIR: root, NB_WORKERS: '1', OVERLAP_BELOW_KEYPOINTS: '0', DENSE_ROTATION_SEARCH: 'false' });
   });
   after(async () => {
     await s.close();
     await off.close();
+    await turning.close();
+    await unturned.close();
     await rm(root, { recursive: true, force: true });
   });
+
+  for (const [copy, how] of [['dune-turned.jpg', 'turned by 15 degrees and cropped to fill its frame'], ['dune-turned-in-frame.jpg', 'turned by 20 degrees in its frame, its corners filled']]) {
+    it(`when a low-texture copy ${how} is matched, then the rotation search verifies its original, no unrelated picture listed first, and without it nothing`, async () => {
+      const r = await call(turning.base, 'POST', '/match', { candidate: copy, neighbors: ['dune.jpg', ...others] });
+      assert.equal(r.status, 200);
+      const { duplicated, checked } = r.body.response;
+      assert.deepEqual(duplicated.map((d: { relative_path: string }) => d.relative_path), ['dune.jpg'], JSON.stringify(checked));
+      assert.equal(duplicated[0].method, 'dense');
+      // Each unrelated picture listed first gets the rotation search too (REFINE_TOP).
+      for (const other of others) {
+        const o = await call(turning.base, 'POST', '/match', { candidate: copy, neighbors: [other] });
+        assert.deepEqual(o.body.response.duplicated, [], `${other}: ${JSON.stringify(o.body.response.checked)}`);
+      }
+      const without = await call(unturned.base, 'POST', '/match', { candidate: copy, neighbors: ['dune.jpg'] });
+      assert.deepEqual(without.body.response.duplicated, [], JSON.stringify(without.body.response.checked));
+    });
+  }
 
   it('when a low-texture full-width strip is matched, then the crop search verifies its original and nothing else, and without it nothing verifies', async () => {
     for (const copy of ['dune-strip.jpg']) {

@@ -117,6 +117,29 @@ export const HARD_COPIES: Record<string, (img: Buffer) => Promise<Buffer>> = {
   },
 };
 
+/**
+ * Turned by `degrees` about its centre, then cropped to the largest centred rectangle of its
+ * own aspect that holds no filled corner (as a photo editor's straighten tool does).
+ */
+export async function turnedAndFilled(b: Buffer, degrees: number): Promise<Buffer> {
+  const m = await sharp(b).metadata();
+  const [w, h] = [m.width!, m.height!];
+  const [c, s] = [Math.cos((degrees * Math.PI) / 180), Math.sin((degrees * Math.PI) / 180)];
+  const k = Math.min(h / (w * s + h * c), w / (w * c + h * s));
+  const rotated = await sharp(b).rotate(degrees, { background: '#000000' }).png().toBuffer();
+  const r = await sharp(rotated).metadata();
+  const [cw, ch] = [Math.floor(w * k), Math.floor(h * k)];
+  return sharp(rotated).extract({ left: Math.round((r.width! - cw) / 2), top: Math.round((r.height! - ch) / 2), width: cw, height: ch }).jpeg({ quality: 90 }).toBuffer();
+}
+
+/** Turned by `degrees` about its centre inside its own frame: the corners the turn leaves are filled black. */
+export async function turnedInFrame(b: Buffer, degrees: number): Promise<Buffer> {
+  const m = await sharp(b).metadata();
+  const rotated = await sharp(b).rotate(degrees, { background: '#000000' }).png().toBuffer();
+  const r = await sharp(rotated).metadata();
+  return sharp(rotated).extract({ left: Math.round((r.width! - m.width!) / 2), top: Math.round((r.height! - m.height!) / 2), width: m.width!, height: m.height! }).jpeg({ quality: 90 }).toBuffer();
+}
+
 /** A linear gradient between two colours along an angle: no shape, no edge. */
 export async function smoothGradient(seed: number, width = 640, height = 400): Promise<Buffer> {
   const r = rng(seed);
