@@ -120,11 +120,14 @@ for (const a of [...agrs].reverse()) {
   }
 }
 console.log(`   rule: the grid point with no wrong pair verifying the most true ones: ${pick ? `agreement >= ${pick.agreement}, pinning >= ${pick.pinning} (${best} true)` : 'none'}`);
-console.log(`   config: DENSE_CROP_MIN_AGREEMENT=${config.DENSE_CROP_MIN_AGREEMENT} DENSE_CROP_MIN_PINNING=${config.DENSE_CROP_MIN_PINNING}${pick && (pick.agreement !== config.DENSE_CROP_MIN_AGREEMENT || pick.pinning !== config.DENSE_CROP_MIN_PINNING) ? '  NOTE: differs from the pick' : ''}`);
+const [configured, names] = rotation
+  ? [{ agreement: config.DENSE_ROTATION_MIN_AGREEMENT, pinning: config.DENSE_ROTATION_MIN_PINNING }, ['DENSE_ROTATION_MIN_AGREEMENT', 'DENSE_ROTATION_MIN_PINNING']]
+  : [{ agreement: config.DENSE_CROP_MIN_AGREEMENT, pinning: config.DENSE_CROP_MIN_PINNING }, ['DENSE_CROP_MIN_AGREEMENT', 'DENSE_CROP_MIN_PINNING']];
+console.log(`   config: ${names[0]}=${configured.agreement} ${names[1]}=${configured.pinning}${pick && (pick.agreement !== configured.agreement || pick.pinning !== configured.pinning) ? '  NOTE: differs from the pick' : ''}`);
 console.log('\n   [calibration] wrong pairs over the cut-off, most agreeing first');
 for (const p of [...wrong].sort((x, y) => shown(y).agreement - shown(x).agreement).slice(0, 15)) console.log(`   ${show(p)}`);
 
-const rule: Rule = { agreement: config.DENSE_CROP_MIN_AGREEMENT, pinning: config.DENSE_CROP_MIN_PINNING };
+const rule: Rule = configured;
 console.log(`\n2. with the config's floors (agreement >= ${rule.agreement}, pinning >= ${rule.pinning}): per half, true pairs verified of those needing it; wrong pairs passing`);
 for (const h of ['calibration', 'held-back'] as const) {
   for (const part of ['v2', 'v3'] as const) {

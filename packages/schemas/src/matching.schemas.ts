@@ -243,7 +243,19 @@ export const MatchingConfig = Type.Object(
     }),
     DENSE_ROTATION_SEARCH: Type.Boolean({
       default: true,
-      description: 'For the first REFINE_TOP neighbours, when the crop search\'s placement is not confirmed either: place the upright copy inside the neighbour turned by 5 to 20 degrees either way (a copy turned and cropped to fill), then try the copy as the neighbour turned inside its own frame (filled corners, or shrunk inside a filled frame); confirmed with the crop search\'s floors (needs DENSE_CROP_SEARCH; bench/matching/crop-search.bench.ts SEARCH=rotation).',
+      description: 'For the first REFINE_TOP neighbours, when the crop search\'s placement is not confirmed either: place the upright copy inside the neighbour turned by 5 to 20 degrees either way (a copy turned and cropped to fill), then try the copy as the neighbour turned inside its own frame (filled corners, or shrunk inside a filled frame); confirmed on the 96-px thumbnails with DENSE_ROTATION_MIN_AGREEMENT and DENSE_ROTATION_MIN_PINNING (needs DENSE_CROP_SEARCH).',
+    }),
+    DENSE_ROTATION_MIN_AGREEMENT: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      default: 0.95,
+      description: 'Gradient agreement a rotation search\'s placement needs over the aligned overlap (bench/matching/crop-search.bench.ts SEARCH=rotation).',
+    }),
+    DENSE_ROTATION_MIN_PINNING: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      default: 0.1,
+      description: 'Pinning a rotation search\'s placement needs: slid 6 or 10 px along its edges, the agreement drops by at least this much (bench/matching/crop-search.bench.ts SEARCH=rotation).',
     }),
     DENSE_CROP_MIN_AGREEMENT: Type.Number({
       minimum: 0,

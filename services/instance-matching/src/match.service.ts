@@ -266,13 +266,13 @@ export function createMatcher(deps: MatcherDeps) {
   /**
    * The policy of a pair the caller ranks first (REFINE_TOP): the fine and resampled passes
    * open whatever the first-pass matches, and a low-texture pair the crop search leaves
-   * unconfirmed gets the rotation search.
+   * unconfirmed gets the rotation searches.
    */
   const ungated = (policy: VerifyPolicy): VerifyPolicy => ({
     ...policy,
     ...(policy.fineMinMatches !== undefined ? { fineMinMatches: 0 } : {}),
     ...(policy.resampleMinMatches !== undefined ? { resampleMinMatches: 0 } : {}),
-    ...(policy.denseCropSearch && config.DENSE_ROTATION_SEARCH ? { denseRotationSearch: true } : {}),
+    ...(policy.denseCropSearch && config.DENSE_ROTATION_SEARCH ? { denseRotationSearch: { minAgreement: config.DENSE_ROTATION_MIN_AGREEMENT, minPinning: config.DENSE_ROTATION_MIN_PINNING } } : {}),
   });
 
   /**

@@ -55,10 +55,11 @@ export interface VerifyPolicy extends VerifyOptions {
   denseCropSearch?: { minAgreement: number; minPinning: number };
   /**
    * When the crop search's placement is not confirmed either: place the upright copy inside
-   * the target turned by small angles (crop.search.ts rotationSearch), confirmed with the
-   * crop search's floors (needs `denseCropSearch`).
+   * the target turned by small angles, then as the target turned inside its own frame
+   * (crop.search.ts rotationSearch, inFrameTurn), confirmed with these floors: their own,
+   * as they try other placements than the crop search (needs `denseCropSearch`).
    */
-  denseRotationSearch?: boolean;
+  denseRotationSearch?: { minAgreement: number; minPinning: number };
   /**
    * The tone check (absent: never): a pair SIFT leaves undecided whose two pictures have one
    * aspect (within `maxAspectGap`, as a log ratio) is compared as a whole, upright copy on the

@@ -96,13 +96,14 @@ function verify(candidate: PreparedCandidate, target: TargetFeatures, policy: Ve
     // A strip, a corner or a zoom: the squashed, large-scale placements above cannot hold it.
     const crop = policy.denseCropSearch;
     if (confirm && crop && !held) {
-      const floors = { ...confirm, ...crop };
-      const holds = (c: { correlation: number; map: number[] }) => c.correlation >= confirm.minCorrelation && placementHolds(candidate.overlap, target.overlap, c.map, floors);
+      const holdsWith = (floors: { minAgreement: number; minPinning: number }) => (c: { correlation: number; map: number[] }) =>
+        c.correlation >= confirm.minCorrelation && placementHolds(candidate.overlap, target.overlap, c.map, { ...confirm, ...floors });
       const c = cropSearch(candidate.overlap, target.overlap);
       // A copy turned by a small angle, cropped to fill or in its frame: the likeliest
       // neighbours only (REFINE_TOP), as it costs as much again.
-      const turned = () => rotationSearch(candidate.overlap, target.overlap).find(holds) ?? inFrameTurn(candidate.overlap, target.overlap).find(holds);
-      const r = holds(c) ? c : policy.denseRotationSearch ? turned() : undefined;
+      const turn = policy.denseRotationSearch;
+      const turned = (held: ReturnType<typeof holdsWith>) => rotationSearch(candidate.overlap, target.overlap).find(held) ?? inFrameTurn(candidate.overlap, target.overlap).find(held);
+      const r = holdsWith(crop)(c) ? c : turn ? turned(holdsWith(turn)) : undefined;
       if (r) dense.correlation = Math.max(r.correlation, dense.correlation ?? 0);
     }
   }
