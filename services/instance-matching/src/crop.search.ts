@@ -149,17 +149,14 @@ const ROTATION_REFINE = 0.85 ** 0.25;
 /** A turned copy keeps at least about half of the turned neighbour's frame (the crop ladder down to 0.53). */
 export const ROTATION_FRACTIONS = DENSE_CROP_FRACTIONS.filter((f) => f >= 0.5);
 
-const rotated = new WeakMap<GreyImage, Map<number, SearchPlanes | null>>();
-
 /**
  * The neighbour's shrunk thumbnail turned by `deg` about its centre onto a canvas that holds
  * all of it (edges replicated outwards, so the canvas border adds no edge of its own), and
- * the map from that canvas back to the neighbour's overlap thumbnail.
+ * the map from that canvas back to the neighbour's overlap thumbnail. Not kept with the
+ * target (up to 14 angles of a few thousand pixels each, for a few of the targets a worker
+ * holds): a turn costs a small fraction of the placements tried in it.
  */
 function rotatedPlanes(target: GreyImage, deg: number): SearchPlanes | null {
-  const byAngle = rotated.get(target) ?? new Map<number, SearchPlanes | null>();
-  rotated.set(target, byAngle);
-  if (byAngle.has(deg)) return byAngle.get(deg)!;
   const t = targetPlanes(target);
   const [w, h] = [t.grey.cols, t.grey.rows];
   const [cos, sin] = [Math.cos((deg * Math.PI) / 180), Math.sin((deg * Math.PI) / 180)];
@@ -170,9 +167,7 @@ function rotatedPlanes(target: GreyImage, deg: number): SearchPlanes | null {
   const grey = t.grey.warpAffine(new cv.Mat([turn.slice(0, 3), turn.slice(3, 6)], cv.CV_64F), new cv.Size(W, H), cv.INTER_LINEAR, cv.BORDER_REPLICATE);
   const edges = gradientMagnitude(grey);
   const back = invert3x3(turn)!;
-  const p = isFlat(grey) || isFlat(edges) ? null : { grey, edges, toTarget: mul3(resizeMap(target.width / w, target.height / h), back) };
-  byAngle.set(deg, p);
-  return p;
+  return isFlat(grey) || isFlat(edges) ? null : { grey, edges, toTarget: mul3(resizeMap(target.width / w, target.height / h), back) };
 }
 
 /**
@@ -202,8 +197,10 @@ export const ROTATION_KEEP = 3;
 export function rotationSearch(copy: GreyImage, target: GreyImage): CropPlacement[] {
   if (copy.width < MIN_TEMPLATE || target.width < MIN_TEMPLATE * SHRINK) return [];
   const c = copyPlanes(copy);
+  const turns = new Map<number, SearchPlanes | null>();
   const at = (deg: number, fraction: number) => {
-    const t = rotatedPlanes(target, deg);
+    if (!turns.has(deg)) turns.set(deg, rotatedPlanes(target, deg));
+    const t = turns.get(deg);
     return t ? bestPlacement(copy, c, t, [0], [fraction], NO_PLACEMENT) : NO_PLACEMENT;
   };
   const found: Array<CropPlacement & { angle: number }> = [];
