@@ -13,10 +13,10 @@
  * each with its own CACHE, then FROM_PAIRS all of them).
  *
  * SEARCH=rotation: the rotation search and the turn in the frame instead (crop.search.ts
- * rotationSearch, inFrameTurn: the service runs them for its REFINE_TOP neighbours), on the pairs where the crop search's own
- * placement is not confirmed with the config's floors; a pair passes when one of its kept
- * placements does. Its floors are the crop search's (the same evidence, more placements):
- * the curve shows whether they hold for it.
+ * rotationSearch, inFrameTurn: the service runs them for its REFINE_TOP neighbours), on the
+ * pairs where the crop search's own placement is not confirmed with the config's floors; a
+ * pair passes when one of its kept placements does. Their floors are their own
+ * (DENSE_ROTATION_MIN_AGREEMENT / _PINNING), chosen by the same rule on this curve.
  *
  * Pairs: every dev query against every indexed original and sampled distractor where the
  * service would run the dense path (the fewer keypoints of the two under
@@ -54,7 +54,8 @@ interface Described { thumb: GreyImage; overlap: GreyImage; keypoints: number; e
 const { truth, halfOf } = await devSet(dev);
 
 let pairs: PairRow[];
-if (process.env.FROM_PAIRS) pairs = await keptRows<PairRow>(process.env.FROM_PAIRS);
+// Caches written before the rotation search hold one placement's fields on the row itself.
+if (process.env.FROM_PAIRS) pairs = (await keptRows<PairRow & Partial<Placed>>(process.env.FROM_PAIRS)).map((r) => (r.placements ? r : { ...r, placements: [r as Placed] }));
 else {
   const missed = process.env.MISSED ? await missedQueries(process.env.MISSED) : new Set<string>();
   const floors = { minStructure: config.OVERLAP_MIN_STRUCTURE, minAgreement: config.OVERLAP_MIN_AGREEMENT, minPinning: config.DENSE_MIN_PINNING };
