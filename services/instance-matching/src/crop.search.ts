@@ -13,8 +13,8 @@
  * with the overlap check's agreement and pinning rules (overlap.check.ts), exactly as it
  * confirms the dense check's own placements.
  */
-import { gradientMagnitude, isFlat } from './dense.check.js';
-import { copyOut, cv, toMat, type GreyImage } from './opencv.binding.js';
+import { gradientMagnitude, isFlat, pixelsOf } from './dense.check.js';
+import { cv, toMat, type GreyImage } from './opencv.binding.js';
 import { aspectGap } from './tone.check.js';
 import { invert3x3, mul3 } from './transform.geometry.js';
 
@@ -278,7 +278,6 @@ function maskedCorrelation(a: Float32Array, b: Float32Array, valid: Float32Array
 
 const MARGIN = 2;
 const ERODE = new cv.Mat(2 * MARGIN + 1, 2 * MARGIN + 1, cv.CV_8U, 1);
-const pixels = (m: cv.Mat): Float32Array => copyOut(m.getData(), new Float32Array(m.rows * m.cols));
 
 /**
  * A turn in the frame: the copy keeps the target's frame and shows the picture turned by a
@@ -296,7 +295,7 @@ export function inFrameTurn(copy: GreyImage, target: GreyImage): CropPlacement[]
   const t = targetPlanes(target);
   if (isFlat(t.grey) || isFlat(t.edges)) return [];
   const c = shrunkCopy(copy, copyPlanes(copy));
-  const [tg, te] = [pixels(t.grey), pixels(t.edges)];
+  const [tg, te] = [pixelsOf(t.grey), pixelsOf(t.edges)];
   const [W, H] = [t.grey.cols, t.grey.rows];
   const size = new cv.Size(W, H);
   // Overlap-thumbnail px <-> search px, each way (pixel centres).
@@ -308,10 +307,10 @@ export function inFrameTurn(copy: GreyImage, target: GreyImage): CropPlacement[]
     const m = mul3(targetDown, mul3(map, copyUp));
     const affine = new cv.Mat([m.slice(0, 3), m.slice(3, 6)], cv.CV_64F);
     const warped = (p: cv.Mat) => p.warpAffine(affine, size, cv.INTER_LINEAR, cv.BORDER_CONSTANT);
-    const warp = (p: cv.Mat) => pixels(warped(p));
+    const warp = (p: cv.Mat) => pixelsOf(warped(p));
     // Two pixels in from both frames: at the true placement the copy's fill border lands on
     // the target's frame, and the copy's gradient there is that border's, not the picture's.
-    const valid = pixels(warped(c.ones).erode(ERODE));
+    const valid = pixelsOf(warped(c.ones).erode(ERODE));
     for (let y = 0; y < H; y++) {
       for (let x = 0; x < W; x++) if (x < MARGIN || y < MARGIN || x >= W - MARGIN || y >= H - MARGIN) valid[y * W + x] = 0;
     }

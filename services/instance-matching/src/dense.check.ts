@@ -56,7 +56,8 @@ export function gradientMagnitude(m: cv.Mat): cv.Mat {
 
 const S = DENSE_THUMB;
 const O = ORIENTATION_MAPS.length;
-const pixelsOf = (m: cv.Mat): Float32Array => copyOut(m.getData(), new Float32Array(m.rows * m.cols));
+/** A float plane's pixels, row-major (a copy: the Mat's buffer may be reused). */
+export const pixelsOf = (m: cv.Mat): Float32Array => copyOut(m.getData(), new Float32Array(m.rows * m.cols));
 
 /**
  * The 8 orientations of a square plane side by side, so that one matchTemplate call
