@@ -102,7 +102,7 @@ function verify(candidate: PreparedCandidate, target: TargetFeatures, policy: Ve
       // A copy turned by a small angle, cropped to fill or in its frame: the likeliest
       // neighbours only (REFINE_TOP), as it costs as much again.
       const turn = policy.denseRotationSearch;
-      const turned = (held: ReturnType<typeof holdsWith>) => rotationSearch(candidate.overlap, target.overlap).find(held) ?? inFrameTurn(candidate.overlap, target.overlap).find(held);
+      const turned = (holds: ReturnType<typeof holdsWith>) => rotationSearch(candidate.overlap, target.overlap).find(holds) ?? inFrameTurn(candidate.overlap, target.overlap).find(holds);
       const r = holdsWith(crop)(c) ? c : turn ? turned(holdsWith(turn)) : undefined;
       if (r) dense.correlation = Math.max(r.correlation, dense.correlation ?? 0);
     }
